@@ -1,0 +1,259 @@
+"""Probes: measurements the trainer calls on a schedule. A probe knows nothing of the trainer.
+
+Each probe has a `name`, the history `columns` it fills, a cadence (`due(step, last)`) and
+`measure(ctx) -> (scalars: dict, spectra_rows: list[(kind, layer, index, value)])`. The context holds
+the model at theta_t (gradients of the step's batch in `.grad`, except at the final step), the loss,
+the probe batch, the test set and the optimiser. Measurement probes import their instrument on first
+use, so a run without them pays nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import ProbeSpec
+
+
+@dataclass
+class ProbeContext:
+    """What a probe may look at (read-only by convention; probes must not change weights or .grad)."""
+
+    model: torch.nn.Module
+    loss_fn: object
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    spec: object
+    generator: torch.Generator
+    init_params: list
+    init_norm: float
+    classification: bool
+    step: int = 0
+    lr: float = 0.0
+    last: bool = False
+    state: dict = field(default_factory=dict)  # per-probe memory, e.g. warm-start vectors
+
+
+class Probe:
+    """Base: measure every `every` steps (0 = never) and at the final step."""
+
+    name = "probe"
+    columns: tuple[str, ...] = ()
+    needs_finite = True
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def due(self, step: int, last: bool) -> bool:
+        return self.every > 0 and (step % self.every == 0 or last)
+
+    def measure(self, ctx: ProbeContext):
+        raise NotImplementedError
+
+
+class NormsProbe(Probe):
+    """Gradient norm, parameter norm and relative weight change ||theta - theta_0|| / ||theta_0||."""
+
+    name = "norms"
+    columns = ("grad_norm", "param_norm", "weight_change")
+    needs_finite = False
+
+    def measure(self, ctx):
+        params = list(ctx.model.parameters())
+        grads = [p.grad for p in params if p.grad is not None]
+        out = {}
+        if grads and not ctx.last:
+            out["grad_norm"] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item()
+        with torch.no_grad():
+            out["param_norm"] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params))).item()
+            diffs = torch._foreach_sub(params, ctx.init_params)
+            change = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs))).item()
+        out["weight_change"] = change / ctx.init_norm if ctx.init_norm > 0 else float("nan")
+        return out, []
+
+
+class LayerNormsProbe(Probe):
+    """Squared Frobenius norm of each weight layer and differences of consecutive layers.
+
+    For bias-free homogeneous nets (ReLU / linear) under gradient flow, ||W_{l+1}||^2 - ||W_l||^2 is
+    conserved (Du et al. 2018): columns `wnorm2_<l>` and `balance_<l>` = wnorm2_{l+1} - wnorm2_l.
+    """
+
+    name = "layer_norms"
+    needs_finite = False
+
+    def measure(self, ctx):
+        from .models import weight_layers
+
+        norms = [float(layer.weight.detach().double().pow(2).sum()) for _, layer in weight_layers(ctx.model)]
+        out = {f"wnorm2_{i}": v for i, v in enumerate(norms)}
+        out.update({f"balance_{i}": norms[i + 1] - norms[i] for i in range(len(norms) - 1)})
+        return out, []
+
+
+class SharpnessProbe(Probe):
+    """Top Hessian eigenvalue of the training loss, warm-started from the previous top vector."""
+
+    name = "sharpness"
+    columns = ("sharpness", "sharpness_hvps")
+
+    def __init__(self, every: int, tol: float):
+        super().__init__(every)
+        self.tol = tol
+
+    def measure(self, ctx):
+        from .curvature import top_eigenvalues
+
+        res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=1, tol=self.tol,
+                              v0=ctx.state.get("sharpness_v"), generator=ctx.generator)
+        ctx.state["sharpness_v"] = res.vectors[0].detach()
+        return {"sharpness": float(res.values[0]), "sharpness_hvps": res.n_hvp}, []
+
+
+class TopKProbe(Probe):
+    """Top-k Hessian eigenvalues (largest algebraic) as spectra rows of kind `hessian_topk`."""
+
+    name = "hessian_topk"
+
+    def __init__(self, every: int, k: int):
+        super().__init__(every)
+        self.k = k
+
+    def measure(self, ctx):
+        from .curvature import top_eigenvalues
+
+        res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=self.k, tol=1e-3,
+                              v0=ctx.state.get("topk_v"), generator=ctx.generator)
+        ctx.state["topk_v"] = res.vectors.detach()
+        return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(res.values)]
+
+
+class PrecondSharpnessProbe(Probe):
+    """Top eigenvalue of P^-1 H with Adam's current preconditioner (Cohen et al. 2022)."""
+
+    name = "precond_sharpness"
+    columns = ("precond_sharpness",)
+
+    def measure(self, ctx):
+        from .curvature import preconditioned_sharpness
+
+        if not ctx.optimizer.state:
+            return {"precond_sharpness": float("nan")}, []  # no Adam statistics before the first update
+        value = preconditioned_sharpness(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, ctx.optimizer,
+                                         generator=ctx.generator)
+        return {"precond_sharpness": float(value)}, []
+
+
+class DensityProbe(Probe):
+    """Hessian spectral density by stochastic Lanczos quadrature: rows (hessian_density_x/_y)."""
+
+    name = "hessian_density"
+
+    def measure(self, ctx):
+        from .curvature import spectral_density
+
+        grid, density = spectral_density(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, generator=ctx.generator)
+        rows = [("hessian_density_x", "all", i, float(v)) for i, v in enumerate(grid)]
+        rows += [("hessian_density_y", "all", i, float(v)) for i, v in enumerate(density)]
+        return {}, rows
+
+
+class WeightSpectraProbe(Probe):
+    """Per-layer weight ESD (rows `weight_esd`) and summaries: alpha, MP fit (columns per layer)."""
+
+    name = "weight_spectra"
+    needs_finite = True
+
+    def measure(self, ctx):
+        from .spectra import esd_rows, layer_summaries
+
+        summary = layer_summaries(ctx.model)
+        scalars = {}
+        for _, r in summary.iterrows():
+            scalars[f"alpha_{r['layer']}"] = float(r["alpha"])
+            scalars[f"mp_ks_{r['layer']}"] = float(r["mp_ks"])
+        if len(summary):
+            scalars["alpha_mean"] = float(np.nanmean(summary["alpha"].to_numpy(dtype=float)))
+        table = esd_rows(ctx.model, ctx.step)
+        rows = [(r.kind, r.layer, int(r.index), float(r.value)) for r in table.itertuples()]
+        return scalars, rows
+
+
+class NTKProbe(Probe):
+    """Empirical NTK on the first `points` examples: top eigenvalues and distance from the initial NTK."""
+
+    name = "ntk"
+    columns = ("ntk_top", "ntk_trace", "ntk_distance")
+
+    def __init__(self, every: int, points: int):
+        super().__init__(every)
+        self.points = points
+
+    def measure(self, ctx):
+        from .ntk import empirical_ntk, kernel_distance
+
+        kernel = empirical_ntk(ctx.model, ctx.inputs[: self.points])
+        ctx.state.setdefault("ntk_0", kernel)
+        evals = np.sort(np.linalg.eigvalsh(kernel))[::-1]
+        rows = [("ntk_eig", "all", i, float(v)) for i, v in enumerate(evals[:32])]
+        return {"ntk_top": float(evals[0]), "ntk_trace": float(np.trace(kernel)),
+                "ntk_distance": float(kernel_distance(ctx.state["ntk_0"], kernel))}, rows
+
+
+class NoiseProbe(Probe):
+    """Gradient noise scale B_simple = tr(Sigma) / |G|^2 on the probe batch (McCandlish et al. 2018)."""
+
+    name = "noise_scale"
+    columns = ("noise_scale",)
+
+    def measure(self, ctx):
+        from .noise import noise_scale
+
+        return {"noise_scale": float(noise_scale(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets).b_simple)}, []
+
+
+class CollapseProbe(Probe):
+    """Neural-collapse metrics NC1-NC4 of the penultimate features on the probe batch."""
+
+    name = "collapse"
+    columns = ("nc1", "nc2_equinorm", "nc2_equiangle", "nc3", "nc4")
+
+    def measure(self, ctx):
+        from .collapse import neural_collapse, penultimate_features
+
+        if not ctx.classification:
+            raise ValueError("neural-collapse metrics need a classification dataset")
+        feats, readout = penultimate_features(ctx.model, ctx.inputs)
+        labels = ctx.targets.argmax(dim=1) if ctx.targets.ndim > 1 else ctx.targets
+        m = neural_collapse(feats, labels.cpu().numpy(), classifier_weight=readout)
+        return {"nc1": m.nc1, "nc2_equinorm": m.nc2_equinorm, "nc2_equiangle": m.nc2_equiangle,
+                "nc3": m.nc3, "nc4": m.nc4_ncc_agreement}, []
+
+
+def build_probes(spec: ProbeSpec) -> list[Probe]:
+    """The probes a ProbeSpec asks for, cheapest first."""
+    probes: list[Probe] = [NormsProbe(spec.log_every)]
+    if spec.layer_norms:
+        probes.append(LayerNormsProbe(spec.log_every))
+    if spec.sharpness_every:
+        probes.append(SharpnessProbe(spec.sharpness_every, spec.sharpness_tol))
+    if spec.topk_every:
+        probes.append(TopKProbe(spec.topk_every, spec.topk))
+    if spec.precond_sharpness_every:
+        probes.append(PrecondSharpnessProbe(spec.precond_sharpness_every))
+    if spec.density_every:
+        probes.append(DensityProbe(spec.density_every))
+    if spec.esd_every:
+        probes.append(WeightSpectraProbe(spec.esd_every))
+    if spec.ntk_every:
+        probes.append(NTKProbe(spec.ntk_every, spec.ntk_points))
+    if spec.noise_every:
+        probes.append(NoiseProbe(spec.noise_every))
+    if spec.collapse_every:
+        probes.append(CollapseProbe(spec.collapse_every))
+    return probes
