@@ -224,10 +224,10 @@ class CollapseProbe(Probe):
     columns = ("nc1", "nc2_equinorm", "nc2_equiangle", "nc3", "nc4")
 
     def measure(self, ctx):
-        from .collapse import neural_collapse, penultimate_features
-
         if not ctx.classification:
             raise ValueError("neural-collapse metrics need a classification dataset")
+        from .collapse import neural_collapse, penultimate_features
+
         feats, readout = penultimate_features(ctx.model, ctx.inputs)
         labels = ctx.targets.argmax(dim=1) if ctx.targets.ndim > 1 else ctx.targets
         m = neural_collapse(feats, labels.cpu().numpy(), classifier_weight=readout)
