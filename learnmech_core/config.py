@@ -237,6 +237,8 @@ class ProbeSpec:
 
     `log_every` sets the history cadence; measurement cadences should be multiples of it.
     `probe_batch` limits curvature/NTK/noise probes to the first N training examples (0 = all).
+    `extra` names further probes as 'learnmech_core.module:ProbeClass' (a `probes.Probe` subclass built
+    as `cls(every)`), measured every `extra_every` steps (0: every `log_every`).
     """
 
     log_every: int = 1
@@ -254,6 +256,9 @@ class ProbeSpec:
     layer_norms: bool = False
     probe_batch: int = 0
     save_weights: bool = True
+    extra: tuple[str, ...] = ()
+    extra_every: int = 0
+
 
     def __post_init__(self):
         caps = current_caps()
@@ -266,6 +271,12 @@ class ProbeSpec:
         _set(self, "topk", _int("probes.topk", self.topk, 1, 100))
         _set(self, "ntk_points", _int("probes.ntk_points", self.ntk_points, 2, 1024))
         _set(self, "probe_batch", _int("probes.probe_batch", self.probe_batch, 0, caps.max_samples))
+        _set(self, "extra_every", _int("probes.extra_every", self.extra_every, 0, caps.max_steps))
+        extra = tuple(self.extra)
+        for path in extra:
+            if not (isinstance(path, str) and path.startswith("learnmech_core.") and ":" in path):
+                raise ValueError(f"probes.extra entries must be 'learnmech_core.module:ProbeClass' (got {path!r})")
+        _set(self, "extra", extra)
         for name in ("layer_norms", "save_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"probes.{name} must be true or false (got {getattr(self, name)!r})")
@@ -425,7 +436,7 @@ def _decode(path: str, raw: str, hint) -> object:
         return None
     try:
         if "tuple" in hint_s:
-            item = float if "float" in hint_s else int
+            item = float if "float" in hint_s else str if "str" in hint_s else int
             return [item(t) for t in text.split(",") if t.strip()]
         if hint is bool or hint_s == "bool":
             if text.lower() not in ("true", "false", "1", "0"):

@@ -256,4 +256,19 @@ def build_probes(spec: ProbeSpec) -> list[Probe]:
         probes.append(NoiseProbe(spec.noise_every))
     if spec.collapse_every:
         probes.append(CollapseProbe(spec.collapse_every))
+    for path in spec.extra:
+        probes.append(load_probe_class(path)(spec.extra_every or spec.log_every))
     return probes
+
+
+def load_probe_class(path: str) -> type[Probe]:
+    """Import 'learnmech_core.module:ProbeClass' (only inside this package; must subclass Probe)."""
+    import importlib
+
+    module_name, _, attr = path.partition(":")
+    if not module_name.startswith("learnmech_core."):
+        raise ValueError(f"probes.extra must name a probe inside learnmech_core (got {path!r})")
+    cls = getattr(importlib.import_module(module_name), attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Probe)):
+        raise ValueError(f"probes.extra {path!r} is not a Probe class")
+    return cls
