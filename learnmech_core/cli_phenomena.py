@@ -1,0 +1,82 @@
+"""`phenomena` (list the catalogue) and `verify NAME` (run it, store its runs, print the verdict).
+
+`verify` exits 0 whether or not the prediction holds (a failed prediction is a result) and 1 only on
+errors while running; bad names or sizes are usage errors (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .cli import UsageError
+
+
+def cmd_phenomena(args) -> int:
+    from . import phenomena
+
+    for ph in phenomena.all_phenomena():
+        if args.json:
+            print(json.dumps(ph.card()))
+        else:
+            print(f"{ph.name:28s} [{ph.direction:15s}] {ph.title}")
+    return 0
+
+
+def format_table(result) -> str:
+    """The verdict table as text: one line per run, then the overall verdict."""
+    lines = [f"{'key':16s} {'arch':12s} {'dataset':18s} {'status':9s} {'measured':>10s}  verdict"]
+    for r in result.verdict.per_run:
+        measured = "" if r.get("measured") is None else f"{r['measured']:.4g}"
+        word = {True: "holds", False: "fails", None: ""}[r.get("passed")]
+        lines.append(f"{r['key']:16s} {r['arch']:12s} {r['dataset']:18s} {r.get('status', ''):9s} {measured:>10s}  {word}")
+    v = result.verdict
+    lines.append(f"{result.name}: {v.summary()}  [{result.seconds:.1f} s]")
+    lines.append(v.explanation)
+    return "\n".join(lines)
+
+
+def cmd_verify(args) -> int:
+    from . import phenomena
+    from .cli import _store
+    from .phenomena.runner import run_phenomenon
+
+    try:
+        phenomena.get(args.name)
+        archs = args.arch.split(",") if args.arch else None
+        datasets = args.dataset.split(",") if args.dataset else None
+        phenomena.get(args.name).specs(args.size, archs, datasets)  # validate before any work
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=args.name, file=sys.stderr, leave=False, unit="run")
+
+    def progress(done, total, key):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = run_phenomenon(args.name, args.size, archs, datasets, store=_store(args), on_progress=progress,
+                                device=args.device)
+    except Exception as err:  # an error while running, not a failed prediction
+        bar.close()
+        print(f"learnmech: error while running {args.name}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    bar.close()
+    print(json.dumps(result.to_json_dict()) if args.json else format_table(result))
+    return 0
+
+
+def register(commands: dict) -> None:
+    def verify_args(p):
+        p.add_argument("name")
+        p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
+        p.add_argument("--arch", help="comma-separated architectures (default: the phenomenon's grid)")
+        p.add_argument("--dataset", help="comma-separated datasets (default: the phenomenon's grid)")
+        p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override the runs' device")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    commands["phenomena"] = (lambda p: p.add_argument("--json", action="store_true"), cmd_phenomena,
+                             "list the phenomena")
+    commands["verify"] = (verify_args, cmd_verify, "run a phenomenon and print its verdict")
