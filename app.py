@@ -1,0 +1,46 @@
+"""learnmech explorer: `streamlit run app.py`.
+
+Entry point: page setup, the shared sidebar, and navigation over the pages in `pages/`. Everything a
+page shows comes from the core (`learnmech_core`) and its figure builders (`learnmech_core.plots`).
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # `streamlit run` from anywhere finds the packages next to this file
+    sys.path.insert(0, str(ROOT))
+
+from learnmech_app import sidebar  # noqa: E402
+
+PRESENTING = str(st.query_params.get("present", "")).lower() in ("true", "1")
+st.set_page_config(page_title="learnmech: learning mechanics explorer", page_icon=":material/insights:",
+                   layout="wide", initial_sidebar_state="collapsed" if PRESENTING else "auto")
+
+PAGES = {
+    "Learning mechanics": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/phenomena.py", title="Phenomena", icon=":material/science:"),
+    ],
+    "Experiment": [
+        st.Page("pages/explore.py", title="Explore", icon=":material/play_circle:"),
+        st.Page("pages/your_data.py", title="Your own data", icon=":material/upload_file:"),
+    ],
+    "Analyse": [
+        st.Page("pages/spectra.py", title="Spectra and landscape", icon=":material/ssid_chart:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
+        st.Page("pages/runs.py", title="Runs", icon=":material/table_view:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+sidebar.render()
+try:
+    page.run()
+except Exception as err:  # a safety net: a message in the page, the traceback only in the server log
+    logging.getLogger("learnmech.app").exception("page %s failed", page.title)
+    st.error(f"Unexpected problem on this page ({type(err).__name__}: {err}). Reload the page; if it happens "
+             "again, please report it with this message.", icon=":material/error:")

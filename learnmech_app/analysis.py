@@ -1,0 +1,111 @@
+"""Measurements the Spectra page makes on a stored run, cached by run key and options.
+
+These call the core (`spectra`, `curvature`, `landscape`, `train.build_model`) on a stored run's
+recorded eigenvalues or final weights; nothing here is new science. Results are cached with
+`st.cache_data` keyed by the run key and plain options (never tensors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from learnmech_core import spectra as core_spectra
+from learnmech_core.train import build_model, loss_function
+
+from . import resources
+
+MAX_LANDSCAPE_EXAMPLES = 512
+
+
+def _run(key: str):
+    run, _ = resources.load_run(key)
+    if run is None:
+        raise ValueError(f"run {key} is not in the store or the gallery")
+    return run
+
+
+def layer_shape(run, layer: str) -> tuple[int, ...] | None:
+    """Shape of a layer's weight from the run's saved weights (None when weights were not saved)."""
+    if run.weights and layer in run.weights:
+        return tuple(run.weights[layer].shape)
+    return None
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def esd_fits(key: str, step: int, layer: str) -> dict:
+    """Eigenvalues of a layer's ESD at a step, with the MP fit (needs the shape) and the power-law fit."""
+    run = _run(key)
+    s = run.spectra
+    rows = s[(s["kind"] == "weight_esd") & (s["step"] == step) & (s["layer"] == layer)].sort_values("index")
+    ev = rows["value"].to_numpy(dtype=float)
+    out = {"eigenvalues": ev, "mp": None, "power_law": None, "notes": []}
+    if len(ev) < 2:
+        out["notes"].append("too few eigenvalues for a fit")
+        return out
+    shape = layer_shape(run, layer)
+    if shape is not None:
+        n, m = max(shape[0], int(np.prod(shape[1:]))), min(shape[0], int(np.prod(shape[1:])))
+        try:
+            out["mp"] = core_spectra.marchenko_pastur_fit(ev, m / n)
+        except ValueError as err:
+            out["notes"].append(f"no Marchenko–Pastur fit: {err}")
+    else:
+        out["notes"].append("no Marchenko–Pastur fit: the run kept no weights, so the layer's shape is unknown")
+    try:
+        out["power_law"] = core_spectra.power_law_alpha(ev)
+    except ValueError as err:
+        out["notes"].append(f"no power-law fit: {err}")
+    return out
+
+
+def esd_layers(run, step: int) -> list[str]:
+    s = run.spectra
+    if not len(s):
+        return []
+    rows = s[(s["kind"] == "weight_esd") & (s["step"] == step)]
+    return list(dict.fromkeys(rows["layer"].astype(str)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def landscape(key: str, directions: str, dims: int, radius: float, points: int, seed: int) -> pd.DataFrame:
+    """Loss around the run's final weights along random (filter-normalised) or top-Hessian directions.
+
+    1-D: columns alpha, loss, direction (one slice per direction, two directions); 2-D: alpha, beta, loss.
+    """
+    from learnmech_core import curvature
+    from learnmech_core import landscape as core_landscape
+
+    run = _run(key)
+    if not run.weights:
+        raise ValueError("this run kept no weights (probes.save_weights was off or the model was too large)")
+    model, data = build_model(run.spec, weights=run.weights)
+    model.eval()
+    loss_fn = loss_function(run.spec.optim.loss)
+    n = min(len(data.x_train), MAX_LANDSCAPE_EXAMPLES)
+    dtype = next(model.parameters()).dtype
+    x = data.x_train[:n]
+    x = x.to(dtype) if x.is_floating_point() else x
+    y = data.targets(data.y_train[:n], run.spec.optim.loss)
+    y = y.to(dtype) if y.is_floating_point() else y
+    if directions == "hessian":
+        vecs = curvature.top_eigenvalues(model, loss_fn, x, y, k=2, tol=1e-3,
+                                         generator=torch.Generator().manual_seed(seed)).vectors
+        d1, d2 = vecs[0], vecs[1]
+        names = ("top Hessian eigenvector 1", "top Hessian eigenvector 2")
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        d1 = core_landscape.random_direction(model, gen, filter_normalize=True)
+        d2 = core_landscape.random_direction(model, gen, filter_normalize=True)
+        names = ("random direction 1", "random direction 2")
+    grid = np.linspace(-radius, radius, points)
+    if dims == 1:
+        parts = []
+        for d, name in zip((d1, d2), names):
+            part = core_landscape.loss_slice_1d(model, loss_fn, x, y, d, grid)
+            part["direction"] = name
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+    return core_landscape.loss_slice_2d(model, loss_fn, x, y, d1, d2, grid, grid)

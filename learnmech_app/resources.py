@@ -1,0 +1,150 @@
+"""Shared resources and caches of the app (one server process, many sessions).
+
+`st.cache_resource` holds read-only or thread-safe shared objects: the run store, the gallery, the
+training `Limiter`. `st.cache_data` holds finished runs and listings, keyed by store root and run key
+(never by tensors or big arrays). The gallery is read-only and shipped, so its listing is cached for
+the life of the process; the store's listing is cheap (SQLite) and read fresh.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from learnmech_core.config import current_caps
+from learnmech_core.store import RunStore, default_root, gallery_root
+from learnmech_core.train import Run
+
+from .jobs import Limiter
+
+
+@st.cache_resource(show_spinner=False)
+def _store_at(root: str) -> RunStore:
+    return RunStore(root)
+
+
+def store() -> RunStore:
+    """The writable run store (LEARNMECH_HOME, default ~/.cache/learnmech)."""
+    return _store_at(str(default_root()))
+
+
+@st.cache_resource(show_spinner=False)
+def _gallery_at(root: str) -> RunStore:
+    return RunStore(root, readonly=True)
+
+
+def gallery() -> RunStore:
+    """The shipped, precomputed gallery (data/gallery), read-only; empty when not built yet."""
+    return _gallery_at(str(gallery_root()))
+
+
+def gallery_present() -> bool:
+    return (gallery_root() / "runs").is_dir() and any((gallery_root() / "runs").iterdir())
+
+
+@st.cache_resource(show_spinner=False)
+def _limiter(profile: str, slots: int) -> Limiter:
+    return Limiter(slots)
+
+
+def limiter() -> Limiter:
+    """The server-wide queue capping concurrent training (caps.max_concurrent_runs)."""
+    caps = current_caps()
+    return _limiter(caps.profile, caps.max_concurrent_runs)
+
+
+def sources() -> list[RunStore]:
+    """Stores a finished run may come from, in lookup order: the session-shared store, then the gallery."""
+    return [store(), gallery()]
+
+
+# ------------------------------------------------------------------------------------------------
+# runs
+
+
+class _Missing(Exception):
+    pass
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _load(root: str, key: str, readonly: bool) -> Run:
+    st_ = _gallery_at(root) if readonly else _store_at(root)
+    run = st_.get(key)
+    if run is None:
+        raise _Missing(key)  # exceptions are not cached: a run stored later is found then
+    return run
+
+
+def load_run(key: str) -> tuple[Run | None, str]:
+    """(run, 'store' | 'gallery') for a key, or (None, '') when neither has it."""
+    for name, src in (("store", store()), ("gallery", gallery())):
+        try:
+            if src.has(key):
+                return _load(str(src.root), key, src.readonly), name
+        except (_Missing, ValueError):
+            continue
+    return None, ""
+
+
+def forget_run(key: str) -> None:
+    """Drop cached copies after a delete (the cache is shared by all sessions)."""
+    _load.clear()
+
+
+@st.cache_data(show_spinner=False, ttl=3600)
+def _gallery_listing(root: str, mtime: float) -> pd.DataFrame:
+    return _gallery_at(root).list()
+
+
+def run_index() -> pd.DataFrame:
+    """All runs of the store and the gallery: index columns plus `source` (store | gallery)."""
+    parts = []
+    try:
+        mine = store().list()
+        mine.insert(1, "source", "store")
+        parts.append(mine)
+    except Exception:
+        pass
+    g = gallery()
+    runs_dir = Path(g.root) / "runs"
+    if runs_dir.is_dir():
+        listing = _gallery_listing(str(g.root), runs_dir.stat().st_mtime).copy()
+        listing.insert(1, "source", "gallery")
+        parts.append(listing)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=["key", "source", "arch", "dataset", "status", "tags"])
+    table = pd.concat(parts, ignore_index=True)
+    return table.drop_duplicates("key", keep="first").reset_index(drop=True)
+
+
+def device_in_use() -> str:
+    """The device new runs train on, in words."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def profile_text() -> str:
+    caps = current_caps()
+    return (f"{caps.profile} profile: at most {caps.max_concurrent_runs} runs train at once, "
+            f"{caps.max_steps:,} steps, {caps.max_params:,} parameters, uploads up to {caps.max_upload_mb:g} MB")
+
+
+def store_location() -> str:
+    return str(default_root())
+
+
+def hosted() -> bool:
+    return current_caps().profile == "hosted"
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

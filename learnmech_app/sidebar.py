@@ -1,0 +1,52 @@
+"""The sidebar every page shares: presentation mode, device, store, profile, and the training queue."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from . import resources, ui
+from .live import session_job
+
+
+def render() -> bool:
+    """Draw the shared sidebar; returns whether presentation mode is on."""
+    with st.sidebar:
+        present = st.toggle("Presentation mode", key=ui.PRESENT_KEY, bind="query-params",
+                            help="Larger fonts and lines for projectors; controls start collapsed.")
+        st.caption(f":material/memory: **Device:** {resources.device_in_use()}")
+        st.caption(f":material/database: **Store:** `{resources.store_location()}`")
+        gallery = "present" if resources.gallery_present() else "not built yet (`python -m learnmech_core gallery build`)"
+        st.caption(f":material/photo_library: **Gallery:** {gallery}")
+        st.caption(f":material/cloud: **Profile:** {resources.profile_text()}")
+        _queue()
+    if present:
+        ui.presentation_css()
+    return bool(present)
+
+
+def _queue() -> None:
+    active = [j for j in (session_job("explore"), session_job("phenomena")) if j is not None and not j.done]
+    if active:
+        _queue_live()
+    else:
+        _queue_body()
+
+
+@st.fragment(run_every=2.0)
+def _queue_live() -> None:
+    _queue_body()
+
+
+def _queue_body() -> None:
+    running, waiting = resources.limiter().load()
+    slots = resources.limiter().slots
+    line = f":material/model_training: **Training now:** {running} of {slots} slots"
+    if waiting:
+        line += f", {waiting} waiting"
+    st.caption(line)
+    for name in ("explore", "phenomena"):
+        job = session_job(name)
+        if job is not None and not job.done:
+            job.heartbeat()
+            fraction, text = job.progress()
+            st.progress(fraction, text=f"{name.capitalize()}: {text}")

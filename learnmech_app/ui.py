@@ -1,0 +1,109 @@
+"""Small UI pieces every page uses: header, figures with downloads, tables with CSV, messages.
+
+Every figure is shown with an interactive-HTML download (generated only when clicked) and, where the
+`kaleido` exporter is installed, a PNG download; the chart's own camera button always saves a PNG
+from the browser. Every table gets a CSV download. Presentation mode (a URL-bound toggle in the
+sidebar) enlarges fonts and lines and collapses controls.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+PRESENT_KEY = "present"
+
+
+def presentation() -> bool:
+    """Whether presentation mode is on (the sidebar toggle, bound to ?present=true)."""
+    value = st.session_state.get(PRESENT_KEY)
+    if value is None:
+        raw = st.query_params.get(PRESENT_KEY, "")
+        return str(raw).lower() in ("true", "1")
+    return bool(value)
+
+
+def header(title: str, explanation: str) -> None:
+    """One clear title and a one-paragraph explanation (every page starts with this)."""
+    st.title(title)
+    st.markdown(explanation)
+
+
+def controls(label: str = "Settings", expanded: bool = True):
+    """A container for a page's controls: an expander, collapsed in presentation mode."""
+    return st.expander(label, expanded=expanded and not presentation(), icon=":material/tune:")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60] or "figure"
+
+
+def _png_available() -> bool:
+    return importlib.util.find_spec("kaleido") is not None
+
+
+def show_figure(fig: go.Figure, key: str, name: str | None = None, downloads: bool = True) -> None:
+    """Draw a Plotly figure with its downloads (HTML always; PNG when kaleido is installed)."""
+    name = name or _slug(str(fig.layout.title.text or key))
+    config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}}
+    st.plotly_chart(fig, key=f"chart_{key}", config=config)
+    if not downloads:
+        return
+    cols = st.columns([1, 1, 6])
+    cols[0].download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                            file_name=f"{name}.html", mime="text/html", key=f"html_{key}", on_click="ignore",
+                            icon=":material/download:", help="Interactive figure (opens in any browser, offline)")
+    if _png_available():
+        cols[1].download_button("PNG", data=lambda: fig.to_image(format="png", scale=2), file_name=f"{name}.png",
+                                mime="image/png", key=f"png_{key}", on_click="ignore", icon=":material/image:")
+
+
+def show_table(table: pd.DataFrame, name: str, **kwargs):
+    """A dataframe with a CSV download `<name>.csv`; returns what st.dataframe returns (a selection when on_select)."""
+    result = st.dataframe(table, **kwargs)
+    st.download_button("CSV", data=table.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
+                       key=f"csv_{name}", on_click="ignore", icon=":material/download:")
+    return result
+
+
+def error(err: Exception | str, prefix: str = "") -> None:
+    """An error in the user's language: the message, never a traceback."""
+    text = str(err) if not isinstance(err, str) else err
+    st.error(f"{prefix}{text}", icon=":material/error:")
+
+
+def share_link(note: str = "Link to this view") -> None:
+    """The page's address with its state (settings live in the query parameters)."""
+    try:
+        url = st.context.url or ""
+    except Exception:
+        url = ""
+    query = "&".join(f"{k}={v}" for k, values in st.query_params.to_dict().items()
+                     for v in (st.query_params.get_all(k) or [values]))
+    base = url.split("?")[0] if url else ""
+    with st.popover(note, icon=":material/link:"):
+        st.caption("Copy this link: it opens this page with the same settings.")
+        st.code(f"{base}?{query}" if query else (base or "(this page with default settings)"), language=None)
+
+
+def presentation_css() -> None:
+    """Larger text for projectors (charts are enlarged by their own layout)."""
+    st.html("""<style>
+    .stMainBlockContainer, .stMarkdown p, .stMarkdown li, label, .stCaption { font-size: 1.25rem !important; }
+    h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; } h3 { font-size: 1.8rem !important; }
+    </style>""")
+
+
+def status_badge(status: str) -> str:
+    """Colourful words for run statuses in markdown."""
+    return {"ok": ":green[ok]", "diverged": ":red[diverged]", "stopped": ":orange[stopped]",
+            "failed": ":red[failed]", "running": ":blue[running]", "queued": ":gray[queued]",
+            "stored": ":green[stored]"}.get(status, status)
+
+
+def verdict_badge(passed: bool | None) -> str:
+    return {True: ":green-badge[holds]", False: ":red-badge[fails]"}.get(passed, ":gray-badge[n/a]")

@@ -1,0 +1,458 @@
+"""Curves of one or many runs: training curves (live or finished), overlays, seed bands, thumbnails.
+
+Runs in, `go.Figure` out; nothing here trains or reads the store. A run's colour is its architecture's
+and its dash its dataset's (`style`), so the same run looks the same on every page. Every trace is
+downsampled to `style.MAX_POINTS`; non-finite values are gaps. A diverged run is drawn up to its last
+finite value and marked there with a cross; stopped and failed runs say so in the legend.
+
+x axes (`X_AXES`): `step`; `time_s` (wall time); `eta_t` = learning rate x step (the natural time of
+gradient flow, so runs at different learning rates overlay); `fraction` = step / total steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .style import arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
+
+X_AXES = {
+    "step": "step t",
+    "time_s": "wall time (s)",
+    "eta_t": "η·t (learning rate × step)",
+    "fraction": "fraction of training t / T",
+}
+
+METRIC_LABELS = {
+    "loss": "training loss (batch)",
+    "train_loss": "training loss (full set)",
+    "test_loss": "test loss",
+    "train_acc": "training accuracy",
+    "test_acc": "test accuracy",
+    "sharpness": "sharpness λ_max(H)",
+    "precond_sharpness": "preconditioned sharpness λ_max(P⁻¹H)",
+    "grad_norm": "gradient norm ‖∇L‖",
+    "param_norm": "parameter norm ‖θ‖",
+    "weight_change": "relative weight change ‖θ−θ₀‖/‖θ₀‖",
+    "lr": "learning rate η",
+    "ntk_top": "top NTK eigenvalue",
+    "ntk_trace": "NTK trace",
+    "ntk_distance": "NTK distance from initialisation",
+    "noise_scale": "gradient noise scale B_simple",
+    "nc1": "NC1 (within-class variability)",
+    "nc2_equinorm": "NC2 equinorm",
+    "nc2_equiangle": "NC2 equiangularity",
+    "nc3": "NC3 (self-duality)",
+    "nc4": "NC4 (nearest-class-centre disagreement)",
+    "alpha_mean": "mean power-law α of the weight spectra",
+}
+
+# columns that are bookkeeping, not measurements worth a chart of their own
+_NOT_METRICS = {"step", "time_s", "sharpness_hvps"}
+_ORDER = ["loss", "train_loss", "test_loss", "train_acc", "test_acc", "sharpness", "precond_sharpness",
+          "grad_norm", "weight_change", "param_norm", "lr"]
+_SHORT = {"model.width": "w", "model.depth": "d", "optim.lr": "η", "optim.batch_size": "B", "seed": "seed",
+          "model.param": "", "model.activation": "", "optim.name": "", "optim.loss": "loss", "data.n_train": "n"}
+
+
+def metric_label(name: str) -> str:
+    """Human axis label of a history column."""
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    for prefix, text in (("alpha_", "power-law α of "), ("mp_ks_", "MP KS distance of "),
+                         ("wnorm2_", "‖W‖² of layer "), ("balance_", "‖W_{l+1}‖² − ‖W_l‖², l = ")):
+        if name.startswith(prefix):
+            return text + name[len(prefix):]
+    return name.replace("_", " ")
+
+
+def metric_columns(runs: Iterable) -> list[str]:
+    """Recorded numeric history columns of the runs (any run), the usual ones first."""
+    seen: dict[str, None] = {}
+    for run in runs:
+        h = run.history
+        for c in h.columns:
+            if c not in _NOT_METRICS and pd.api.types.is_numeric_dtype(h[c]) and h[c].notna().any():
+                seen[c] = None
+    first = [c for c in _ORDER if c in seen]
+    return first + sorted(c for c in seen if c not in first)
+
+
+# ------------------------------------------------------------------------------------------------
+# labels
+
+
+def _flat(spec) -> dict:
+    out = {}
+
+    def walk(d, prefix):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+
+    walk(spec.to_dict(), "")
+    return out
+
+
+def spec_fields(spec) -> dict:
+    """The spec as a flat {dotted field: value} dict (lists as tuples)."""
+    return _flat(spec)
+
+
+def varying_fields(specs: Sequence) -> list[str]:
+    """Dotted spec fields whose values differ among the specs (in spec order)."""
+    flats = [_flat(s) for s in specs]
+    if len(flats) < 2:
+        return []
+    return [k for k in flats[0] if len({repr(f.get(k)) for f in flats}) > 1]
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def run_label(spec, varying: Sequence[str] = ()) -> str:
+    """'mlp · digits' plus the fields that tell this run apart from the others shown with it."""
+    parts = [f"{spec.model.arch} · {spec.data.name}"]
+    flat = _flat(spec)
+    for k in varying:
+        if k in ("model.arch", "data.name"):
+            continue
+        short = _SHORT.get(k, k.split(".")[-1])
+        parts.append(f"{short}={_fmt(flat.get(k))}" if short else _fmt(flat.get(k)))
+    return " ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if len(parts) > 1 else "")
+
+
+def run_labels(runs: Sequence) -> list[str]:
+    """Distinct, short legend labels for runs shown together."""
+    specs = [r.spec for r in runs]
+    labels = [run_label(s, varying_fields(specs)) for s in specs]
+    counts: dict[str, int] = {}
+    out = []
+    for lab, s in zip(labels, specs):  # identical specs (same key twice): number them
+        counts[lab] = counts.get(lab, 0) + 1
+        out.append(lab if counts[lab] == 1 else f"{lab} #{counts[lab]}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# data helpers
+
+
+def x_values(history: pd.DataFrame, spec, x: str) -> np.ndarray:
+    """The x coordinate of each history row for an axis in X_AXES."""
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {', '.join(X_AXES)} (got {x!r})")
+    step = history["step"].to_numpy(dtype=float) if "step" in history else np.arange(len(history), dtype=float)
+    if x == "step":
+        return step
+    if x == "time_s":
+        return history["time_s"].to_numpy(dtype=float) if "time_s" in history else np.full(len(history), np.nan)
+    if x == "eta_t":
+        return step * spec.optim.lr
+    return step / max(spec.optim.steps, 1)
+
+
+def smooth(y: np.ndarray, amount: float) -> np.ndarray:
+    """Debiased exponential moving average (TensorBoard's): amount 0 = raw, 0.99 = very smooth. NaN stay NaN."""
+    y = np.asarray(y, dtype=float)
+    if not amount or amount <= 0 or len(y) < 2:
+        return y
+    amount = min(float(amount), 0.999)
+    out = np.full_like(y, np.nan)
+    avg, weight = 0.0, 0.0
+    for i, v in enumerate(y):
+        if not math.isfinite(v):
+            continue
+        avg = amount * avg + (1 - amount) * v
+        weight = amount * weight + (1 - amount)
+        out[i] = avg / weight
+    return out
+
+
+def _series(run, metric: str, x: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    h = run.history
+    if metric not in h or "step" not in h and x != "time_s":
+        return np.zeros(0), np.zeros(0)
+    xs = x_values(h, run.spec, x)
+    ys = h[metric].to_numpy(dtype=float)
+    if transform is not None:
+        ys = transform(ys, run)
+    keep = ~np.isnan(ys) & ~np.isnan(xs)
+    xs, ys = xs[keep], ys[keep]
+    ys = np.where(np.isfinite(ys), ys, np.nan)  # inf -> gap
+    return xs, ys
+
+
+def _hex_to_rgba(color: str, alpha: float) -> str:
+    c = color.lstrip("#")
+    r, g, b = int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _status_note(run) -> str:
+    status = getattr(run, "status", "ok")
+    return "" if status in ("ok", "running") else f" ({status})"
+
+
+def _positive(values: Iterable[np.ndarray]) -> bool:
+    vals = [v[np.isfinite(v)] for v in values]
+    vals = [v for v in vals if len(v)]
+    return bool(vals) and all((v > 0).all() for v in vals)
+
+
+# ------------------------------------------------------------------------------------------------
+# figures
+
+
+def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | None = None,
+                  log_y: bool | None = None, smoothing: float = 0.0, presentation: bool = False,
+                  references: Sequence[tuple[float, str]] = (), labels: Sequence[str] | None = None,
+                  transform=None, y_title: str | None = None, height: int | None = None) -> go.Figure:
+    """One line per run of a history column against an x axis; references are horizontal lines.
+
+    `log_y=None` picks a log axis for losses whose values are all positive. `transform(y, run)` maps
+    the values first (e.g. sharpness x eta / 2). Diverged runs end in a cross at their last finite point.
+    """
+    labels = list(labels) if labels is not None else run_labels(runs)
+    fig = go.Figure()
+    drawn = []
+    for run, label in zip(runs, labels):
+        xs, ys = _series(run, metric, x, transform)
+        if not len(xs):
+            continue
+        idx = downsample(len(xs))
+        xs_d, ys_d = xs[idx], smooth(ys, smoothing)[idx]
+        if len(xs) and (xs_d[-1] != xs[-1]):  # always keep the last point
+            xs_d, ys_d = np.append(xs_d, xs[-1]), np.append(ys_d, smooth(ys, smoothing)[-1])
+        color, dash = arch_color(run.spec.model.arch), dataset_dash(run.spec.data.name)
+        hover = spec_hover(run.spec)
+        fig.add_trace(go.Scatter(
+            x=xs_d, y=ys_d, mode="lines" if len(xs_d) > 1 else "markers", name=label + _status_note(run),
+            legendgroup=run.spec.key(), line={"color": color, "dash": dash, "width": 2.5},
+            marker={"color": color, "size": 8},
+            hovertemplate=f"{X_AXES[x]}=%{{x:.4g}}<br>{metric}=%{{y:.4g}}<br>{hover}<extra>{label}</extra>",
+        ))
+        drawn.append(ys_d)
+        if getattr(run, "status", "ok") == "diverged":
+            finite = np.flatnonzero(np.isfinite(ys))
+            if len(finite):
+                i = finite[-1]
+                fig.add_trace(go.Scatter(
+                    x=[xs[i]], y=[ys[i]], mode="markers+text", text=["diverged"], textposition="top center",
+                    marker={"symbol": "x", "size": 14, "color": color, "line": {"width": 2}},
+                    legendgroup=run.spec.key(), showlegend=False, hoverinfo="skip",
+                    textfont={"color": color},
+                ))
+    for y, text in references:
+        if y is not None and math.isfinite(y):
+            reference_line(fig, y, text)
+    if log_y is None:
+        log_y = ("loss" in metric or metric in ("grad_norm", "noise_scale", "sharpness")) and _positive(drawn)
+    if not drawn:
+        fig.add_annotation(text=f"no run has recorded {metric_label(metric)} yet", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#666"})
+    layout(fig, title or f"How does the {metric_label(metric)} evolve?", X_AXES[x],
+           y_title or metric_label(metric), presentation=presentation, log_y=bool(log_y), height=height)
+    return fig
+
+
+def two_over_eta_lines(runs: Sequence, limit: int = 4) -> list[tuple[float, str]]:
+    """References 2/eta for the distinct learning rates of the runs (at most `limit`)."""
+    lrs = sorted({float(r.spec.optim.lr) for r in runs})
+    if len(lrs) > limit:
+        return []
+    if len(lrs) == 1:
+        return [(2.0 / lrs[0], f"2/η = {2.0 / lrs[0]:.3g}")]
+    return [(2.0 / lr, f"2/η = {2.0 / lr:.3g} (η = {lr:g})") for lr in lrs]
+
+
+def sharpness_figure(runs: Sequence, x: str = "step", normalised: bool = False, presentation: bool = False,
+                     smoothing: float = 0.0, column: str = "sharpness", labels=None, height=None) -> go.Figure:
+    """Sharpness with the 2/eta stability threshold; normalised shows sharpness x eta / 2 against 1."""
+    if normalised:
+        return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λ_max·η/2)",
+                             transform=lambda y, run: y * run.spec.optim.lr / 2.0, log_y=False,
+                             references=[(1.0, "2/η (edge of stability)")], presentation=presentation,
+                             smoothing=smoothing, y_title=f"{metric_label(column)} × η/2", labels=labels,
+                             height=height)
+    return curves_figure(runs, column, x, title="Does sharpness stop at 2/η?", log_y=False,
+                         references=two_over_eta_lines(runs), presentation=presentation, smoothing=smoothing,
+                         labels=labels, height=height)
+
+
+def group_runs(runs: Sequence, by: Sequence[str]) -> list[tuple[str, list]]:
+    """Runs grouped by equal values of the given dotted spec fields (others, e.g. seed, averaged over)."""
+    groups: dict[tuple, list] = {}
+    for run in runs:
+        flat = _flat(run.spec)
+        groups.setdefault(tuple(repr(flat.get(f)) for f in by), []).append(run)
+    out = []
+    for members in groups.values():
+        spec = members[0].spec
+        label = run_label(spec, [f for f in by]) if by else "all runs"
+        if len(members) > 1:
+            label += f" [{len(members)} runs]"
+        out.append((label, members))
+    return out
+
+
+def common_grid(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 400) -> np.ndarray:
+    """An x grid over the range every curve covers (empty when they do not overlap)."""
+    curves = [(x, y) for x, y in curves if len(x)]
+    if not curves:
+        return np.zeros(0)
+    lo = max(float(np.nanmin(x)) for x, _ in curves)
+    hi = min(float(np.nanmax(x)) for x, _ in curves)
+    if not hi > lo:
+        return np.zeros(0)
+    return np.linspace(lo, hi, points)
+
+
+def interpolate_curves(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> np.ndarray:
+    """Each curve linearly interpolated on the grid (rows = curves; NaN outside a curve's range)."""
+    out = np.full((len(curves), len(grid)), np.nan)
+    for i, (x, y) in enumerate(curves):
+        keep = np.isfinite(x) & np.isfinite(y)
+        x, y = x[keep], y[keep]
+        if len(x) < 2:
+            continue
+        order = np.argsort(x, kind="stable")
+        out[i] = np.interp(grid, x[order], y[order], left=np.nan, right=np.nan)
+    return out
+
+
+def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step", band: str = "std",
+                smoothing: float = 0.0, log_y: bool | None = None, presentation: bool = False,
+                title: str | None = None, references: Sequence[tuple[float, str]] = (), transform=None,
+                y_title: str | None = None, colour_by_arch: bool = True, height: int | None = None) -> go.Figure:
+    """Per group, the mean curve with a band (`std`: mean +- one standard deviation, `minmax`: range).
+
+    Single-run groups are plain lines. Members are interpolated on a common grid of the range all cover.
+    Colours: the architecture's when the groups have distinct architectures (or `colour_by_arch`), else
+    one colour per group.
+    """
+    if band not in ("std", "minmax", "none"):
+        raise ValueError(f"band must be std, minmax or none (got {band!r})")
+    archs = [g[1][0].spec.model.arch for g in groups]
+    by_arch = colour_by_arch and len(set(archs)) == len(archs)
+    fig = go.Figure()
+    drawn = []
+    for i, (label, members) in enumerate(groups):
+        color = arch_color(archs[i]) if by_arch else family_color(i)
+        dash = dataset_dash(members[0].spec.data.name)
+        curves = [_series(r, metric, x, transform) for r in members]
+        curves = [(cx, smooth(cy, smoothing)) for cx, cy in curves if len(cx)]
+        if not curves:
+            continue
+        if len(curves) == 1:
+            cx, cy = curves[0]
+            idx = downsample(len(cx))
+            fig.add_trace(go.Scatter(x=cx[idx], y=cy[idx], mode="lines", name=label,
+                                     line={"color": color, "dash": dash, "width": 2.5},
+                                     hovertemplate=f"%{{x:.4g}}, %{{y:.4g}}<br>{spec_hover(members[0].spec)}<extra>{label}</extra>"))
+            drawn.append(cy)
+            continue
+        grid = common_grid(curves)
+        values = interpolate_curves(curves, grid)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(values, axis=0)
+            if band == "std":
+                lo, hi = mean - np.nanstd(values, axis=0), mean + np.nanstd(values, axis=0)
+            else:
+                lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        if band != "none":
+            fig.add_trace(go.Scatter(x=grid, y=hi, mode="lines", line={"width": 0, "color": color}, meta="band",
+                                     legendgroup=label, showlegend=False, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=grid, y=lo, mode="lines", line={"width": 0, "color": color}, meta="band",
+                                     fill="tonexty", fillcolor=_hex_to_rgba(color, 0.18), legendgroup=label,
+                                     showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=grid, y=mean, mode="lines", name=label, legendgroup=label,
+                                 line={"color": color, "dash": dash, "width": 2.5},
+                                 hovertemplate=f"%{{x:.4g}}, mean %{{y:.4g}}<extra>{label}</extra>"))
+        drawn.append(mean)
+    for y, text in references:
+        reference_line(fig, y, text)
+    if log_y is None:
+        log_y = "loss" in metric and _positive(drawn)
+    if not drawn:
+        fig.add_annotation(text=f"no selected run has recorded {metric_label(metric)}", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#666"})
+    suffix = {"std": " (mean ± std over runs)", "minmax": " (mean, min–max over runs)", "none": ""}[band]
+    layout(fig, title or f"Do the {metric_label(metric)} curves fall onto one another?", X_AXES[x],
+           (y_title or metric_label(metric)) + (suffix if any(len(m) > 1 for _, m in groups) else ""),
+           presentation=presentation, log_y=bool(log_y), height=height)
+    fig.update_traces(line={"width": 0}, selector={"meta": "band"})  # presentation mode widens lines
+    return fig
+
+
+def collapse_score(runs: Sequence, metric: str, x: str = "step", log: bool | None = None) -> float:
+    """How well the curves fall onto one master curve: 1 - (variance across curves) / (total variance).
+
+    Computed on a common grid over the range every curve covers, on log values when they are positive
+    (`log=None`). 1 means perfect collapse; about 0 means the curves share nothing but their mean level.
+    NaN when fewer than two curves overlap. (A display number for the overlay, not a verdict.)
+    """
+    curves = [_series(r, metric, x) for r in runs]
+    curves = [(cx, cy) for cx, cy in curves if np.isfinite(cy).sum() >= 2]
+    if len(curves) < 2:
+        return float("nan")
+    if log is None:
+        log = _positive([cy for _, cy in curves])
+    if log:
+        curves = [(cx, np.log(np.where(cy > 0, cy, np.nan))) for cx, cy in curves]
+    grid = common_grid(curves, points=200)
+    values = interpolate_curves(curves, grid)
+    values = values[:, np.isfinite(values).all(axis=0)]
+    if values.shape[1] < 2:
+        return float("nan")
+    total = float(np.var(values))
+    if total <= 0:
+        return 1.0
+    within = float(np.mean(np.var(values, axis=0)))
+    return 1.0 - within / total
+
+
+def thumbnail(fig: go.Figure, height: int = 190) -> go.Figure:
+    """A small copy of a figure for cards: no title or legend, tight margins, small fonts."""
+    small = go.Figure(fig)
+    small.update_layout(title=None, showlegend=False, height=height, margin={"l": 40, "r": 8, "t": 8, "b": 30},
+                        font={"size": 10})
+    small.update_xaxes(title_font={"size": 10})
+    small.update_yaxes(title_font={"size": 10})
+    small.update_annotations(font={"size": 9})
+    return small
+
+
+def message_figure(text: str, title: str = "", presentation: bool = False, height: int | None = 260) -> go.Figure:
+    """An empty chart that says why there is nothing to draw."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                       font={"size": 15, "color": "#666"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return layout(fig, title, presentation=presentation, height=height)
+
+
+def status_table(runs: Sequence) -> pd.DataFrame:
+    """One row per run: key, label, status, steps done, final loss and accuracy, message."""
+    labels = run_labels(runs)
+    rows = []
+    for run, label in zip(runs, labels):
+        h = run.history
+        last = lambda c: float(h[c].dropna().iloc[-1]) if c in h and h[c].notna().any() else float("nan")  # noqa: E731
+        rows.append({"run": label, "key": run.spec.key(), "status": getattr(run, "status", ""),
+                     "steps": int(h["step"].max()) if "step" in h and len(h) else 0,
+                     "final loss": last("loss"), "final test acc": last("test_acc"),
+                     "final sharpness": last("sharpness"), "message": getattr(run, "message", "")})
+    return pd.DataFrame(rows)

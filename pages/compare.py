@@ -1,0 +1,88 @@
+"""Compare: overlay any stored runs; seeds averaged into a band; a score for how well curves collapse."""
+
+import math
+
+import streamlit as st
+
+from learnmech_app import resources, ui
+from learnmech_core.plots import runs as prun
+
+ui.header(
+    "Compare: do different runs follow the same curve?",
+    "Pick stored runs (filter by architecture, dataset or phenomenon), choose a recorded quantity and an x axis, "
+    "and see them overlaid. Runs that differ only in their seed are drawn as one mean line with a band, so "
+    "run-to-run noise is not mistaken for a difference; group by any setting instead. Normalised x axes "
+    "(η·t, or the fraction of training) let runs of different lengths and learning rates meet, and the "
+    "*collapse score* says how much of the spread the x axis alone explains (1 = one master curve).",
+)
+present = ui.presentation()
+index = resources.run_index()
+if not len(index):
+    st.info("No runs are stored yet: train some on **Explore** or **Phenomena**, or import runs on **Runs**.",
+            icon=":material/info:")
+    st.stop()
+index["phenomenon"] = index["tags"].fillna("").apply(
+    lambda t: ",".join(x.split(":", 1)[1] for x in t.split(",") if x.startswith("phenomenon:")))
+
+with ui.controls("Choose runs"):
+    cols = st.columns(4)
+    f_arch = cols[0].multiselect("Architecture", sorted(index["arch"].dropna().unique()), key="f_arch", bind="query-params")
+    f_data = cols[1].multiselect("Dataset", sorted(index["dataset"].dropna().unique()), key="f_data", bind="query-params")
+    phen = sorted({p for v in index["phenomenon"] for p in v.split(",") if p})
+    f_ph = cols[2].multiselect("Phenomenon", phen, key="f_ph", bind="query-params")
+    f_status = cols[3].multiselect("Status", sorted(index["status"].dropna().unique()), key="f_status",
+                                   bind="query-params")
+    shown = index
+    if f_arch:
+        shown = shown[shown["arch"].isin(f_arch)]
+    if f_data:
+        shown = shown[shown["dataset"].isin(f_data)]
+    if f_ph:
+        shown = shown[shown["phenomenon"].apply(lambda v: any(p in v.split(",") for p in f_ph))]
+    if f_status:
+        shown = shown[shown["status"].isin(f_status)]
+    labels = {r.key: f"{r.arch} · {r.dataset} · {r.optimizer} η={r.lr:g} w={r.width} seed={r.seed} · {r.key[:8]}"
+              for r in index.itertuples()}
+    linked = list(st.session_state.get("runs") or st.query_params.get_all("runs"))
+    options = list(dict.fromkeys(list(shown["key"]) + [k for k in linked if k in labels]))
+    chosen = st.multiselect("Runs", options, key="runs", bind="query-params", format_func=lambda k: labels.get(k, k),
+                            placeholder="all runs that match the filters (newest 12)")
+keys = chosen or list(shown["key"])[:12]
+runs = [r for r in (resources.load_run(k)[0] for k in keys) if r is not None]
+if not runs:
+    st.info("No stored run matches these filters.", icon=":material/info:")
+    st.stop()
+if not chosen:
+    st.caption(f"Showing the {len(runs)} newest of {len(shown)} matching runs; choose runs above to pick others.")
+
+metrics = prun.metric_columns(runs)
+fields = prun.varying_fields([r.spec for r in runs])
+auto_group = [f for f in fields if f not in ("seed", "data.seed")]
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    metric = st.selectbox("Quantity", metrics, key="metric", bind="query-params", format_func=prun.metric_label,
+                          width=260)
+    x = st.selectbox("x axis", list(prun.X_AXES), key="x", bind="query-params", format_func=prun.X_AXES.get,
+                     width=260)
+    group = st.multiselect("Group by", fields, key="group", bind="query-params", width=320,
+                           placeholder="automatic: every setting except the seed",
+                           help="Runs equal in these settings form one group: its mean line with a band.")
+    band = st.selectbox("Band", ["std", "minmax", "none"], key="band", bind="query-params", width=140,
+                        format_func={"std": "mean ± std", "minmax": "min–max", "none": "no band"}.get)
+    smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params", width=200)
+    log_y = st.toggle("Log y", key="logy", bind="query-params")
+    ui.share_link()
+
+groups = prun.group_runs(runs, group or auto_group)
+refs = prun.two_over_eta_lines(runs) if metric in ("sharpness", "precond_sharpness") else []
+fig = prun.band_figure(groups, metric or "loss", x or "step", band or "std", smoothing, log_y or None, present,
+                       references=refs)
+ui.show_figure(fig, key="compare", name=f"compare_{metric}")
+score = prun.collapse_score(runs, metric or "loss", x or "step")
+cols = st.columns(4)
+cols[0].metric("Collapse score", "n/a" if not math.isfinite(score) else f"{score:.3f}",
+               help="1 − (variance across runs at the same x) / (total variance), on log values for positive "
+                    "quantities, over the x range all runs cover. 1: the curves fall onto one master curve.")
+cols[1].metric("Runs", len(runs))
+cols[2].metric("Groups", len(groups))
+st.subheader("Runs shown")
+ui.show_table(prun.status_table(runs), "compared_runs", hide_index=True)
