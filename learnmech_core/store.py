@@ -319,8 +319,11 @@ def _deserialise(files: dict[str, bytes]) -> Run:
         raise ValueError(f"spectra must have columns {SPECTRA_COLUMNS}")
     weights = None
     if "weights.npz" in files:
-        with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as npz:
-            weights = {k.replace("__", "."): npz[k] for k in npz.files}
+        try:
+            with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as npz:
+                weights = {k.replace("__", "."): npz[k] for k in npz.files}
+        except ValueError as err:
+            raise ValueError(f"weights.npz refused: {err}") from None
     return Run(spec=spec, history=history, spectra=spectra, status=meta["status"], timings=meta.get("timings", {}),
                message=meta.get("message", ""), weights=weights, probe_errors=meta.get("probe_errors", []))
 
