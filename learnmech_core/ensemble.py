@@ -1,0 +1,641 @@
+"""Vectorised ensembles: runs that share architecture and data trained together with `torch.func`.
+
+The members' parameters are stacked (`stack_module_state`) and one `vmap` over `functional_call`
+runs every member's forward pass at once; the gradient of the summed member losses is each member's
+own gradient. The loop reproduces `train.train` step for step: the same initial weights (each member's
+model is built from `torch.Generator().manual_seed(seed)`), the same full-batch data, GD / SGD-momentum
+/ Adam / AdamW updates written out on stacked tensors with the same arithmetic as `torch.optim`
+(per-member learning rate, weight decay, momentum, betas and eps; per-parameter lr multipliers of
+the parametrisation), and the same history rows. So an ensemble member's history equals the serial
+run's to float rounding (about 1e-6 relative on CPU for tens of steps; chaotic, large-lr dynamics
+amplify rounding like any change of summation order would).
+
+Members may differ only in `MEMBER_FIELDS` (seed, learning rate, weight decay, momentum, betas, eps,
+divergence factor, init scale except under NTK where it is a forward multiplier, save_weights);
+`ensemble_group(spec)` is the key that must match, `unsupported_reason(spec)` says why a spec cannot
+join any ensemble (minibatches, probes other than norms and sharpness). A member that diverges is
+logged exactly as the serial loop would log it, frozen (dropped from the stack) and marked
+"diverged"; the others go on. `should_stop()` is honoured between steps.
+
+Sharpness is measured for all members at once: the Hessian of the summed loss is block diagonal, so
+one double-backward product with stacked vectors gives every member's H v. Each member runs its own
+Lanczos (the algorithm of `curvature.lanczos` with k = 1: full reorthogonalisation against a float64
+basis, the same Kato-Temple stopping rule at `probes.sharpness_tol`, thick restarts, warm start from
+the previous top vector, first start vector drawn from the member's generator), in lockstep with the
+others; a member that has converged waits while the rest finish.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.func import functional_call, stack_module_state
+
+from . import models
+from .config import RunSpec, current_caps
+from .data import Dataset, load
+from .train import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, loss_function, lr_factor, resolve_device
+
+MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
+                 "optim.eps", "optim.diverge_factor", "model.init_scale", "probes.save_weights")
+UNSUPPORTED_PROBES = ("topk_every", "precond_sharpness_every", "density_every", "esd_every", "ntk_every",
+                      "noise_every", "collapse_every")
+MAX_MEMBERS = 64  # larger groups are split into several ensembles
+LANCZOS_MAX_ITER = 500  # curvature.DEFAULT_MAX_ITER
+BREAKDOWN_RTOL = 1e-10
+
+
+class EnsembleUnsupported(ValueError):
+    """The specs cannot be trained as one ensemble (the caller falls back to serial runs)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# which specs can share an ensemble
+
+
+def unsupported_reason(spec: RunSpec) -> str | None:
+    """Why this spec cannot be an ensemble member (None when it can)."""
+    if 0 < spec.optim.batch_size < spec.data.n_train:
+        return "minibatches (optim.batch_size) are trained serially"
+    for name in UNSUPPORTED_PROBES:
+        if getattr(spec.probes, name):
+            return f"probes.{name} is not measured in ensembles"
+    if spec.probes.layer_norms:
+        return "probes.layer_norms is not measured in ensembles"
+    return None
+
+
+def ensemble_group(spec: RunSpec) -> str | None:
+    """Key shared by specs that can train as one ensemble (None if this one cannot)."""
+    if unsupported_reason(spec) is not None:
+        return None
+    data = spec.to_dict()
+    for path in MEMBER_FIELDS:
+        if path == "model.init_scale" and spec.model.param == "ntk":
+            continue  # under NTK init_scale is a forward multiplier: members must share it
+        _drop(data, path)
+    data["optim"]["batch_size"] = 0  # batch_size >= n_train is full batch too
+    return json.dumps(data, sort_keys=True)
+
+
+def _drop(data: dict, path: str) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        data = data[part]
+    data.pop(parts[-1], None)
+
+
+# ------------------------------------------------------------------------------------------------
+# optimiser updates on stacked parameters
+
+
+def _column(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    """Per-member numbers as a tensor broadcasting against a stacked (members, ...) tensor."""
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.ndim - 1)))
+
+
+class StackedOptimizer:
+    """GD / SGD-momentum / Adam / AdamW on stacked parameters with per-member hyper-parameters.
+
+    The arithmetic follows torch.optim's single-tensor implementations (weight decay added to the
+    gradient, momentum buffer started from the first gradient, Adam bias corrections per member,
+    AdamW's decoupled decay `p *= 1 - lr * wd`).
+    """
+
+    def __init__(self, specs: list[RunSpec], lr_mults: dict[str, float]):
+        self.name = specs[0].optim.name
+        self.optims = [s.optim for s in specs]
+        self.lr_mults = lr_mults
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self.steps = 0
+
+    def select(self, keep: list[int]) -> None:
+        """Keep only the members at these stack positions."""
+        self.optims = [self.optims[i] for i in keep]
+        index = None
+        for slots in self.state.values():
+            for key, value in slots.items():
+                index = torch.tensor(keep, device=value.device) if index is None else index
+                slots[key] = value.index_select(0, index)
+
+    @torch.no_grad()
+    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], lrs: list[float]) -> None:
+        """One update of every member; lrs are the members' scheduled base learning rates."""
+        self.steps += 1
+        for name, p in params.items():
+            lr = [base * self.lr_mults[name] for base in lrs]
+            slots = self.state.setdefault(name, {})
+            if self.name in ("gd", "sgd", "momentum"):
+                self._sgd(p, grads[name], lr, slots)
+            else:
+                self._adam(p, grads[name], lr, slots)
+
+    def _sgd(self, p, grad, lr, slots):
+        wds = [o.weight_decay for o in self.optims]
+        if any(wds):
+            grad = grad + _column(wds, p) * p
+        if self.name == "momentum":
+            if "momentum_buffer" not in slots:
+                slots["momentum_buffer"] = grad.detach().clone()
+            else:
+                slots["momentum_buffer"].mul_(_column([o.momentum for o in self.optims], p)).add_(grad)
+            grad = slots["momentum_buffer"]
+        p.sub_(_column(lr, p) * grad)
+
+    def _adam(self, p, grad, lr, slots):
+        optims, t = self.optims, self.steps
+        wds = [o.weight_decay for o in optims]
+        if any(wds):
+            if self.name == "adamw":
+                p.mul_(_column([1 - a * w for a, w in zip(lr, wds)], p))
+            else:
+                grad = grad + _column(wds, p) * p
+        if not slots:
+            slots["exp_avg"] = torch.zeros_like(p)
+            slots["exp_avg_sq"] = torch.zeros_like(p)
+        exp_avg, exp_avg_sq = slots["exp_avg"], slots["exp_avg_sq"]
+        exp_avg.lerp_(grad, _column([1 - o.beta1 for o in optims], p))
+        exp_avg_sq.mul_(_column([o.beta2 for o in optims], p)).add_(
+            _column([1 - o.beta2 for o in optims], p) * grad * grad)
+        step_size = [a / (1 - o.beta1 ** t) for a, o in zip(lr, optims)]
+        bc2_sqrt = [(1 - o.beta2 ** t) ** 0.5 for o in optims]
+        denom = (exp_avg_sq.sqrt() / _column(bc2_sqrt, p)).add_(_column([o.eps for o in optims], p))
+        p.sub_(_column(step_size, p) * exp_avg / denom)
+
+
+# ------------------------------------------------------------------------------------------------
+# per-member Lanczos driven by batched Hessian-vector products
+
+
+class MemberLanczos:
+    """Top eigenpair of one member's Hessian by thick-restart Lanczos (curvature.lanczos with k = 1).
+
+    A cold start is a random unit vector from the member's generator plus the unit loss gradient
+    (as curvature.lanczos does for an HVP operator); a warm start is the previous top vector.
+
+    Fed one product at a time (`feed(w)` with w = H @ pending), so many members can share batched HVPs.
+    """
+
+    def __init__(self, n: int, tol: float, dtype: torch.dtype, v0: torch.Tensor | None,
+                 generator: torch.Generator, hint: torch.Tensor | None = None, max_iter: int = LANCZOS_MAX_ITER):
+        self.n, self.tol, self.generator, self.max_iter = n, tol, generator, max_iter
+        self.max_basis = min(n, 30)  # curvature's default max(2k + 10, 30) for k = 1
+        self.floor_rel = math.sqrt(torch.finfo(dtype).eps)
+        self.Q = torch.zeros(self.max_basis + 1, n, dtype=torch.float64)
+        self.Q[0] = self._start(v0, hint)
+        self.m, self.T, self.b = 0, np.zeros((0, 0)), np.zeros(0)
+        self.exhausted, self.done, self.converged, self.n_hvp = False, False, False, 0
+        self.theta = self.Y = None
+
+    def _start(self, v0, hint):
+        """Warm start v0, else a random unit vector from the generator plus the unit gradient (hint)."""
+        if v0 is not None:
+            v = v0.detach().to(dtype=torch.float64).reshape(-1)
+            return v / v.norm()
+        v = torch.randn(self.n, generator=self.generator, dtype=torch.float64)
+        v = v / v.norm()
+        if hint is not None:
+            h = hint.detach().to(device="cpu", dtype=torch.float64).reshape(-1)
+            norm = float(h.norm())
+            if math.isfinite(norm) and norm > 0:
+                v = v + h / norm
+        return v / v.norm()
+
+    @property
+    def pending(self) -> torch.Tensor:
+        """The vector to multiply by H next."""
+        return self.Q[self.m]
+
+    def _orthogonalise(self, r, upto):
+        Qa = self.Q[:upto]
+        h = Qa @ r
+        r = r - Qa.T @ h
+        h2 = Qa @ r
+        return r - Qa.T @ h2, h + h2
+
+    def _expand(self, w) -> float:
+        m = self.m
+        r, h = self._orthogonalise(w, m + 1)
+        T = np.zeros((m + 1, m + 1))
+        T[:m, :m], T[:m, m], T[m, :m], T[m, m] = self.T, self.b, self.b, float(h[m])
+        self.T, self.m = T, m + 1
+        beta = float(r.norm())
+        self.b = np.zeros(self.m)
+        if beta > BREAKDOWN_RTOL * float(w.norm()) and self.m < self.n:
+            self.Q[self.m] = r / beta
+            self.b[-1] = beta
+            return beta
+        self.exhausted = self.m >= self.n
+        return 0.0
+
+    def _random_direction(self) -> bool:
+        if self.m >= self.n:
+            self.exhausted = True
+            return False
+        for _ in range(3):
+            r, _ = self._orthogonalise(torch.randn(self.n, generator=self.generator, dtype=torch.float64), self.m)
+            if float(r.norm()) > 1e-8:
+                self.Q[self.m] = r / r.norm()
+                return True
+        self.exhausted = True
+        return False
+
+    def _restart(self, theta, Y):
+        order = np.argsort(-theta, kind="stable")
+        keep = order[: min(self.m - 1, 1 + max(2, (self.max_basis - 1) // 2))]
+        Yk = torch.from_numpy(np.ascontiguousarray(Y[:, keep].T))
+        pending = self.Q[self.m].clone()
+        self.Q[: len(keep)] = Yk @ self.Q[: self.m]
+        self.Q[len(keep)] = pending
+        self.b, self.T, self.m = self.b @ Y[:, keep], np.diag(theta[keep]), len(keep)
+
+    def _error(self, theta, res, i) -> float:
+        others = np.delete(theta, i)
+        err = res[i]
+        if others.size:
+            gap = float(np.min(np.abs(others - theta[i])))
+            if gap > 0:
+                err = min(err, res[i] ** 2 / gap)
+        floor = self.floor_rel * float(np.max(np.abs(theta)))
+        return 0.0 if res[i] == 0 else err / max(abs(theta[i]), floor, np.finfo(np.float64).tiny)
+
+    def feed(self, w: torch.Tensor) -> None:
+        """Take w = H @ pending (float64) and advance; sets `done` when finished."""
+        self.n_hvp += 1
+        beta = self._expand(w)
+        theta, Y = np.linalg.eigh(self.T)
+        res = np.abs(self.b @ Y)
+        self.theta, self.Y = theta, Y
+        top = int(np.argsort(-theta, kind="stable")[0])
+        self.converged = self._error(theta, res, top) <= self.tol or self.exhausted
+        if self.converged or self.n_hvp >= self.max_iter:
+            self.done = True
+        elif beta == 0.0 and not self.exhausted and not self._random_direction():
+            self.converged, self.done = True, True
+        elif self.exhausted:
+            self.done = True
+        elif self.m >= self.max_basis:
+            self._restart(theta, Y)
+
+    def result(self) -> tuple[float, torch.Tensor]:
+        """(top eigenvalue, its unit eigenvector in float64)."""
+        top = int(np.argsort(-self.theta, kind="stable")[0])
+        y = torch.from_numpy(np.ascontiguousarray(self.Y[:, top]))
+        return float(self.theta[top]), y @ self.Q[: self.m]
+
+
+# ------------------------------------------------------------------------------------------------
+# the ensemble
+
+
+@dataclass
+class _Member:
+    """Book-keeping of one ensemble member (its spec, rows, status, generator, warm-start vector)."""
+
+    spec: RunSpec
+    generator: torch.Generator
+    rows: list = field(default_factory=list)
+    status: str = "ok"
+    message: str = ""
+    initial_loss: float | None = None
+    sharpness_v: torch.Tensor | None = None
+    probe_errors: list = field(default_factory=list)
+    weights: dict | None = None
+    sharpness_s: float = 0.0
+
+
+class Ensemble:
+    """Stacked parameters, buffers and optimiser state of the live members; one vmapped forward."""
+
+    def __init__(self, specs: list[RunSpec], data: Dataset, device: torch.device, dtype: torch.dtype):
+        self.members = [_Member(s, torch.Generator().manual_seed(s.seed)) for s in specs]
+        built = [models.build(s.model, data.info, s.optim.name, m.generator, device, dtype)
+                 for s, m in zip(specs, self.members)]
+        self.state_keys = list(built[0].state_dict())
+        mults = {id(p): g["lr_mult"] for g in models.param_groups(built[0]) for p in g["params"]}
+        lr_mults = {name: mults[id(p)] for name, p in built[0].named_parameters()}
+        params, self.buffers = stack_module_state(built)
+        self.params = {k: v.detach().requires_grad_() for k, v in params.items()}
+        self.init_flat = _flatten(self.params).clone()  # (members, n): theta_0 of every member
+        self.init_norms = self.init_flat.norm(dim=1)
+        self.base = copy.deepcopy(built[0]).to("meta")
+        self.live = list(range(len(specs)))  # stack position -> member index
+        self.optimizer = StackedOptimizer(specs, lr_mults)
+        self.n_params = sum(p[0].numel() for p in self.params.values())
+
+    def forward(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """Outputs of every live member on the same inputs: (members, batch, ...)."""
+        params = self.params if params is None else params
+        call = lambda p, b, xb: functional_call(self.base, (p, b), (xb,))  # noqa: E731
+        return torch.vmap(call, in_dims=(0, 0, None))(params, self.buffers, x)
+
+    def drop(self, positions: set[int]) -> None:
+        """Freeze the members at these stack positions (remove them from the stack)."""
+        keep = [i for i in range(len(self.live)) if i not in positions]
+        index = torch.tensor(keep, device=next(iter(self.params.values())).device)
+        self.params = {k: v.detach().index_select(0, index).requires_grad_() for k, v in self.params.items()}
+        self.buffers = {k: v.index_select(0, index) for k, v in self.buffers.items()}
+        self.init_flat = self.init_flat.index_select(0, index)
+        self.init_norms = self.init_norms.index_select(0, index)
+        self.optimizer.select(keep)
+        self.live = [self.live[i] for i in keep]
+
+    def weights(self, position: int) -> dict[str, np.ndarray]:
+        """state_dict of one live member as numpy arrays."""
+        stacked = {**self.params, **self.buffers}
+        return {k: stacked[k][position].detach().cpu().numpy().copy() for k in self.state_keys}
+
+
+def _flatten(stacked: dict[str, torch.Tensor]) -> torch.Tensor:
+    """All stacked tensors as one (members, n) matrix, in parameter order."""
+    return torch.cat([v.detach().flatten(1) for v in stacked.values()], dim=1)
+
+
+def _accuracies(outputs: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Per-member fraction of argmax predictions equal to the labels (labels or one-hot)."""
+    if labels.ndim > 1:
+        labels = labels.argmax(dim=1)
+    return (outputs.argmax(dim=-1) == labels).double().mean(dim=1).tolist()
+
+
+def check_members(specs: list[RunSpec]) -> None:
+    """Raise EnsembleUnsupported unless the specs can train as one ensemble."""
+    if not specs:
+        raise EnsembleUnsupported("an ensemble needs at least one spec")
+    groups = {ensemble_group(s) for s in specs}
+    if None in groups:
+        reason = next(unsupported_reason(s) for s in specs if unsupported_reason(s))
+        raise EnsembleUnsupported(reason)
+    if len(groups) > 1:
+        raise EnsembleUnsupported(f"ensemble members may differ only in {', '.join(MEMBER_FIELDS)}")
+
+
+def train_ensemble(specs: list[RunSpec], should_stop: Callable[[], bool] | None = None,
+                   on_step: Callable[[int, int], None] | None = None, data: Dataset | None = None) -> list[Run]:
+    """Train compatible specs as one vmapped ensemble; one Run per spec, equal to `train(spec)`'s.
+
+    Raises EnsembleUnsupported when the specs cannot share an ensemble or the model cannot be
+    vmapped; any later error fails every member (status "failed"), like an error in `train`.
+    """
+    check_members(specs)
+    started = time.perf_counter()
+    spec0 = specs[0]
+    device = resolve_device(spec0.device)
+    dtype = torch.float64 if spec0.dtype == "float64" else torch.float32
+    data = load(spec0.data) if data is None else data
+    try:
+        ens = Ensemble(specs, data, device, dtype)
+    except Exception as err:
+        raise EnsembleUnsupported(f"could not build the ensemble: {type(err).__name__}: {err}") from err
+    timings = {"train_s": 0.0, "eval_s": 0.0, "probe_s": {}}
+    try:
+        _loop(ens, data, device, dtype, timings, should_stop, on_step, started)
+    except EnsembleUnsupported:
+        raise
+    except Exception as err:  # a failed run is an outcome to show, with its reason
+        for i in ens.live:
+            ens.members[i].status, ens.members[i].message = "failed", f"{type(err).__name__}: {err}"
+    return _runs(ens, timings, started)
+
+
+def _runs(ens: Ensemble, timings: dict, started: float) -> list[Run]:
+    """One Run per member; timings are the member's equal share of the ensemble's."""
+    size = len(ens.members)
+    total = time.perf_counter() - started
+    runs = []
+    for member in ens.members:
+        share = {"train_s": timings["train_s"] / size, "eval_s": timings["eval_s"] / size,
+                 "probe_s": {k: v / size for k, v in timings["probe_s"].items()},
+                 "total_s": total / size, "backend": "vmap", "ensemble_size": size}
+        steps_done = member.rows[-1]["step"] if member.rows else 0
+        share["steps_per_s"] = steps_done / timings["train_s"] if timings["train_s"] > 0 else float("nan")
+        runs.append(Run(spec=member.spec, history=pd.DataFrame(member.rows),
+                        spectra=pd.DataFrame(columns=SPECTRA_COLUMNS), status=member.status, timings=share,
+                        message=member.message, weights=member.weights, probe_errors=member.probe_errors))
+    return runs
+
+
+def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_step, started):
+    """The training loop of train._loop, for all live members at once."""
+    caps = current_caps()
+    spec0 = ens.members[0].spec
+    loss_fn = loss_function(spec0.optim.loss)
+    member_loss = torch.vmap(loss_fn, in_dims=(0, None))
+
+    def on_device(x):
+        return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
+
+    x_train, x_test = on_device(data.x_train), on_device(data.x_test)
+    y_train = on_device(data.targets(data.y_train, spec0.optim.loss))
+    y_test = on_device(data.targets(data.y_test, spec0.optim.loss))
+    classification = data.info.task == "classification"
+    n_probe = spec0.probes.probe_batch or len(x_train)
+    o0, steps, log_every = spec0.optim, spec0.optim.steps, spec0.probes.log_every
+    sharpness_every = spec0.probes.sharpness_every
+    try:
+        ens.forward(x_train[:1])  # fail early (EnsembleUnsupported) when the model does not vmap
+    except Exception as err:
+        raise EnsembleUnsupported(f"the model cannot be vmapped: {type(err).__name__}: {err}") from err
+    t0 = time.perf_counter()
+
+    for step in range(steps + 1):
+        last = step == steps
+        tick = time.perf_counter()
+        members = [ens.members[i] for i in ens.live]
+        lrs = [m.spec.optim.lr * lr_factor(m.spec, min(step, steps - 1)) for m in members]
+        outputs = ens.forward(x_train)
+        losses = member_loss(outputs, y_train)
+        grads = None
+        if not last:
+            names = list(ens.params)
+            grads = dict(zip(names, torch.autograd.grad(losses.sum(), [ens.params[k] for k in names])))
+        outputs, losses = outputs.detach(), losses.detach()
+        loss_values = losses.tolist()
+        timings["train_s"] += time.perf_counter() - tick
+        diverged = set()
+        for pos, (m, loss_value) in enumerate(zip(members, loss_values)):
+            if m.initial_loss is None:
+                m.initial_loss = loss_value
+            if not math.isfinite(loss_value) or loss_value > m.spec.optim.diverge_factor * max(m.initial_loss, 1.0):
+                diverged.add(pos)
+        logging = step % log_every == 0 or last
+        log_pos = list(range(len(members))) if logging else sorted(diverged)
+        if log_pos:
+            rows = _rows(ens, members, log_pos, step, t0, lrs, loss_values, outputs, y_train, classification)
+            evaluating = last or (o0.eval_every and step % o0.eval_every == 0)
+            healthy = [p for p in log_pos if p not in diverged]
+            if evaluating and healthy:
+                tick = time.perf_counter()
+                _evaluate(ens, rows, healthy, loss_values, x_test, y_test, classification)
+                timings["eval_s"] += time.perf_counter() - tick
+            if logging:  # NormsProbe's cadence is log_every (and the last step)
+                tick = time.perf_counter()
+                _norms(ens, rows, grads, last)
+                timings["probe_s"]["norms"] = timings["probe_s"].get("norms", 0.0) + time.perf_counter() - tick
+            if sharpness_every and (step % sharpness_every == 0 or last) and healthy:
+                tick = time.perf_counter()
+                _sharpness(ens, members, rows, healthy, x_train[:n_probe], y_train[:n_probe], loss_fn, step)
+                timings["probe_s"]["sharpness"] = (timings["probe_s"].get("sharpness", 0.0)
+                                                   + time.perf_counter() - tick)
+            for pos in log_pos:
+                members[pos].rows.append(rows[pos])
+        if on_step is not None:
+            on_step(step, steps)
+        if diverged:
+            for pos in sorted(diverged):
+                m = members[pos]
+                m.status = "diverged"
+                m.message = f"loss {loss_values[pos]:.4g} at step {step} (initial {m.initial_loss:.4g})"
+                m.weights = _saved_weights(ens, pos, m.spec)
+            if len(diverged) == len(members):
+                return
+            keep = [pos for pos in range(len(members)) if pos not in diverged]
+            lrs = [lrs[pos] for pos in keep]
+            if grads is not None:
+                index = torch.tensor(keep, device=x_train.device)
+                grads = {k: g.index_select(0, index) for k, g in grads.items()}
+            ens.drop(diverged)
+            members = [ens.members[i] for i in ens.live]
+        if last:
+            break
+        if should_stop is not None and should_stop():
+            for m in members:
+                m.status, m.message = "stopped", f"stopped by the user at step {step}"
+            return _save_all(ens)
+        if time.perf_counter() - started > caps.max_wall_s:
+            for m in members:
+                m.status = "stopped"
+                m.message = f"stopped at the {caps.profile} wall-time cap of {caps.max_wall_s:g} s"
+            return _save_all(ens)
+        tick = time.perf_counter()
+        ens.optimizer.step(ens.params, grads, lrs)
+        timings["train_s"] += time.perf_counter() - tick
+    _save_all(ens)
+
+
+def _save_all(ens: Ensemble) -> None:
+    """Final weights of every live member (when its spec keeps them)."""
+    for pos, i in enumerate(ens.live):
+        ens.members[i].weights = _saved_weights(ens, pos, ens.members[i].spec)
+
+
+def _saved_weights(ens: Ensemble, pos: int, spec: RunSpec):
+    if spec.probes.save_weights and ens.n_params <= MAX_SAVED_PARAMS:
+        return ens.weights(pos)
+    return None
+
+
+def _rows(ens, members, log_pos, step, t0, lrs, loss_values, outputs, y_train, classification):
+    """History rows {step, time_s, lr, loss, train_acc} for the logged stack positions."""
+    now = time.perf_counter() - t0
+    accs = _accuracies(outputs, y_train) if classification else None
+    rows = {}
+    for pos in log_pos:
+        row = {"step": step, "time_s": now, "lr": lrs[pos], "loss": loss_values[pos]}
+        if classification:
+            row["train_acc"] = accs[pos]
+        rows[pos] = row
+    return rows
+
+
+@torch.no_grad()
+def _evaluate(ens, rows, positions, loss_values, x_test, y_test, classification):
+    """train_loss (the full-batch loss) and test loss/accuracy for the members at these positions."""
+    if not positions:
+        return
+    test_out = test_losses = accs = None
+    if len(x_test):
+        test_out = ens.forward(x_test)
+        test_losses = torch.vmap(loss_function(ens.members[0].spec.optim.loss), in_dims=(0, None))(
+            test_out, y_test).tolist()
+        accs = _accuracies(test_out, y_test) if classification else None
+    for pos in positions:
+        rows[pos]["train_loss"] = loss_values[pos]
+        if test_out is not None:
+            rows[pos]["test_loss"] = test_losses[pos]
+            if classification:
+                rows[pos]["test_acc"] = accs[pos]
+
+
+@torch.no_grad()
+def _norms(ens, rows, grads, last):
+    """grad_norm (not at the last step), param_norm, weight_change, as NormsProbe measures them."""
+    grad_norms = _flatten(grads).norm(dim=1).tolist() if grads is not None and not last else None
+    flat = _flatten(ens.params)
+    param_norms, changes = flat.norm(dim=1).tolist(), (flat - ens.init_flat).norm(dim=1).tolist()
+    init_norms = ens.init_norms.tolist()
+    for pos, row in rows.items():
+        if grad_norms is not None:
+            row["grad_norm"] = grad_norms[pos]
+        row["param_norm"] = param_norms[pos]
+        row["weight_change"] = changes[pos] / init_norms[pos] if init_norms[pos] > 0 else float("nan")
+
+
+def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
+    """Top Hessian eigenvalue of each member's loss on the probe batch, by batched HVPs."""
+    index = torch.tensor(positions, device=inputs.device)
+    leaves = {k: v.detach().index_select(0, index).requires_grad_() for k, v in ens.params.items()}
+    buffers = {k: v.index_select(0, index) for k, v in ens.buffers.items()}
+    call = lambda p, b, xb: functional_call(ens.base, (p, b), (xb,))  # noqa: E731
+    with torch.enable_grad():
+        outputs = torch.vmap(call, in_dims=(0, 0, None))(leaves, buffers, inputs)
+        losses = torch.vmap(loss_fn, in_dims=(0, None))(outputs, targets)
+        plist = list(leaves.values())
+        grads = torch.autograd.grad(losses.sum(), plist, create_graph=True)
+    flat_grad = torch.cat([g.reshape(len(positions), -1) for g in grads], dim=1)
+    loss_values = losses.detach().tolist()
+    dtype = plist[0].dtype
+    solvers = {}
+    for j, pos in enumerate(positions):
+        m = members[pos]
+        if not math.isfinite(loss_values[j]):
+            _probe_failed(m, rows[pos], step, f"FloatingPointError: loss_fn returned a non-finite loss "
+                                              f"({loss_values[j]}); the Hessian is undefined")
+            continue
+        solvers[j] = MemberLanczos(ens.n_params, m.spec.probes.sharpness_tol, dtype, m.sharpness_v, m.generator,
+                                   hint=flat_grad[j])
+    while any(not s.done for s in solvers.values()):
+        vectors = torch.zeros(len(positions), ens.n_params, dtype=torch.float64)
+        for j, s in solvers.items():
+            if not s.done:
+                vectors[j] = s.pending
+        products = _batched_hvp(flat_grad, plist, vectors.to(device=flat_grad.device, dtype=dtype))
+        products = products.detach().to(device="cpu", dtype=torch.float64)
+        for j, s in list(solvers.items()):
+            if s.done:
+                continue
+            if not bool(torch.isfinite(products[j]).all()):
+                _probe_failed(members[positions[j]], rows[positions[j]], step,
+                              "FloatingPointError: a Hessian-vector product is not finite")
+                del solvers[j]
+                continue
+            s.feed(products[j])
+    for j, s in solvers.items():
+        m = members[positions[j]]
+        value, vector = s.result()
+        m.sharpness_v = vector.to(dtype=dtype)
+        rows[positions[j]].update({"sharpness": value, "sharpness_hvps": s.n_hvp})
+
+
+def _batched_hvp(flat_grad: torch.Tensor, params: list[torch.Tensor], vectors: torch.Tensor) -> torch.Tensor:
+    """Every member's H_m v_m from the create_graph gradient of the summed loss: (members, n)."""
+    if not flat_grad.requires_grad:  # the loss is (at most) linear in the parameters
+        return torch.zeros_like(vectors)
+    with torch.enable_grad():
+        parts = torch.autograd.grad((flat_grad * vectors).sum(), params, retain_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+    return torch.cat([p.reshape(len(vectors), -1) for p in parts], dim=1)
+
+
+def _probe_failed(member: _Member, row: dict, step: int, reason: str) -> None:
+    """Record a failed sharpness measurement as the serial loop does (NaN plus a reason)."""
+    row.update({"sharpness": float("nan"), "sharpness_hvps": float("nan")})
+    member.probe_errors.append(f"step {step}: sharpness: {reason}")
