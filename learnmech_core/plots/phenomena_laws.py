@@ -114,3 +114,384 @@ def grokking_spectrum(runs, presentation: bool = False) -> go.Figure:
     fig.update_layout(barmode="group")
     return layout(fig, "Which frequencies does the network use after grokking?", "frequency k (of p)",
                   "Fourier power of first-layer weights", presentation, log_y=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# critical batch size
+
+
+def _group_label(fit: dict) -> str:
+    return f"{fit['arch']} / {fit['dataset']} seed {fit['seed']}"
+
+
+def critical_tradeoff(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Steps vs examples to the target, per batch size, with the hyperbola (S/S_min - 1)(E/E_min - 1) = 1."""
+    from ..phenomena.critical_batch_size import analyse
+
+    fits, _ = analyse(runs)
+    fig = go.Figure()
+    for fit in fits:
+        if not _finite(fit["s_min"]):
+            continue
+        b = np.array(sorted(fit["best_steps"]), dtype=float)
+        s = np.array([fit["best_steps"][int(v)] for v in b])
+        e = s * b
+        x, y = (e / fit["e_min"], s / fit["s_min"]) if normalised else (e, s)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", text=[f"B={int(v)}" for v in b],
+                                 textposition="top right", name=_group_label(fit),
+                                 marker={"color": arch_color(fit["arch"]), "size": 10},
+                                 hovertext=[f"B={int(v)}: S={si:.3g}, E={ei:.4g}" for v, si, ei in zip(b, s, e)]))
+        u = np.geomspace(1.02, max(float(np.max(e / fit["e_min"])) * 1.5, 3.0), 200)
+        curve_y = 1.0 + 1.0 / (u - 1.0)
+        cx, cy = (u, curve_y) if normalised else (u * fit["e_min"], curve_y * fit["s_min"])
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name=f"prediction (S/S_min-1)(E/E_min-1)=1",
+                                 line={"color": PREDICTION_COLOR, "dash": dataset_dash(fit["dataset"])}))
+    x_title = "examples to target / E_min" if normalised else "examples processed to reach the target loss E"
+    y_title = "steps to target / S_min" if normalised else "steps to reach the target loss S"
+    return layout(fig, "Do steps and examples to a target loss trade off along one hyperbola?", x_title, y_title,
+                  presentation, log_x=True, log_y=True)
+
+
+def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
+    """Steps to target vs batch size (every learning rate faint, the best solid), the fit, B_crit and B_noise."""
+    from ..phenomena.critical_batch_size import analyse, effective_inverse_batch
+
+    fits, _ = analyse(runs)
+    fig = go.Figure()
+    for fit in fits:
+        pts = [(b, lr, s) for b, lr, s in fit["points"] if _finite(s)]
+        if pts:
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[2] for p in pts], mode="markers", opacity=0.35,
+                                     name=f"{_group_label(fit)} every lr", marker={"color": arch_color(fit["arch"])},
+                                     hovertext=[f"B={p[0]} lr={p[1]:g}: S={p[2]:.3g}" for p in pts]))
+        b = np.array(sorted(fit["best_steps"]), dtype=float)
+        if len(b):
+            fig.add_trace(go.Scatter(x=b, y=[fit["best_steps"][int(v)] for v in b], mode="markers+lines",
+                                     name=f"{_group_label(fit)} best lr", marker={"color": arch_color(fit["arch"]),
+                                                                                  "size": 10},
+                                     line={"color": arch_color(fit["arch"]), "dash": dataset_dash(fit["dataset"])}))
+        if _finite(fit["s_min"]) and len(b):
+            grid = np.geomspace(b.min(), b.max(), 200)
+            fig.add_trace(go.Scatter(x=grid, y=[fit["s_min"] + fit["e_min"] * effective_inverse_batch(v, fit["n_train"])
+                                                for v in grid], mode="lines", name="fit S_min + E_min (1/B - 1/n)",
+                                     line={"color": PREDICTION_COLOR, "dash": "dot"}))
+        for value, label, dash in ((fit["b_crit"], "B_crit (fit)", "dot"), (fit["b_simple"], "B_simple at target",
+                                                                             "dash"),
+                                   (fit["b_noise"], "B_noise at target", "dashdot")):
+            if _finite(value) and value > 0:
+                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "target" in label
+                              else arch_color(fit["arch"]), annotation_text=label, annotation_position="top right")
+    return layout(fig, "Does the noise scale mark where bigger batches stop saving steps?", "batch size B",
+                  "steps to reach the target loss", presentation, log_x=True, log_y=True)
+
+
+def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
+    """Noise scales along the full-batch run against its training loss; the target loss and B_crit marked."""
+    from ..phenomena.critical_batch_size import TARGET_LOSS, analyse
+
+    fits, _ = analyse(runs)
+    fig = go.Figure()
+    for fit in fits:
+        run = fit["noise_run"]
+        if run is None:
+            continue
+        h = run.history.dropna(subset=["train_loss"])
+        for column, label, dash in (("b_simple", "B_simple = tr(Sigma)/|G|^2", "solid"),
+                                    ("b_noise", "B_noise = tr(H Sigma)/G^T H G", "dash")):
+            if column in h:
+                rows = h.dropna(subset=[column])
+                fig.add_trace(_line(run, f"{_group_label(fit)} {label}", rows["train_loss"], rows[column],
+                                    dash=dash, mode="lines+markers"))
+        if _finite(fit["b_crit"]):
+            reference_line(fig, fit["b_crit"], f"B_crit = E_min/S_min = {fit['b_crit']:.3g} (fit)")
+    fig.add_vline(x=TARGET_LOSS, line_dash="dot", line_color=PREDICTION_COLOR, annotation_text="target loss")
+    fig = layout(fig, "How large is the gradient noise scale at the target loss?", "full training loss (falls to the "
+                 "right)", "noise scale (examples)", presentation, log_x=True, log_y=True)
+    fig.update_xaxes(autorange="reversed")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# scaling law and loss-curve collapse
+
+
+def _opacity_ramp(i: int, n: int) -> float:
+    return 0.35 + 0.65 * (i / max(n - 1, 1))
+
+
+def scaling_law(runs, verdict=None, presentation: bool = False) -> go.Figure:
+    """Final loss vs parameter count (log-log) with the fitted L0 + A p^-alpha and L0 drawn in."""
+    from ..phenomena.scaling_collapse import final_loss, fit_scaling_law, param_count
+
+    fig = go.Figure()
+    groups: dict[tuple, list] = {}
+    for run in runs:
+        if run.status == "ok":
+            groups.setdefault((run.spec.model.arch, run.spec.data.name, run.spec.seed), []).append(run)
+    for (arch, dataset, seed), group in groups.items():
+        p = np.array([param_count(r) for r in group], dtype=float)
+        loss = np.array([final_loss(r) for r in group])
+        order = np.argsort(p)
+        p, loss = p[order], loss[order]
+        fig.add_trace(go.Scatter(x=p, y=loss, mode="markers", name=f"{arch} / {dataset} seed {seed}",
+                                 marker={"color": arch_color(arch), "size": 10},
+                                 hovertext=[spec_hover(group[i].spec) for i in order]))
+        fit = fit_scaling_law(p, loss)
+        if _finite(fit["alpha"]):
+            grid = np.geomspace(p.min() / 1.5, p.max() * 1.5, 200)
+            pinned = " (L0 pinned)" if fit["l0_pinned"] else ""
+            fig.add_trace(go.Scatter(x=grid, y=fit["l0"] + fit["a"] * grid ** (-fit["alpha"]), mode="lines",
+                                     name=f"fit {fit['l0']:.3g} + {fit['a']:.3g} p^-{fit['alpha']:.2f} "
+                                          f"(R^2 {fit['r2']:.3f}){pinned}",
+                                     line={"color": PREDICTION_COLOR, "dash": dataset_dash(dataset)}))
+            if fit["l0"] > 0:
+                reference_line(fig, fit["l0"], f"L0 = {fit['l0']:.3g}{pinned}")
+    return layout(fig, "Does final loss fall as a power law in the number of parameters?", "parameters p",
+                  "final test loss (MSE)", presentation, log_x=True, log_y=True)
+
+
+def scaling_curves(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Smoothed loss curves of every width: raw (loss vs step) or normalised (L/L_final vs step/total)."""
+    from ..phenomena.scaling_collapse import TAU_MIN, final_loss, normalised_curve, smoothed_curve
+
+    fig = go.Figure()
+    ok = sorted([r for r in runs if r.status == "ok"], key=lambda r: r.spec.model.width)
+    curves = []
+    for i, run in enumerate(ok):
+        steps, loss = smoothed_curve(run.history)
+        total, final = float(run.spec.optim.steps), final_loss(run)
+        x, y = normalised_curve(steps, loss, total, final) if normalised else (np.maximum(steps, 1.0), loss)
+        curves.append((x, y))
+        fig.add_trace(_line(run, f"{run.spec.model.arch} w={run.spec.model.width}", x, y,
+                            opacity=_opacity_ramp(i, len(ok))))
+    if normalised and curves:
+        grid = np.linspace(TAU_MIN, 1.0, 100)
+        master = np.exp(np.mean([np.interp(grid, x, np.log(y)) for x, y in curves], axis=0))
+        fig.add_trace(go.Scatter(x=grid, y=master, mode="lines", name="mean normalised curve (the collapse)",
+                                 line={"color": PREDICTION_COLOR, "dash": "dash", "width": 3}))
+        fig.add_vrect(x0=0, x1=TAU_MIN, fillcolor="#cccccc", opacity=0.2, line_width=0,
+                      annotation_text="not scored", annotation_position="top left")
+    title = ("Do loss curves of all sizes collapse once divided by their final loss?" if normalised
+             else "Loss curves of students of different widths (raw)")
+    x_title = "fraction of training t / T" if normalised else "step"
+    y_title = "loss / final loss" if normalised else "training loss (smoothed, MSE)"
+    return layout(fig, title, x_title, y_title, presentation, log_x=not normalised, log_y=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# neural collapse
+
+
+def collapse_nc1(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """NC1 against steps (log-log), raw or divided by its value at initialisation; 100% train accuracy marked."""
+    from ..phenomena.neural_collapse import NC1_FALL_MIN, collapse_summary
+
+    fig = go.Figure()
+    for run in runs:
+        if "nc1" not in run.history:
+            continue
+        h = run.history.dropna(subset=["nc1"])
+        s = collapse_summary(run.history)
+        y = h["nc1"] / s["nc1_init"] if normalised else h["nc1"]
+        fig.add_trace(_line(run, f"{run.spec.model.arch} / {run.spec.data.name}", np.maximum(h["step"], 1.0), y,
+                            mode="lines+markers"))
+        if _finite(s["step_tpt"]):
+            fig.add_vline(x=max(s["step_tpt"], 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch),
+                          annotation_text="100% train", annotation_position="bottom left")
+    if normalised:
+        reference_line(fig, 1.0 / NC1_FALL_MIN, f"predicted: below 1/{NC1_FALL_MIN:g} of the initial NC1")
+    y_title = "NC1 / NC1 at initialisation" if normalised else "NC1 = tr(Sigma_W Sigma_B^+) / C"
+    return layout(fig, "Does within-class variability collapse as training continues past zero error?", "step",
+                  y_title, presentation, log_x=True, log_y=True)
+
+
+def collapse_geometry(runs, presentation: bool = False) -> go.Figure:
+    """Deviation of class-mean cosines from -1/(C-1) and NCC disagreement against steps, with the tolerance."""
+    from ..phenomena.neural_collapse import ETF_TOLERANCE, NCC_MIN
+
+    fig = go.Figure()
+    for run in runs:
+        h = run.history
+        for column, label, dash in (("nc2_etf_distance", "mean |cos + 1/(C-1)|", None),
+                                    ("nc4", "1 - nearest-centre agreement", "dot")):
+            if column in h:
+                rows = h.dropna(subset=[column])
+                fig.add_trace(_line(run, f"{run.spec.model.arch} {label}", np.maximum(rows["step"], 1.0),
+                                    np.maximum(rows[column], 1e-4), dash=dash, mode="lines+markers"))
+    reference_line(fig, ETF_TOLERANCE, f"simplex ETF tolerance {ETF_TOLERANCE:g}")
+    reference_line(fig, 1.0 - NCC_MIN, f"agreement {NCC_MIN:g}")
+    return layout(fig, "Do class means approach a simplex ETF and the classifier a nearest-centre rule?", "step",
+                  "deviation (0 at collapse; floor 1e-4)", presentation, log_x=True, log_y=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# heavy-tailed spectra
+
+
+def _esd_layer(run) -> str | None:
+    """The judged layer with the most eigenvalues (the widest hidden layer)."""
+    from ..phenomena.heavy_tailed_spectra import judged_layers
+
+    layers = judged_layers(run)
+    if not layers:
+        return None
+    esd = run.spectra[run.spectra["kind"] == "weight_esd"]
+    counts = esd[esd["step"] == esd["step"].min()].groupby("layer")["index"].count()
+    return max(layers, key=lambda name: (counts.get(name, 0), name))
+
+
+def esd_before_after(runs, presentation: bool = False) -> go.Figure:
+    """ESD of the widest layer of the best run at init (with its MP fit) and at the end (with its power-law tail)."""
+    from ..spectra import marchenko_pastur_fit, mp_density, power_law_alpha
+
+    ok = [r for r in runs if r.status == "ok" and len(r.spectra)]
+    fig = go.Figure()
+    if not ok:
+        return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
+                      presentation, log_x=True, log_y=True)
+    run = max(ok, key=lambda r: r.final("test_acc"))
+    layer = _esd_layer(run)
+    esd = run.spectra[(run.spectra["kind"] == "weight_esd") & (run.spectra["layer"] == layer)]
+    w = run.weights.get(layer) if run.weights else None
+    for step, opacity, when in ((esd["step"].min(), 0.5, "init"), (esd["step"].max(), 1.0, "trained")):
+        values = np.sort(esd[esd["step"] == step]["value"].to_numpy(dtype=float))
+        values = values[values > values[-1] * 1e-12]
+        edges = np.geomspace(values[0], values[-1] * 1.0001, 40)
+        density, _ = np.histogram(values, bins=edges, density=True)
+        centres = np.sqrt(edges[:-1] * edges[1:])
+        keep = density > 0
+        fig.add_trace(go.Scatter(x=centres[keep], y=density[keep], mode="lines+markers", opacity=opacity,
+                                 name=f"{layer} {when} (step {int(step)})", line={"color": arch_color(run.spec.model.arch),
+                                                                                  "dash": "dot" if when == "init" else "solid"},
+                                 hovertext=spec_hover(run.spec)))
+        m = len(values)
+        if when == "init":
+            shape = w.shape if w is not None else None
+            q = (min(shape) / max(shape)) if shape is not None else _aspect_from_layer(run, layer, m)
+            try:
+                mp = marchenko_pastur_fit(values, q)
+                grid = np.linspace(max(mp.lambda_minus, values[0] * 0.5), mp.lambda_plus, 200)
+                fig.add_trace(go.Scatter(x=grid, y=mp_density(grid, mp.sigma2, q), mode="lines",
+                                         name=f"Marchenko-Pastur fit (KS {mp.ks_distance:.3f})",
+                                         line={"color": PREDICTION_COLOR, "dash": "dash"}))
+            except ValueError:
+                pass
+        else:
+            try:
+                fit = power_law_alpha(values)
+                tail = values[values >= fit.xmin]
+                frac = len(tail) / len(values)
+                grid = np.geomspace(fit.xmin, values[-1], 50)
+                pdf = frac * (fit.alpha - 1.0) / fit.xmin * (grid / fit.xmin) ** (-fit.alpha)
+                fig.add_trace(go.Scatter(x=grid, y=pdf, mode="lines", name=f"power-law tail alpha = {fit.alpha:.2f}",
+                                         line={"color": PREDICTION_COLOR, "dash": "dot"}))
+            except ValueError:
+                pass
+    return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
+                  presentation, log_x=True, log_y=True)
+
+
+def _aspect_from_layer(run, layer: str, m: int) -> float:
+    """Aspect ratio q = M/N of a layer from its spec when weights were not kept (MLP layers only)."""
+    width = run.spec.model.width
+    return min(m / width, 1.0) if width >= m else 1.0
+
+
+def alpha_trajectories(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Mean power-law alpha over judged layers against steps, raw or divided by its initial value."""
+    from ..phenomena.heavy_tailed_spectra import judged_layers, mean_over_layers
+
+    fig = go.Figure()
+    ok = [r for r in runs if r.status == "ok"]
+    for i, run in enumerate(sorted(ok, key=lambda r: (r.spec.optim.batch_size, r.spec.optim.lr))):
+        steps, alpha = mean_over_layers(run.history, "alpha_", judged_layers(run))
+        if not len(alpha):
+            continue
+        y = alpha / alpha[0] if normalised else alpha
+        fig.add_trace(_line(run, f"lr {run.spec.optim.lr:g} bs {run.spec.optim.batch_size}", np.maximum(steps, 1.0), y,
+                            mode="lines+markers", opacity=_opacity_ramp(i, len(ok))))
+    if normalised:
+        reference_line(fig, 1.0, "no change (prediction: below)")
+    else:
+        reference_line(fig, 2.0, "alpha = 2 (very heavy-tailed)")
+        reference_line(fig, 6.0, "alpha = 6 (random-like)")
+    return layout(fig, "Does the power-law exponent alpha fall with training?", "step",
+                  "alpha / alpha at init" if normalised else "mean power-law alpha", presentation, log_x=True)
+
+
+def alpha_vs_error(runs, verdict=None, presentation: bool = False) -> go.Figure:
+    """Final mean alpha against test error across the sweep, with the rank correlation and a fitted trend."""
+    from ..phenomena.heavy_tailed_spectra import spearman, spectra_summary
+
+    fig = go.Figure()
+    points = []
+    for run in runs:
+        if run.status != "ok":
+            continue
+        s = spectra_summary(run)
+        if _finite(s["alpha_final"]) and _finite(s["test_error"]):
+            points.append((s["alpha_final"], s["test_error"]))
+            fig.add_trace(go.Scatter(x=[s["alpha_final"]], y=[s["test_error"]], mode="markers+text",
+                                     text=[f"lr {run.spec.optim.lr:g}, bs {run.spec.optim.batch_size}"],
+                                     textposition="top center", showlegend=False,
+                                     marker={"color": arch_color(run.spec.model.arch), "size": 11},
+                                     hovertext=spec_hover(run.spec)))
+    rho = spearman([p[0] for p in points], [p[1] for p in points]) if points else float("nan")
+    if len(points) >= 2:
+        x, y = np.array(points).T
+        if np.ptp(x) > 0:
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(x.min(), x.max(), 50)
+            fig.add_trace(go.Scatter(x=grid, y=intercept + slope * grid, mode="lines",
+                                     name=f"trend (Spearman {rho:+.2f}; predicted > 0)",
+                                     line={"color": PREDICTION_COLOR, "dash": "dash"}))
+    return layout(fig, "Do runs with heavier-tailed weights (lower alpha) generalise better?",
+                  "final mean power-law alpha", "test error", presentation)
+
+
+# ------------------------------------------------------------------------------------------------
+# representation convergence
+
+
+def _run_label(run) -> str:
+    s = run.spec
+    return f"{s.model.arch} w{s.model.width} s{s.seed}"
+
+
+def cka_heatmaps(runs, trained: np.ndarray, init: np.ndarray, presentation: bool = False) -> go.Figure:
+    """Linear CKA between every pair of runs: at initialisation (left) and trained (right)."""
+    labels = [_run_label(r) for r in runs]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("at initialisation", "trained"), horizontal_spacing=0.12)
+    for col, matrix in ((1, init), (2, trained)):
+        fig.add_trace(go.Heatmap(z=matrix, x=labels, y=labels, zmin=0.0, zmax=1.0, colorscale="Viridis",
+                                 showscale=col == 2, colorbar={"title": "CKA"},
+                                 hovertemplate="%{y} vs %{x}: CKA %{z:.3f}<extra></extra>"), row=1, col=col)
+    fig.update_yaxes(autorange="reversed")
+    return layout(fig, "Do independently trained networks agree on their representation?", "", "", presentation,
+                  height=640 if presentation else 520)
+
+
+def cka_vs_width(runs, pairs: list[dict], normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Mean CKA of seed pairs (per architecture) and cross-architecture pairs against width; init as reference."""
+    fig = go.Figure()
+    kinds: dict[str, list] = {}
+    for p in pairs:
+        kinds.setdefault(p["archs"], []).append(p)
+    for archs, sel in sorted(kinds.items()):
+        widths = sorted({p["width"] for p in sel})
+        trained = np.array([np.mean([p["cka"] for p in sel if p["width"] == w]) for w in widths])
+        init = np.array([np.mean([p["cka_init"] for p in sel if p["width"] == w]) for w in widths])
+        first, second = archs.split("-")
+        color = arch_color(first) if first == second else "#555555"
+        name = f"{first} seeds" if first == second else f"{first} vs {second}"
+        y = trained - init if normalised else trained
+        fig.add_trace(go.Scatter(x=widths, y=y, mode="lines+markers", name=f"{name} trained",
+                                 line={"color": color, "dash": "solid" if first == second else "dash"}))
+        if not normalised:
+            fig.add_trace(go.Scatter(x=widths, y=init, mode="lines+markers", name=f"{name} at init (reference)",
+                                     opacity=0.45, line={"color": color, "dash": "dot"}))
+    if normalised:
+        reference_line(fig, 0.0, "no gain over initialisation")
+    y_title = "CKA trained - CKA at init" if normalised else "linear CKA of penultimate features"
+    return layout(fig, "Does agreement between networks grow with width?", "width", y_title, presentation,
+                  log_x=True)

@@ -1,0 +1,191 @@
+"""Neural collapse: past zero training error, features collapse to class means forming a simplex ETF.
+
+Papyan, Han & Donoho 2020. `ReadoutCollapseProbe` reads the penultimate features as the input of the
+model's read-out layer (the last parametrised weight layer, whatever its class) and the classifier as
+that layer's effective weight (forward multiplier included), then calls `collapse.neural_collapse` on
+the probe batch (the training set). Columns: nc1, nc2_equinorm, nc2_etf_distance (mean |cos + 1/(C-1)|
+over pairs of centred class means), nc3, nc4 (1 - agreement with the nearest class centre).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from ..probes import Probe
+from .base import Phenomenon, Verdict, run_row
+
+NC1_FALL_MIN = 5.0  # quick: NC1 at init / final NC1
+TPT_FALL_MIN = 10.0  # full: NC1 at the start of the terminal phase / final NC1
+RISE_TOLERANCE = 1.1  # "does not rise": final NC1 <= this x NC1 when train accuracy first hits 100%
+ETF_TOLERANCE = 0.05  # mean |cos + 1/(C-1)|
+NCC_MIN = 0.99
+MIN_ARCHS = 3
+
+
+def readout_features(model, inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(features, effective classifier weight, bias): the input of the read-out layer in a no-grad pass."""
+    from ..models import weight_layers
+
+    _, layer = weight_layers(model)[-1]
+    captured = []
+    handle = layer.register_forward_hook(lambda _m, args, _out: captured.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        handle.remove()
+    feats = captured[-1]
+    feats = feats.reshape(-1, feats.shape[-1]) if feats.ndim != 2 else feats
+    weight = (layer.weight.detach() * getattr(layer, "mult", 1.0)).to("cpu", torch.float64).numpy()
+    bias = layer.bias.detach().to("cpu", torch.float64).numpy() if getattr(layer, "bias", None) is not None else None
+    return feats.to("cpu", torch.float64).numpy(), weight, bias
+
+
+class ReadoutCollapseProbe(Probe):
+    """Neural-collapse metrics of the read-out layer's input on the probe batch."""
+
+    name = "readout_collapse"
+    columns = ("nc1", "nc2_equinorm", "nc2_etf_distance", "nc3", "nc4")
+
+    def measure(self, ctx):
+        from ..collapse import neural_collapse
+
+        if not ctx.classification:
+            raise ValueError("neural-collapse metrics need a classification dataset")
+        was_training = ctx.model.training
+        ctx.model.eval()
+        try:
+            feats, weight, bias = readout_features(ctx.model, ctx.inputs)
+        finally:
+            ctx.model.train(was_training)
+        labels = ctx.targets.argmax(dim=1) if ctx.targets.ndim > 1 else ctx.targets
+        m = neural_collapse(feats, labels.cpu().numpy(), classifier_weight=weight, classifier_bias=bias)
+        return {"nc1": m.nc1, "nc2_equinorm": m.nc2_equinorm, "nc2_etf_distance": m.nc2_etf_distance,
+                "nc3": m.nc3, "nc4": m.nc4_ncc_agreement}, []
+
+
+PROBE = "learnmech_core.phenomena.neural_collapse:ReadoutCollapseProbe"
+
+# size -> (n_train, steps, probe every, weight decay, seeds)
+_SIZES = {
+    "tiny": (256, 300, 50, 5e-4, (0,)),
+    "quick": (1024, 2400, 100, 5e-4, (0,)),
+    "full": (1536, 30000, 500, 5e-4, (0, 1, 2)),
+}
+_MODELS = {"mlp": dict(width=256, depth=3, activation="relu"), "cnn": dict(width=32, depth=2, activation="relu"),
+           "resnet": dict(width=64, depth=2, activation="relu")}
+
+
+def collapse_summary(history) -> dict:
+    """NC numbers of one run: at init, at the first 100%-train-accuracy step (terminal phase), and final."""
+    nan = float("nan")
+    if "nc1" not in history:
+        return {"nc1_init": nan, "nc1_tpt": nan, "nc1_final": nan, "step_tpt": nan, "etf_final": nan,
+                "ncc_final": nan, "fall_from_init": nan, "fall_in_tpt": nan, "rise": nan}
+    h = history.dropna(subset=["nc1"])
+    nc1 = h["nc1"].to_numpy(dtype=float)
+    acc = h["train_acc"].to_numpy(dtype=float) if "train_acc" in h else np.full(len(h), nan)
+    full = np.flatnonzero(acc >= 1.0)
+    i_tpt = int(full[0]) if len(full) else None
+    nc1_init, nc1_final = float(nc1[0]), float(nc1[-1])
+    nc1_tpt = float(nc1[i_tpt]) if i_tpt is not None else nan
+    etf = float(h["nc2_etf_distance"].iloc[-1]) if "nc2_etf_distance" in h else nan
+    ncc = 1.0 - float(h["nc4"].iloc[-1]) if "nc4" in h else nan
+    return {"nc1_init": nc1_init, "nc1_tpt": nc1_tpt, "nc1_final": nc1_final,
+            "step_tpt": float(h["step"].iloc[i_tpt]) if i_tpt is not None else nan, "etf_final": etf,
+            "ncc_final": ncc, "fall_from_init": nc1_init / nc1_final if nc1_final > 0 else math.inf,
+            "fall_in_tpt": nc1_tpt / nc1_final if nc1_final > 0 else math.inf,
+            "rise": nc1_final / nc1_tpt if nc1_tpt > 0 else nan}
+
+
+class NeuralCollapse(Phenomenon):
+    name = "neural_collapse"
+    title = "Do features collapse onto a simplex of class means when training continues past zero error?"
+    direction = "laws"
+    sources = ("Papyan, Han & Donoho 2020, Prevalence of neural collapse during the terminal phase of deep learning "
+               "training",)
+    prediction = (f"Training past zero error drives within-class variability NC1 down (>= {NC1_FALL_MIN:g}x from "
+                  f"initialisation, no rise in the terminal phase; >= {TPT_FALL_MIN:g}x within the terminal phase at full "
+                  f"size), class-mean cosines to -1/(C-1) within {ETF_TOLERANCE:g}, and classifier decisions to the "
+                  f"nearest class mean (agreement >= {NCC_MIN:g}), for >= {MIN_ARCHS} architectures.")
+    measures = ("NC1 = tr(Sigma_W Sigma_B^+)/C, the mean deviation of class-mean cosines from -1/(C-1), and agreement "
+                "of the classifier with the nearest class centre, on the training set's penultimate features.")
+    archs = ("mlp", "cnn", "resnet")
+    datasets = ("digits",)
+    allowed_datasets = ("digits", "gaussian_mixture", "spirals", "mnist", "fashion_mnist", "cifar10")
+    normalisation = "NC1 / NC1 at initialisation"
+
+    def _specs(self, size, archs, datasets):
+        n_train, steps, every, wd, seeds = _SIZES[size]
+        out = []
+        for arch in archs:
+            for dataset in datasets:
+                for seed in seeds:
+                    out.append(RunSpec(
+                        model=ModelSpec(arch=arch, **_MODELS[arch]),
+                        data=DataSpec(name=dataset, n_train=n_train, n_test=256),
+                        optim=OptimSpec(name="momentum", lr=0.05, momentum=0.9, weight_decay=wd, steps=steps,
+                                        batch_size=128, loss="ce", eval_every=every),
+                        probes=ProbeSpec(log_every=every, extra=(PROBE,), extra_every=every, save_weights=False),
+                        seed=seed,
+                    ))
+        return out
+
+    def verdict(self, runs):
+        full = any(r.spec.optim.steps >= _SIZES["full"][1] for r in runs)
+        rows, archs_ok = [], set()
+        for run in runs:
+            s = collapse_summary(run.history)
+            checks = {
+                "fall": s["fall_from_init"] >= NC1_FALL_MIN,
+                "no_rise": s["rise"] <= RISE_TOLERANCE,
+                "etf": s["etf_final"] <= ETF_TOLERANCE,
+                "ncc": s["ncc_final"] >= NCC_MIN,
+            }
+            if full:
+                checks["tpt_fall"] = s["fall_in_tpt"] >= TPT_FALL_MIN
+            ok = run.status == "ok" and all(checks.values())
+            if ok:
+                archs_ok.add(run.spec.model.arch)
+            rows.append(run_row(run, ok, s["fall_from_init"], **s,
+                                failed_checks=",".join(k for k, v in checks.items() if not v)))
+        if not rows:
+            return Verdict(False, float("nan"), NC1_FALL_MIN, 0.0, "no runs to judge")
+        n_archs = len({r.spec.model.arch for r in runs})
+        need = min(MIN_ARCHS, n_archs)
+        passed = all(r["passed"] for r in rows) and len(archs_ok) >= need
+        parts = [
+            f"{r['arch']}: NC1 {r['nc1_init']:.3g} -> {r['nc1_tpt']:.3g} at 100% train accuracy (step "
+            f"{_f(r['step_tpt'], '.0f')}) -> {r['nc1_final']:.3g} (falls {r['fall_from_init']:.3g}x from init, "
+            f"{r['fall_in_tpt']:.3g}x in the terminal phase); ETF deviation {r['etf_final']:.3f}; nearest-centre agreement "
+            f"{r['ncc_final']:.3f}" + (f" [fails: {r['failed_checks']}]" if r["failed_checks"] else "")
+            for r in rows
+        ]
+        falls = [r["fall_from_init"] for r in rows]
+        worst = float(min(falls))
+        rule = (f"Needs NC1 to fall >= {NC1_FALL_MIN:g}x from init and not rise (<= {RISE_TOLERANCE:g}x) after 100% train "
+                f"accuracy" + (f", fall >= {TPT_FALL_MIN:g}x within the terminal phase" if full else "") +
+                f", ETF deviation <= {ETF_TOLERANCE:g}, agreement >= {NCC_MIN:g}, on >= {need} architectures "
+                f"({len(archs_ok)} passed).")
+        if not math.isfinite(sum(r["nc1_tpt"] for r in rows)):
+            rule += " Some runs never reached 100% training accuracy, so they have no terminal phase."
+        details = {"min_fall_from_init": worst, "max_etf_distance": float(max(r["etf_final"] for r in rows)),
+                   "min_ncc_agreement": float(min(r["ncc_final"] for r in rows)),
+                   "min_fall_in_tpt": float(min(r["fall_in_tpt"] for r in rows)), "archs_passed": sorted(archs_ok)}
+        return Verdict(passed, worst, NC1_FALL_MIN, 0.0, "; ".join(parts) + ". " + rule, per_run=rows, details=details)
+
+    def figures(self, runs, verdict=None, normalised=True, presentation=False):
+        from ..plots import phenomena_laws as plots
+
+        return [plots.collapse_nc1(runs, normalised, presentation), plots.collapse_geometry(runs, presentation)]
+
+
+def _f(x, fmt: str) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
+PHENOMENON = NeuralCollapse()

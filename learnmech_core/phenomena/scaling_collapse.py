@@ -1,0 +1,199 @@
+"""Scaling law and loss-curve collapse: final loss vs parameters, and curves that fall onto one another.
+
+Kaplan et al. 2020: final loss follows L(p) = L0 + A p^-alpha in the parameter count p. Qiu et al.
+2025: loss curves of models of different sizes, each divided by its final loss and plotted against the
+fraction of its training run, collapse onto one curve. Setting: students 16-w-w-1 of a standardised
+teacher with 1,024 ReLU features (regression, MSE), Adam with warm-up + cosine decay, the same number
+of minibatch steps for every width over a training set much larger than one batch (approximately
+online). Loss curves are the per-step minibatch losses, smoothed by a centred running mean in log loss.
+
+The collapse score is the spread of log loss across widths (standard deviation, averaged over a grid of
+training fractions tau in [TAU_MIN, 1]) of the raw curves divided by that of the normalised curves
+L(tau T) / L(T). (Kept here until `learnmech_core.universality` offers the same normalisation.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from .base import Phenomenon, Verdict, run_row
+
+R2_MIN = 0.95
+MIN_SIZES = 5
+COLLAPSE_MIN = 3.0  # raw spread / normalised spread
+TAU_MIN = 0.2  # collapse is scored on training fractions from here to 1 (the start is shared by construction)
+N_TAU = 50
+
+# size -> (widths, steps, batch, n_train, warmup steps, seeds)
+_SIZES = {
+    "tiny": ((4, 8, 16, 32, 64), 300, 64, 4096, 30, (0,)),
+    "quick": ((8, 16, 32, 64, 128, 256), 2000, 128, 32768, 100, (0,)),
+    "full": ((8, 16, 32, 64, 128, 256, 512, 1024), 20000, 256, 65536, 500, (0, 1, 2)),
+}
+
+
+def param_count(run) -> int:
+    """Trainable parameters of a run's model (from its saved weights, else from the spec)."""
+    if run.weights:
+        return int(sum(np.asarray(v).size for v in run.weights.values()))
+    from ..data import describe
+    from ..models import param_count as count
+
+    return count(run.spec.model, describe(run.spec.data))
+
+
+def final_loss(run) -> float:
+    """Final population loss estimate: test loss at the last step (else the last training loss)."""
+    value = run.final("test_loss")
+    return value if math.isfinite(value) else run.final("loss")
+
+
+def smoothed_curve(history, column: str = "loss", window_fraction: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, loss) with a centred running mean of log loss over window_fraction of the points."""
+    h = history.dropna(subset=[column])
+    h = h[h[column] > 0]
+    steps = h["step"].to_numpy(dtype=float)
+    log_loss = np.log(h[column].to_numpy(dtype=float))
+    window = max(1, int(round(window_fraction * len(steps))))
+    if window > 1:
+        import pandas as pd
+
+        log_loss = pd.Series(log_loss).rolling(window, center=True, min_periods=1).mean().to_numpy()
+    return steps, np.exp(log_loss)
+
+
+def normalised_curve(steps, loss, total_steps: float, final: float) -> tuple[np.ndarray, np.ndarray]:
+    """(tau, L / L_final): the loss curve against the fraction of training, divided by its final loss."""
+    return np.asarray(steps, dtype=float) / total_steps, np.asarray(loss, dtype=float) / final
+
+
+def collapse_score(curves: list[tuple[np.ndarray, np.ndarray, float, float]], tau_min: float = TAU_MIN,
+                   n_tau: int = N_TAU) -> dict:
+    """Spread of log loss across curves on a tau grid, raw vs normalised; curves = (steps, loss, T, L_final)."""
+    grid = np.linspace(tau_min, 1.0, n_tau)
+    raw, norm = [], []
+    for steps, loss, total, final in curves:
+        tau = np.asarray(steps, dtype=float) / total
+        log_l = np.log(np.asarray(loss, dtype=float))
+        raw.append(np.interp(grid, tau, log_l))
+        norm.append(np.interp(grid, tau, log_l) - math.log(final))
+    if len(curves) < 2:
+        return {"raw_spread": float("nan"), "normalised_spread": float("nan"), "reduction": float("nan")}
+    raw_spread = float(np.mean(np.std(np.array(raw), axis=0)))
+    norm_spread = float(np.mean(np.std(np.array(norm), axis=0)))
+    return {"raw_spread": raw_spread, "normalised_spread": norm_spread,
+            "reduction": raw_spread / norm_spread if norm_spread > 0 else float("inf")}
+
+
+def fit_scaling_law(params, losses) -> dict:
+    """Fit L = L0 + A p^-alpha (0 <= L0 < min L) by least squares in log L; R^2 in log L; flags a pinned L0."""
+    from scipy.optimize import minimize_scalar
+
+    p, loss = np.asarray(params, dtype=float), np.asarray(losses, dtype=float)
+    nan = {"l0": float("nan"), "a": float("nan"), "alpha": float("nan"), "r2": float("nan"), "l0_pinned": False}
+    if len(p) < 3 or np.any(loss <= 0):
+        return nan
+    log_p, log_l = np.log(p), np.log(loss)
+    ceiling = float(np.min(loss)) * (1.0 - 1e-6)
+
+    def solve(l0: float):
+        y = np.log(loss - l0)
+        slope, intercept = np.polyfit(log_p, y, 1)
+        pred = np.log(l0 + np.exp(intercept + slope * log_p))
+        return float(np.sum((pred - log_l) ** 2)), slope, intercept
+
+    res = minimize_scalar(lambda u: solve(ceiling * u)[0], bounds=(0.0, 1.0), method="bounded",
+                          options={"xatol": 1e-6})
+    u = float(res.x)
+    candidates = [(solve(ceiling * v)[0], v) for v in (0.0, u, 1.0)]
+    sse, u = min(candidates)
+    l0 = ceiling * u
+    _, slope, intercept = solve(l0)
+    ss_tot = float(np.sum((log_l - log_l.mean()) ** 2))
+    return {"l0": l0, "a": float(np.exp(intercept)), "alpha": float(-slope),
+            "r2": 1.0 - sse / ss_tot if ss_tot > 0 else float("nan"), "l0_pinned": bool(u > 0.999)}
+
+
+class ScalingCollapse(Phenomenon):
+    name = "scaling_collapse"
+    title = "Does final loss follow a power law in size, and do loss curves collapse onto one?"
+    direction = "laws"
+    sources = (
+        "Kaplan et al. 2020, Scaling laws for neural language models",
+        "Qiu et al. 2025, Scaling collapse reveals universal dynamics in compute-optimally trained neural networks",
+    )
+    prediction = (f"Final loss vs parameter count fits L0 + A p^-alpha with R^2 >= {R2_MIN:g} over >= {MIN_SIZES} "
+                  f"sizes, and dividing each loss curve by its final loss (against the fraction of training) shrinks "
+                  f"the spread between sizes at least {COLLAPSE_MIN:g}x.")
+    measures = ("Final test loss of students of several widths trained for the same number of Adam steps with a "
+                "cosine schedule; their smoothed training-loss curves, raw and normalised.")
+    archs = ("mlp",)
+    datasets = ("teacher_student",)
+    allowed_archs = ("mlp", "resnet")
+    normalisation = "loss / final loss against step / total steps"
+
+    def _specs(self, size, archs, datasets):
+        widths, steps, batch, n_train, warmup, seeds = _SIZES[size]
+        out = []
+        for arch in archs:
+            for dataset in datasets:
+                for seed in seeds:
+                    for width in widths:
+                        out.append(RunSpec(
+                            model=ModelSpec(arch=arch, width=width, depth=2, activation="relu"),
+                            data=DataSpec(name=dataset, teacher_width=1024, dim=16, n_train=n_train, n_test=4096),
+                            optim=OptimSpec(name="adam", lr=3e-3, steps=steps, batch_size=batch, loss="mse",
+                                            schedule="warmup_cosine", warmup_steps=warmup, eval_every=0),
+                            probes=ProbeSpec(log_every=max(1, steps // 400)),
+                            seed=seed,
+                        ))
+        return out
+
+    def verdict(self, runs):
+        groups: dict[tuple, list] = {}
+        for run in runs:
+            groups.setdefault((run.spec.model.arch, run.spec.data.name, run.spec.seed), []).append(run)
+        rows, results = [], []
+        for key, group in groups.items():
+            ok_runs = [r for r in group if r.status == "ok" and math.isfinite(final_loss(r))]
+            params = [param_count(r) for r in ok_runs]
+            finals = [final_loss(r) for r in ok_runs]
+            fit = fit_scaling_law(params, finals)
+            curves = [(*smoothed_curve(r.history), float(r.spec.optim.steps), final_loss(r)) for r in ok_runs]
+            score = collapse_score(curves)
+            passed = (len(ok_runs) >= MIN_SIZES and fit["r2"] >= R2_MIN and score["reduction"] >= COLLAPSE_MIN)
+            results.append({"key": key, "n": len(ok_runs), **fit, **score, "passed": passed})
+            for r in group:
+                rows.append(run_row(r, None, final_loss(r), width=r.spec.model.width, params=param_count(r)))
+        if not results:
+            return Verdict(False, float("nan"), R2_MIN, 0.0, "no runs to judge")
+        parts = []
+        for res in results:
+            arch, dataset, seed = res["key"]
+            l0_note = (f"L0 = {res['l0']:.3g} is not identified (pinned at the smallest loss)" if res["l0_pinned"]
+                       else f"L0 = {res['l0']:.3g}")
+            parts.append(
+                f"{arch}/{dataset} seed {seed}: L = L0 + {res['a']:.3g} p^-{res['alpha']:.3f}, R^2 = {res['r2']:.4f} over "
+                f"{res['n']} sizes ({l0_note}); loss-curve spread {res['raw_spread']:.3f} raw -> "
+                f"{res['normalised_spread']:.3f} normalised = {res['reduction']:.2f}x smaller (tau in [{TAU_MIN:g}, 1]).")
+        passed = all(r["passed"] for r in results)
+        worst_r2 = float(min(r["r2"] for r in results))
+        worst_red = float(min(r["reduction"] for r in results))
+        explanation = " ".join(parts) + (f" Needs R^2 >= {R2_MIN:g} over >= {MIN_SIZES} sizes and a spread reduction "
+                                         f">= {COLLAPSE_MIN:g}x.")
+        first = results[0]
+        details = {"r2": worst_r2, "collapse_reduction": worst_red, "alpha": first["alpha"], "l0": first["l0"],
+                   "a": first["a"], "l0_pinned": first["l0_pinned"], "raw_spread": first["raw_spread"],
+                   "normalised_spread": first["normalised_spread"]}
+        return Verdict(passed, worst_r2, R2_MIN, 0.0, explanation, per_run=rows, details=details)
+
+    def figures(self, runs, verdict=None, normalised=True, presentation=False):
+        from ..plots import phenomena_laws as plots
+
+        return [plots.scaling_law(runs, verdict, presentation), plots.scaling_curves(runs, normalised, presentation)]
+
+
+PHENOMENON = ScalingCollapse()
