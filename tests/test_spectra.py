@@ -54,7 +54,7 @@ def test_power_law_alpha_recovers_pareto_exponent(alpha):
         assert fit.sigma == pytest.approx((fit.alpha - 1) / math.sqrt(fit.n_tail))
 
 
-@pytest.mark.parametrize("size", [12, 60, 400])
+@pytest.mark.parametrize("size", [12, 60, 400, 2500])  # 400 and 2500 take the pruned scan
 def test_power_law_alpha_matches_literal_weightwatcher_loop(size):
     rng = np.random.default_rng(size)
     x = np.exp(rng.normal(size=size) * 1.5)
@@ -182,3 +182,11 @@ def test_layer_summaries_and_esd_rows():
 def test_bad_inputs_raise_value_error_naming_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_layer_summaries_norms_match_direct_computation():
+    model = nn.Sequential(nn.Linear(7, 12), nn.Tanh(), nn.Linear(12, 30))
+    table = spectra.layer_summaries(model)
+    for row, layer in zip(table.itertuples(), (model[0], model[2])):
+        assert row.spectral_norm == pytest.approx(spectra.spectral_norm(layer.weight), rel=1e-10)
+        assert row.stable_rank == pytest.approx(spectra.stable_rank(layer.weight), rel=1e-10)
