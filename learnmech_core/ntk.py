@@ -82,8 +82,7 @@ def empirical_ntk(
     diff = _differentiated(model, params)
     jacobian = _jacobian_fn(model, diff)
     n = inputs.shape[0]
-    with torch.no_grad():
-        n_out = functional_call(model, {**dict(model.named_parameters()), **diff}, (inputs[:1],)).reshape(1, -1).shape[1]
+    n_out = jacobian(inputs[:1]).shape[1]
     n_params = sum(v.numel() for v in diff.values())
     row_bytes = n_out * n_params * next(iter(diff.values())).element_size()
     fits = n * row_bytes <= max_bytes
