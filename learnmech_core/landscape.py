@@ -171,7 +171,9 @@ def interpolate(
         unknown = sorted(set(state) - set(own))
         missing = sorted(n for n, _ in model.named_parameters() if n not in state)
         if unknown or missing:
-            raise ValueError(f"{label} must hold the model's parameters (unknown: {unknown[:5]}, missing: {missing[:5]})")
+            raise ValueError(
+                f"{label} must hold the model's parameters (unknown: {unknown[:5]}, missing: {missing[:5]})"
+            )
         for k, v in state.items():
             if not isinstance(v, torch.Tensor) or v.shape != own[k].shape:
                 raise ValueError(f"{label}[{k!r}] must be a tensor of shape {tuple(own[k].shape)}")

@@ -38,7 +38,8 @@ def test_collapsed_features_give_zero_metrics(offset):
     np.testing.assert_allclose(nc.class_mean_norms, 3.0, rtol=1e-12)
     assert nc.n_classes == 5 and nc.ncc_agreement == pytest.approx(1.0)
     # Torch inputs and a scaled classifier give the same answer.
-    again = collapse.neural_collapse(torch.tensor(features), torch.tensor(labels), torch.tensor(2.0 * weight), torch.tensor(2.0 * bias))
+    as_torch = [torch.tensor(a) for a in (features, labels, 2.0 * weight, 2.0 * bias)]
+    again = collapse.neural_collapse(*as_torch)
     assert abs(again.nc3) < 1e-8 and again.nc4_ncc_agreement == 0.0
 
 
@@ -86,8 +87,8 @@ def test_penultimate_features_hook_last_linear():
         (lambda: collapse.neural_collapse(np.ones(4), [0, 1, 0, 1]), "features must be 2-D"),
         (lambda: collapse.neural_collapse(np.ones((4, 2)), [0, 1, 0]), "labels must be 1-D"),
         (lambda: collapse.neural_collapse(np.ones((4, 2)), [0, 0, 0, 0]), "at least 2 classes"),
-        (lambda: collapse.neural_collapse(np.eye(4, 2), [0, 1, 0, 1], np.ones((3, 2))), "classifier_weight must have shape"),
-        (lambda: collapse.neural_collapse(np.eye(4, 2), [0, 1, 0, 1], np.ones((2, 2)), np.ones(3)), "classifier_bias must"),
+        (lambda: collapse.neural_collapse(np.eye(4, 2), [0, 1, 0, 1], np.ones((3, 2))), "classifier_weight must"),
+        (lambda: collapse.neural_collapse(np.eye(4, 2), [0, 1, 0, 1], np.ones((2, 2)), np.ones(3)), "classifier_bias"),
         (lambda: collapse.simplex_etf(1, 3), "n_classes must be"),
         (lambda: collapse.penultimate_features(nn.ReLU(), torch.ones(2, 2)), "must contain an nn.Linear"),
     ],

@@ -9,6 +9,8 @@ from torch import nn
 
 from learnmech_core import landscape
 
+MSE = nn.MSELoss()
+
 
 def linear_problem():
     g = torch.Generator().manual_seed(0)
@@ -57,13 +59,19 @@ def test_numpy_and_float32_directions_are_accepted():
     d = torch.randn(12, generator=g, dtype=torch.float64)
     expected = landscape.loss_slice_1d(model, loss_fn, x, y, d, [0.5])["loss"]
     np.testing.assert_allclose(landscape.loss_slice_1d(model, loss_fn, x, y, d.numpy(), [0.5])["loss"], expected)
-    np.testing.assert_allclose(landscape.loss_slice_1d(model, loss_fn, x, y, d.float(), [0.5])["loss"], expected, rtol=1e-6)
+    single = landscape.loss_slice_1d(model, loss_fn, x, y, d.float(), [0.5])["loss"]
+    np.testing.assert_allclose(single, expected, rtol=1e-6)
+
+
+def split_by_parameter(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    names = [n for n, _ in model.named_parameters()]
+    return dict(zip(names, torch.split(flat, [p.numel() for p in model.parameters()])))
 
 
 def test_random_direction_filter_normalisation():
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(16, 3))
     d = landscape.random_direction(model, torch.Generator().manual_seed(0))
-    parts = dict(zip([n for n, _ in model.named_parameters()], torch.split(d, [p.numel() for p in model.parameters()])))
+    parts = split_by_parameter(model, d)
     for name in ("0.weight", "3.weight"):
         weight = dict(model.named_parameters())[name].detach()
         rows = parts[name].reshape(weight.shape[0], -1)
@@ -73,7 +81,7 @@ def test_random_direction_filter_normalisation():
     # The same seed gives the same direction; normalising 1-D parameters keeps their norms.
     torch.testing.assert_close(d, landscape.random_direction(model, torch.Generator().manual_seed(0)))
     d1 = landscape.random_direction(model, torch.Generator().manual_seed(0), one_d="normalize")
-    bias = dict(zip([n for n, _ in model.named_parameters()], torch.split(d1, [p.numel() for p in model.parameters()])))["3.bias"]
+    bias = split_by_parameter(model, d1)["3.bias"]
     torch.testing.assert_close(bias.norm(), model[3].bias.detach().norm())
     plain = landscape.random_direction(model, torch.Generator().manual_seed(1), filter_normalize=False)
     assert plain.norm().item() == pytest.approx(1.0)
@@ -108,12 +116,12 @@ def test_model_is_untouched_and_interpolation_endpoints():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m, x, y: landscape.loss_slice_1d(m, nn.MSELoss(), x, y, torch.ones(5), [0.0]), "direction must be a flat vector of length 12"),
-        (lambda m, x, y: landscape.loss_slice_1d(m, nn.MSELoss(), x, y, torch.ones(12), [[0.0]]), "alphas must be"),
-        (lambda m, x, y: landscape.loss_slice_2d(m, nn.MSELoss(), x, y, torch.ones(12), torch.ones(3), [0.0], [0.0]), "d2 must be"),
+        (lambda m, x, y: landscape.loss_slice_1d(m, MSE, x, y, torch.ones(5), [0]), "flat vector of length 12"),
+        (lambda m, x, y: landscape.loss_slice_1d(m, MSE, x, y, torch.ones(12), [[0.0]]), "alphas must be"),
+        (lambda m, x, y: landscape.loss_slice_2d(m, MSE, x, y, torch.ones(12), torch.ones(3), [0], [0]), "d2 must be"),
         (lambda m, x, y: landscape.random_direction(m, 0), "generator must be"),
         (lambda m, x, y: landscape.random_direction(m, torch.Generator(), one_d="keep"), "one_d must be one of"),
-        (lambda m, x, y: landscape.interpolate(m, {}, m.state_dict(), nn.MSELoss(), x, y, [0.0]), "state_a must hold"),
+        (lambda m, x, y: landscape.interpolate(m, {}, m.state_dict(), MSE, x, y, [0.0]), "state_a must hold"),
     ],
 )
 def test_bad_inputs(call, message):

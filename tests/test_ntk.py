@@ -48,7 +48,9 @@ def test_empirical_ntk_blocks_and_recomputation_agree():
     np.testing.assert_allclose(ntk.empirical_ntk(model, x, chunk_size=4), full, rtol=1e-12)
     np.testing.assert_allclose(ntk.empirical_ntk(model, x, max_bytes=1), full, rtol=1e-12)  # one example a block
     np.testing.assert_allclose(
-        ntk.empirical_ntk(model, x, per_output=True, max_bytes=1), ntk.empirical_ntk(model, x, per_output=True), rtol=1e-12
+        ntk.empirical_ntk(model, x, per_output=True, max_bytes=1),
+        ntk.empirical_ntk(model, x, per_output=True),
+        rtol=1e-12,
     )
 
 
@@ -96,7 +98,7 @@ def test_kernel_distance():
         (lambda: ntk.kernel_distance(np.zeros((2, 2)), np.eye(2)), "must be non-zero"),
         (lambda: ntk.ntk_eigenvalues(np.ones((2, 3))), "kernel must be a non-empty square"),
         (lambda: ntk.empirical_ntk("model", torch.ones(2, 4)), "model must be a torch.nn.Module"),
-        (lambda: ntk.empirical_ntk(small_model(), torch.ones(2, 4), params={"nope": torch.ones(1)}), "params has names"),
+        (lambda: ntk.empirical_ntk(small_model(), torch.ones(2, 4), params={"no": torch.ones(1)}), "params has names"),
         (lambda: ntk.empirical_ntk(small_model(), torch.ones(2, 4), chunk_size=0), "chunk_size must be"),
     ],
 )
