@@ -236,6 +236,7 @@ class ProbeSpec:
     """What to measure and how often (0 = never). Scalars go to run.history, spectra to run.spectra.
 
     `log_every` sets the history cadence; measurement cadences should be multiples of it.
+    `norms` logs grad_norm, param_norm and weight_change at every logged step (on by default).
     `probe_batch` limits curvature/NTK/noise probes to the first N training examples (0 = all).
     `extra` names further probes as 'learnmech_core.module:ProbeClass' (a `probes.Probe` subclass built
     as `cls(every)`), measured every `extra_every` steps (0: every `log_every`).
@@ -254,6 +255,7 @@ class ProbeSpec:
     noise_every: int = 0
     collapse_every: int = 0
     layer_norms: bool = False
+    norms: bool = True
     probe_batch: int = 0
     save_weights: bool = True
     extra: tuple[str, ...] = ()
@@ -277,7 +279,7 @@ class ProbeSpec:
             if not (isinstance(path, str) and path.startswith("learnmech_core.") and ":" in path):
                 raise ValueError(f"probes.extra entries must be 'learnmech_core.module:ProbeClass' (got {path!r})")
         _set(self, "extra", extra)
-        for name in ("layer_norms", "save_weights"):
+        for name in ("layer_norms", "norms", "save_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"probes.{name} must be true or false (got {getattr(self, name)!r})")
 

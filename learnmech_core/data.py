@@ -292,7 +292,8 @@ def _subset_classes(spec: DataSpec, x, y):
 def _standardize(spec: DataSpec, xtr: np.ndarray, xte: np.ndarray):
     """Per-feature zero mean / unit variance from the training set; linear_lowrank is whitened exactly."""
     shape = xtr.shape[1:]
-    a, b = xtr.reshape(len(xtr), -1).astype(np.float64), xte.reshape(len(xte), -1).astype(np.float64)
+    a = xtr.reshape(len(xtr), -1).astype(np.float64)
+    b = xte.reshape(len(xte), a.shape[1]).astype(np.float64)
     mean = a.mean(axis=0)
     if spec.name == "linear_lowrank":
         cov = (a - mean).T @ (a - mean) / len(a)

@@ -237,7 +237,7 @@ class CollapseProbe(Probe):
 
 def build_probes(spec: ProbeSpec) -> list[Probe]:
     """The probes a ProbeSpec asks for, cheapest first."""
-    probes: list[Probe] = [NormsProbe(spec.log_every)]
+    probes: list[Probe] = [NormsProbe(spec.log_every)] if spec.norms else []
     if spec.layer_norms:
         probes.append(LayerNormsProbe(spec.log_every))
     if spec.sharpness_every:
