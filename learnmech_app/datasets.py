@@ -103,6 +103,8 @@ def from_table(table: pd.DataFrame, target: str, features: list[str] | None, tas
 def parse_npz(payload: bytes, task: str | None, label: str) -> Parsed:
     """An .npz upload with arrays X (n x d, numeric) and y (n); arrays only, nothing unpickled."""
     check_size(payload, label)
+    if not payload.startswith(b"PK"):
+        raise ValueError(f"{label} is not a valid .npz file (an .npz is a zip of arrays written by numpy.savez)")
     try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             files = set(npz.files)

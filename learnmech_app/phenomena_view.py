@@ -37,8 +37,15 @@ def safe_names() -> list[str]:
     """Registered phenomena; an empty list (not an exception) while modules are being written."""
     try:
         return phenomena.names()
-    except Exception:
-        return []
+    except Exception:  # one module half-written: keep the others
+        out = []
+        for name in getattr(phenomena, "_MODULES", ()):
+            try:
+                phenomena.get(name)
+                out.append(name)
+            except Exception:
+                continue
+        return out
 
 
 def safe_get(name: str):

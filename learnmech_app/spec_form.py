@@ -17,10 +17,11 @@ import streamlit as st
 from learnmech_core.config import RunSpec, _field_types
 from learnmech_core.data import describe
 from learnmech_core.models import param_count
-from learnmech_core.registry import (ACTIVATIONS, ARCHITECTURES, DEVICES, LOSSES, OPTIMIZERS, PARAMETRISATIONS,
+from learnmech_core.registry import (ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, PARAMETRISATIONS,
                                      SCHEDULES)
 
 from . import datasets as ds
+from .urlstate import choice
 
 MEASURES = {
     "sharpness": ("probes.sharpness_every", "Sharpness λ_max (top Hessian eigenvalue)"),
@@ -105,6 +106,18 @@ def explore_params(spec: RunSpec, archs=None, datasets=None) -> dict:
     return params
 
 
+def available_devices() -> list[str]:
+    """cpu first (the default), auto, then the accelerators this machine has."""
+    import torch
+
+    out = ["cpu", "auto"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
 def form(container=None) -> FormResult:
     """Draw the Explore settings and build the set of specs (one per architecture x dataset)."""
     d = RunSpec()
@@ -123,35 +136,35 @@ def form(container=None) -> FormResult:
                                 help="Hidden layers (conv layers, residual or transformer blocks).", **bind)
         activation = st.selectbox(LABELS["model.activation"], ACTIVATIONS, index=ACTIVATIONS.index(d.model.activation),
                                   key="model.activation", **bind)
-        param = st.selectbox(LABELS["model.param"], PARAMETRISATIONS, key="model.param",
-                             format_func=lambda p: {"sp": "standard (SP)", "ntk": "NTK", "mup": "μP"}[p],
-                             help="How initialisation and learning rates scale with width.", **bind)
+        param = choice(st.selectbox, LABELS["model.param"], PARAMETRISATIONS, key="model.param",
+                       format_func=lambda p: {"sp": "standard (SP)", "ntk": "NTK", "mup": "μP"}[p],
+                       help="How initialisation and learning rates scale with width.")
     with cols[1]:
         st.markdown("**Data**")
-        names = st.multiselect(LABELS["data.name"], list(dataset_options), default=[d.data.name], key="data.name",
-                               format_func=lambda n: dataset_options.get(n, n),
-                               help="Several datasets run as a set; each has its own dash everywhere. "
-                                    "Your own data appears here once uploaded on 'Your own data'.", **bind)
+        names = choice(st.multiselect, LABELS["data.name"], list(dataset_options), default=[d.data.name],
+                       key="data.name", format_func=lambda n: dataset_options.get(n, n),
+                       help="Several datasets run as a set; each has its own dash everywhere. "
+                            "Your own data appears here once uploaded on 'Your own data'.")
         n_train = st.number_input(LABELS["data.n_train"], value=d.data.n_train, step=64, key="data.n_train", **bind)
         n_test = st.number_input(LABELS["data.n_test"], value=d.data.n_test, step=64, key="data.n_test", **bind)
         seed = st.number_input(LABELS["seed"], value=0, step=1, key="seed",
                                help="Initialisation and minibatch order; the same seed gives the same numbers.", **bind)
     with cols[2]:
         st.markdown("**Optimiser**")
-        opt = st.selectbox(LABELS["optim.name"], OPTIMIZERS, key="optim.name",
-                           format_func=lambda o: {"gd": "GD (full batch)", "sgd": "SGD", "momentum": "SGD + momentum",
-                                                  "adam": "Adam", "adamw": "AdamW"}[o], **bind)
-        loss = st.selectbox(LABELS["optim.loss"], LOSSES, key="optim.loss",
-                            format_func=lambda v: {"mse": "squared error (MSE)", "ce": "cross-entropy"}[v], **bind)
+        opt = choice(st.selectbox, LABELS["optim.name"], OPTIMIZERS, key="optim.name",
+                     format_func=lambda o: {"gd": "GD (full batch)", "sgd": "SGD", "momentum": "SGD + momentum",
+                                            "adam": "Adam", "adamw": "AdamW"}[o])
+        loss = choice(st.selectbox, LABELS["optim.loss"], LOSSES, key="optim.loss",
+                      format_func=lambda v: {"mse": "squared error (MSE)", "ce": "cross-entropy"}[v])
         lr = st.number_input(LABELS["optim.lr"], value=d.optim.lr, step=0.01, format="%g", key="optim.lr", **bind)
         steps = st.number_input(LABELS["optim.steps"], value=d.optim.steps, step=50, key="optim.steps", **bind)
         batch = st.number_input(LABELS["optim.batch_size"], value=0, step=16, key="optim.batch_size",
                                 help="0 = full batch (required for GD).", **bind)
     with cols[3]:
         st.markdown("**Measure**")
-        measure = st.multiselect("Record", MEASURE_OPTIONS, default=["sharpness"], key="measure",
-                                 format_func=MEASURE_LABELS.get,
-                                 help="Loss, accuracy and norms are always recorded. Curvature costs time.", **bind)
+        measure = choice(st.multiselect, "Record", MEASURE_OPTIONS, default=["sharpness"], key="measure",
+                         format_func=MEASURE_LABELS.get,
+                         help="Loss, accuracy and norms are always recorded. Curvature costs time.")
         every = st.number_input(LABELS["every"], value=10, step=5, key="every",
                                 help="Steps between measurements (the first and last step are always measured).", **bind)
         with st.popover("More settings", icon=":material/settings:"):
@@ -160,7 +173,7 @@ def form(container=None) -> FormResult:
             momentum = st.number_input(LABELS["optim.momentum"], value=d.optim.momentum, step=0.05, format="%g",
                                        key="optim.momentum", help="For SGD + momentum.", **bind)
             schedule = st.selectbox(LABELS["optim.schedule"], SCHEDULES, key="optim.schedule", **bind)
-            device = st.selectbox(LABELS["device"], DEVICES, key="device",
+            device = st.selectbox(LABELS["device"], available_devices(), key="device",
                                   help="auto: a GPU when there is one, else the CPU.", **bind)
     result.measure = list(measure)
     overrides = link_overrides()

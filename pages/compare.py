@@ -5,6 +5,7 @@ import math
 import streamlit as st
 
 from learnmech_app import resources, ui
+from learnmech_app.urlstate import choice
 from learnmech_core.plots import runs as prun
 
 ui.header(
@@ -45,7 +46,7 @@ with ui.controls("Choose runs"):
               for r in index.itertuples()}
     linked = list(st.session_state.get("runs") or st.query_params.get_all("runs"))
     options = list(dict.fromkeys(list(shown["key"]) + [k for k in linked if k in labels]))
-    chosen = st.multiselect("Runs", options, key="runs", bind="query-params", format_func=lambda k: labels.get(k, k),
+    chosen = choice(st.multiselect, "Runs", options, key="runs", format_func=lambda k: labels.get(k, k),
                             placeholder="all runs that match the filters (newest 12)")
 keys = chosen or list(shown["key"])[:12]
 runs = [r for r in (resources.load_run(k)[0] for k in keys) if r is not None]
@@ -59,14 +60,12 @@ metrics = prun.metric_columns(runs)
 fields = prun.varying_fields([r.spec for r in runs])
 auto_group = [f for f in fields if f not in ("seed", "data.seed")]
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    metric = st.selectbox("Quantity", metrics, key="metric", bind="query-params", format_func=prun.metric_label,
-                          width=260)
-    x = st.selectbox("x axis", list(prun.X_AXES), key="x", bind="query-params", format_func=prun.X_AXES.get,
-                     width=260)
+    metric = choice(st.selectbox, "Quantity", metrics, key="metric", format_func=prun.metric_label, width=260)
+    x = choice(st.selectbox, "x axis", list(prun.X_AXES), key="x", format_func=prun.X_AXES.get, width=260)
     group = st.multiselect("Group by", fields, key="group", bind="query-params", width=320,
                            placeholder="automatic: every setting except the seed",
                            help="Runs equal in these settings form one group: its mean line with a band.")
-    band = st.selectbox("Band", ["std", "minmax", "none"], key="band", bind="query-params", width=140,
+    band = choice(st.selectbox, "Band", ["std", "minmax", "none"], key="band", width=140,
                         format_func={"std": "mean ± std", "minmax": "min–max", "none": "no band"}.get)
     smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params", width=200)
     log_y = st.toggle("Log y", key="logy", bind="query-params")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from learnmech_app import live, resources, spec_form, ui
+from learnmech_app.urlstate import choice
 from learnmech_core.plots import runs as prun
 
 ui.header(
@@ -24,14 +25,14 @@ if form.overrides:
     st.caption("Also set by the link: " + ", ".join(f"`{k}={v}`" for k, v in form.overrides.items()))
 
 with st.container(horizontal=True, vertical_alignment="center"):
-    x = st.segmented_control("x axis", list(prun.X_AXES), default="step", key="x", bind="query-params",
+    x = choice(st.segmented_control, "x axis", list(prun.X_AXES), default="step", key="x",
                              format_func=lambda a: {"step": "step", "time_s": "time", "eta_t": "η·t",
                                                     "fraction": "t / T"}[a])
     smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params", width=200)
     norm = st.toggle("Sharpness × η/2", key="norm", bind="query-params",
                      help="Divide sharpness by the stability threshold 2/η, so every learning rate meets 1.")
-extra = st.multiselect("More charts", [c for c in prun.METRIC_LABELS if c not in ("loss", "sharpness")],
-                       key="charts", bind="query-params", format_func=prun.metric_label,
+extra = choice(st.multiselect, "More charts", [c for c in prun.METRIC_LABELS if c not in ("loss", "sharpness")],
+                       key="charts", format_func=prun.metric_label,
                        help="Any other recorded quantity (those not recorded show an empty chart).")
 
 job = live.session_job("explore")

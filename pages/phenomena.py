@@ -3,6 +3,7 @@
 import streamlit as st
 
 from learnmech_app import live, spec_form, ui
+from learnmech_app.urlstate import choice
 from learnmech_app import phenomena_view as pv
 from learnmech_core.config import current_caps
 from learnmech_core.phenomena import DIRECTIONS, SIZES
@@ -23,8 +24,8 @@ if not names:
     st.stop()
 phs = {n: pv.safe_get(n) for n in names}
 order = [n for d in DIRECTIONS for n in names if phs[n] is not None and phs[n].direction == d]
-name = st.selectbox("Phenomenon", order, key="phenomenon", bind="query-params",
-                    format_func=lambda n: f"{DIRECTIONS[phs[n].direction]} · {phs[n].title}")
+name = choice(st.selectbox, "Phenomenon", order, key="phenomenon",
+              format_func=lambda n: f"{DIRECTIONS[phs[n].direction]} · {phs[n].title}")
 ph = phs[name]
 if st.session_state.get("_ph_last") not in (None, name):  # a new phenomenon starts on its own grid
     for k in ("archs", "datasets"):

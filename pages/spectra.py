@@ -3,6 +3,7 @@
 import streamlit as st
 
 from learnmech_app import analysis, resources, spec_form, ui
+from learnmech_app.urlstate import choice
 from learnmech_core.plots import spectra as psp
 
 ui.header(
@@ -22,7 +23,7 @@ if not len(index):
     st.stop()
 labels = {r.key: f"{r.arch} · {r.dataset} · {r.optimizer} η={r.lr:g} w={r.width} · {r.status} · {r.key[:8]} ({r.source})"
           for r in index.itertuples()}
-key = st.selectbox("Run", list(labels), key="run", bind="query-params", format_func=labels.get)
+key = choice(st.selectbox, "Run", list(labels), key="run", format_func=labels.get)
 run, source = resources.load_run(key)
 if run is None:
     ui.error(f"run {key} could not be read")
@@ -44,13 +45,17 @@ ui.share_link()
 hessian, weights, land = st.tabs(["Hessian", "Weights", "Landscape"], key="tab", bind="query-params")
 if hessian.open is not False:
     with hessian:
-        dstep = psp.nearest_step(psp.spectra_steps(spectra, "hessian_density"), step)
-        cols = st.columns(1 if present else 2)
-        with cols[0]:
-            ui.show_figure(psp.hessian_density_figure(spectra, dstep if dstep is not None else step, present, lr),
-                           key="density", name=f"{key}_hessian_density")
-        with cols[-1]:
-            ui.show_figure(psp.topk_figure(spectra, lr, present, step), key="topk", name=f"{key}_hessian_topk")
+        dsteps, has_topk = psp.spectra_steps(spectra, "hessian_density"), bool(psp.spectra_steps(spectra, "hessian_topk"))
+        if not dsteps and not has_topk:
+            st.info("No Hessian spectra were recorded for this run.", icon=":material/info:")
+        cols = st.columns(1 if present or not (dsteps and has_topk) else 2)
+        if dsteps:
+            with cols[0]:
+                ui.show_figure(psp.hessian_density_figure(spectra, psp.nearest_step(dsteps, step), present, lr),
+                               key="density", name=f"{key}_hessian_density")
+        if has_topk:
+            with cols[-1]:
+                ui.show_figure(psp.topk_figure(spectra, lr, present, step), key="topk", name=f"{key}_hessian_topk")
         table = psp.eigenvalue_table(spectra, "hessian", step)
         if len(table):
             ui.show_table(table, f"{key}_hessian_step{step}", hide_index=True, height=200)
@@ -58,27 +63,28 @@ if weights.open is not False:
     with weights:
         estep = psp.nearest_step(psp.spectra_steps(spectra, "weight_esd"), step)
         layers = analysis.esd_layers(run, estep) if estep is not None else []
-        cols = st.columns(1 if present else 2)
-        with cols[0]:
-            if layers:
+        if not layers and not alpha_cols:
+            st.info("No weight spectra were recorded for this run.", icon=":material/info:")
+        cols = st.columns(1 if present or not (layers and alpha_cols) else 2)
+        if layers:
+            with cols[0]:
                 layer = st.selectbox("Layer", layers, key="layer", bind="query-params")
                 fits = analysis.esd_fits(key, estep, layer)
                 for note in fits["notes"]:
                     st.caption(note)
                 ui.show_figure(psp.esd_figure(fits["eigenvalues"], layer, fits["mp"], fits["power_law"], present,
                                               step=estep), key="esd", name=f"{key}_esd_{layer}")
-            else:
-                st.info("No weight spectra were recorded for this run.", icon=":material/info:")
-        with cols[-1]:
-            ui.show_figure(psp.alpha_figure(run.history, present, step), key="alpha", name=f"{key}_alpha")
+        if alpha_cols:
+            with cols[-1]:
+                ui.show_figure(psp.alpha_figure(run.history, present, step), key="alpha", name=f"{key}_alpha")
 if land.open is not False:
     with land:
         cols = st.columns(5)
-        directions = cols[0].selectbox("Directions", ["random", "hessian"], key="dirs", bind="query-params",
+        directions = choice(cols[0].selectbox, "Directions", ["random", "hessian"], key="dirs",
                                        format_func={"random": "random, filter-normalised",
                                                     "hessian": "top Hessian eigenvectors"}.get)
-        dims = cols[1].segmented_control("Slice", [1, 2], default=1, key="dims", bind="query-params",
-                                         format_func=lambda d: f"{d}-D") or 1
+        dims = choice(cols[1].segmented_control, "Slice", [1, 2], default=1, key="dims",
+                      format_func=lambda d: f"{d}-D") or 1
         kind = cols[2].segmented_control("Plot", ["contour", "surface"], default="contour", key="plot",
                                          bind="query-params", disabled=dims == 1) or "contour"
         radius = cols[3].slider("Range ±", 0.1, 3.0, 1.0, 0.1, key="radius", bind="query-params")

@@ -62,7 +62,7 @@ def hessian_density_figure(spectra: pd.DataFrame, step: int, presentation: bool 
             fig.add_vline(x=2.0 / lr, line_dash="dash", line_color=PREDICTION_COLOR,
                           annotation_text=f"2/η = {2.0 / lr:.3g}", annotation_position="top left")
     else:
-        _empty(fig, "no Hessian density was recorded at this step (measure it with 'Hessian density' on Explore)")
+        _empty(fig, "no Hessian density recorded at this step<br>(record 'Hessian spectral density' on Explore)")
     return layout(fig, f"Where do the Hessian's eigenvalues sit at step {step}?", "eigenvalue λ",
                   "spectral density (log)", presentation=presentation, log_y=bool(len(xs)), height=height)
 
@@ -83,7 +83,7 @@ def topk_figure(spectra: pd.DataFrame, lr: float | None = None, presentation: bo
         if step is not None:
             fig.add_vline(x=step, line_color="#999", line_width=1)
     else:
-        _empty(fig, "no top-k Hessian eigenvalues were recorded (measure 'Top-k Hessian eigenvalues' on Explore)")
+        _empty(fig, "no top-k Hessian eigenvalues recorded<br>(record 'Top-k Hessian eigenvalues' on Explore)")
     return layout(fig, "Do the top Hessian eigenvalues rise to 2/η?", "step t", "eigenvalue λ_i",
                   presentation=presentation, height=height)
 
@@ -159,7 +159,7 @@ def alpha_figure(history: pd.DataFrame, presentation: bool = False, step: int | 
         if step is not None:
             fig.add_vline(x=step, line_color="#999", line_width=1)
     else:
-        _empty(fig, "no weight-spectrum α was recorded (measure 'Weight spectra' on Explore)")
+        _empty(fig, "no weight-spectrum α recorded<br>(record 'Weight spectra' on Explore)")
     return layout(fig, "Do the weight spectra grow heavier tails during training?", "step t",
                   "power-law exponent α (smaller = heavier tail)", presentation=presentation, height=height)
 

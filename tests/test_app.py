@@ -1,0 +1,536 @@
+"""The app under Streamlit's AppTest: every page renders, a tiny live run, bad inputs, links restore views.
+
+Also the plain-Python job machinery (`learnmech_app.jobs`): the FIFO training queue and worker jobs.
+A fake phenomenon (`tiny_test`) stands in for the catalogue so these tests do not depend on which
+phenomena modules exist and how long their runs take.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, phenomena, train
+from learnmech_core.phenomena.base import Phenomenon, Verdict, run_row
+from learnmech_core.store import RunStore
+from learnmech_core.train import Run
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PAGES = ["pages/home.py", "pages/phenomena.py", "pages/explore.py", "pages/your_data.py", "pages/spectra.py",
+         "pages/compare.py", "pages/runs.py"]
+TIMEOUT = 60
+
+
+def tiny_spec(**changes) -> RunSpec:
+    spec = RunSpec(model=ModelSpec(width=8, depth=1), data=DataSpec(name="moons", n_train=64, n_test=16),
+                   optim=OptimSpec(steps=4, lr=0.1), probes=ProbeSpec(sharpness_every=2))
+    return spec.replace(**changes) if changes else spec
+
+
+class TinyPhenomenon(Phenomenon):
+    name = "tiny_test"
+    title = "Does the training loss fall?"
+    direction = "universal"
+    sources = ("A test, 2024",)
+    prediction = "The final loss is below the initial loss: ratio < 1."
+    measures = "The training loss at the first and last step."
+    archs = ("mlp",)
+    datasets = ("moons",)
+    allowed_archs = ("mlp", "deep_linear")
+    allowed_datasets = ("moons", "circles")
+    normalisation = "loss / initial loss"
+
+    def _specs(self, size, archs, datasets):
+        return [tiny_spec(**{"model.arch": a, "data.name": d}) for a in archs for d in datasets]
+
+    def verdict(self, runs):
+        rows = []
+        for run in runs:
+            ratio = run.final("loss") / float(run.history["loss"].iloc[0])
+            rows.append(run_row(run, ratio < 1.0, ratio))
+        worst = max(r["measured"] for r in rows)
+        return Verdict(all(r["passed"] for r in rows), worst, 0.5, 0.5, "final / initial loss", per_run=rows)
+
+    def figures(self, runs, verdict=None, normalised=True, presentation=False):
+        from learnmech_core.plots import runs as prun
+
+        return [prun.curves_figure(runs, "loss", references=[(0.5, "predicted")], presentation=presentation)]
+
+
+TINY = TinyPhenomenon()
+
+
+@pytest.fixture(autouse=True)
+def app_env(monkeypatch, tmp_path):
+    """Fresh caches, the fake phenomenon, and an empty gallery folder per test."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setattr(phenomena, "names", lambda: ["tiny_test"])
+
+    def get(name):
+        if name != "tiny_test":
+            raise ValueError(f"unknown phenomenon {name!r}")
+        return TINY
+
+    monkeypatch.setattr(phenomena, "get", get)
+    gallery = tmp_path / "gallery"
+    import learnmech_app.phenomena_view as pv
+    import learnmech_app.resources as res
+
+    monkeypatch.setattr(res, "gallery_root", lambda: gallery)
+    monkeypatch.setattr(pv, "gallery_root", lambda: gallery)
+    yield gallery
+
+
+def app(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if query:
+        at.query_params.update(query)
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("Unexpected problem" in e for e in errors(at)), errors(at)
+
+
+def wait_for_job(at: AppTest, name: str, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = at.session_state[f"job:{name}"] if f"job:{name}" in at.session_state else None
+        if job is not None and job.done:
+            break
+        time.sleep(0.3)
+    at.run()
+    job = at.session_state[f"job:{name}"]
+    assert job.done, "the job did not finish in time"
+
+
+def store_runs(*specs) -> list[Run]:
+    store = RunStore()
+    out = []
+    for spec in specs:
+        run = train(spec)
+        store.put(run)
+        out.append(run)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- pages
+
+
+def test_every_page_renders_with_title_and_explanation():
+    at = app()
+    # (AppTest 1.67 drops the sidebar from its tree after switch_page, so check it on the first page)
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "Device" in sidebar and "Store" in sidebar and "profile" in sidebar
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert len(at.title) == 1, page
+        assert at.markdown and len(at.markdown[0].value) > 100, page  # the one-paragraph explanation
+
+
+def test_every_page_renders_with_stored_runs_and_hosted_profile(monkeypatch):
+    monkeypatch.setenv("LEARNMECH_PROFILE", "hosted")
+    store_runs(tiny_spec(**{"probes.esd_every": 2, "probes.topk_every": 2}))
+    at = app()
+    assert "hosted" in " ".join(c.value for c in at.sidebar.caption)
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert_clean(at)
+
+
+def test_explore_tiny_run_draws_charts_and_stores_the_run():
+    at = app("pages/explore.py")
+    for key, value in {"model.width": 8, "model.depth": 1, "data.n_train": 64, "data.n_test": 32,
+                       "optim.steps": 4, "every": 2}.items():
+        at.number_input(key=key).set_value(value)
+    at.run()
+    assert not errors(at)
+    at.button(key="run").click().run()
+    assert_clean(at)
+    job = at.session_state["job:explore"]
+    wait_for_job(at, "explore")
+    assert_clean(at)
+    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    assert "Is the training loss falling?" in titles and "Does sharpness stop at 2/η?" in titles
+    loss = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Is the training loss falling?")
+    assert len(loss["data"][0]["x"]) >= 2
+    key = job.specs[0].key()
+    assert RunStore().has(key)
+    assert [s.state for s in job.snapshot()] == ["ok"]
+
+
+def test_explore_stop_button_stops_and_keeps_the_curve(monkeypatch):
+    at = app("pages/explore.py", {"model.width": "8", "data.n_train": "64", "data.n_test": "16",
+                                  "optim.steps": "5000", "measure": ""})
+    at.button(key="run").click().run()
+    deadline = time.time() + 60
+    while time.time() < deadline and not at.session_state["job:explore"].snapshot()[0].rows:
+        time.sleep(0.2)
+    at.run()
+    at.button(key="explore_stop").click().run()
+    wait_for_job(at, "explore")
+    state = at.session_state["job:explore"].snapshot()[0]
+    assert state.state == "stopped" and len(state.rows) >= 1
+    assert not RunStore().has(state.key)
+    assert charts(at)  # the partial curve is still drawn
+
+
+def test_explore_several_architectures_run_as_a_set_with_consistent_colours():
+    at = app("pages/explore.py", {"model.arch": ["mlp", "deep_linear"], "model.width": "8", "model.depth": "1",
+                                  "data.name": "moons", "data.n_train": "64", "data.n_test": "16",
+                                  "optim.steps": "3", "measure": ""})
+    assert at.caption and any("2 runs" in c.value for c in at.caption)
+    at.button(key="run").click().run()
+    wait_for_job(at, "explore")
+    loss = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Is the training loss falling?")
+    colours = {t["name"].split(" ")[0]: t["line"]["color"] for t in loss["data"] if t.get("mode") == "lines"}
+    from learnmech_core.plots.style import arch_color
+
+    assert colours == {"mlp": arch_color("mlp"), "deep_linear": arch_color("deep_linear")}
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("model.width", 0, "model.width must be between 1"),
+    ("optim.lr", -0.1, "optim.lr must be greater than 0"),
+    ("optim.steps", 0, "optim.steps must be between 1"),
+])
+def test_explore_bad_input_shows_an_error_not_an_exception(key, value, message):
+    at = app("pages/explore.py")
+    at.number_input(key=key).set_value(value).run()
+    assert_clean(at)
+    assert any(message in e for e in errors(at)), errors(at)
+    assert at.button(key="run").disabled
+
+
+def test_explore_incompatible_combination_is_skipped_with_a_warning():
+    at = app("pages/explore.py", {"model.arch": ["mlp", "cnn"], "data.name": "moons"})
+    assert_clean(at)
+    assert any("cnn × moons" in w.value for w in at.warning)
+    assert not at.button(key="run").disabled
+
+
+def test_explore_shows_stored_runs_at_once_from_a_link():
+    from learnmech_app.spec_form import explore_params
+
+    (run,) = store_runs(tiny_spec())
+    at = app("pages/explore.py", explore_params(run.spec))
+    assert_clean(at)
+    assert any("already stored" in s.value for s in at.success)
+    assert any(c["layout"]["title"]["text"] == "Does sharpness stop at 2/η?" for c in charts(at))
+
+
+def test_query_params_restore_the_explore_view():
+    at = app("pages/explore.py", {"model.width": "16", "optim.lr": "0.2", "model.arch": ["mlp", "resnet"],
+                                  "measure": ["sharpness", "esd"], "x": "eta_t", "optim.eval_every": "5"})
+    assert_clean(at)
+    assert at.number_input(key="model.width").value == 16
+    assert at.number_input(key="optim.lr").value == pytest.approx(0.2)
+    assert at.multiselect(key="model.arch").value == ["mlp", "resnet"]
+    assert at.multiselect(key="measure").value == ["sharpness", "esd"]
+    assert any("optim.eval_every=5" in c.value for c in at.caption)  # a field without a widget is kept
+
+
+def test_query_params_restore_compare_spectra_runs_and_phenomena_views():
+    a, b = store_runs(tiny_spec(), tiny_spec(seed=1))
+    at = app("pages/compare.py", {"runs": [a.key], "metric": "sharpness", "x": "eta_t", "band": "minmax"})
+    assert_clean(at)
+    assert at.multiselect(key="runs").value == [a.key]
+    assert at.selectbox(key="metric").value == "sharpness"
+    assert at.selectbox(key="band").value == "minmax"
+    at = app("pages/spectra.py", {"run": b.key})
+    assert_clean(at)
+    assert at.selectbox(key="run").value == b.key
+    at = app("pages/runs.py", {"run": b.key})
+    assert_clean(at)
+    assert at.selectbox(key="run").value == b.key
+    assert {d.label for d in at.get("download_button")} >= {"History (Parquet)", "History (CSV)", "Settings (JSON)"}
+    at = app("pages/phenomena.py", {"phenomenon": "tiny_test", "size": "tiny", "archs": ["deep_linear"]})
+    assert_clean(at)
+    assert at.multiselect(key="archs").value == ["deep_linear"]
+
+
+def test_compare_groups_seeds_into_a_band_with_a_collapse_score():
+    store_runs(tiny_spec(), tiny_spec(seed=1), tiny_spec(**{"model.arch": "deep_linear"}))
+    at = app("pages/compare.py")
+    assert_clean(at)
+    fig = charts(at)[0]
+    assert any(t.get("fill") == "tonexty" for t in fig["data"])  # the two seeds of mlp make a band
+    assert any(m.label == "Collapse score" for m in at.metric)
+
+
+def test_spectra_page_draws_weight_spectra_and_a_landscape():
+    (run,) = store_runs(tiny_spec(**{"probes.esd_every": 2, "probes.topk_every": 2, "model.width": 16}))
+    at = app("pages/spectra.py", {"run": run.key, "tab": "Weights"})
+    assert_clean(at)
+    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    assert any("heavy-tailed" in t for t in titles), titles
+    at.query_params.clear()
+    at = app("pages/spectra.py", {"run": run.key, "tab": "Landscape", "points": "5", "dims": "2"})
+    assert_clean(at)
+    assert any(c["data"] and c["data"][0]["type"] == "contour" for c in charts(at))
+
+
+def test_phenomenon_runs_live_then_shows_verdict_and_table():
+    at = app("pages/phenomena.py", {"phenomenon": "tiny_test"})
+    assert_clean(at)
+    assert any("Not in the gallery" in i.value for i in at.info)
+    assert any("ratio < 1" in m.value for m in at.markdown)  # the prediction
+    at.button(key="run").click().run()
+    wait_for_job(at, "phenomena")
+    assert_clean(at)
+    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)
+    table = at.dataframe[0].value
+    assert list(table["run"])[-1] == "overall" and {"measured", "expected", "tolerance", "verdict"} <= set(table)
+    assert "phenomenon:tiny_test" in RunStore().list()["tags"].iloc[0]
+
+
+def test_home_shows_gallery_cards_without_training(app_env):
+    gallery = RunStore(app_env)
+    for spec in TINY.specs("quick"):
+        gallery.put(train(spec))
+    at = app()
+    assert_clean(at)
+    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)
+    assert any(c["layout"].get("height") == 190 for c in charts(at))
+    assert not RunStore().list().shape[0]  # nothing was trained into the user's store
+    links = [p for p in at.get("page_link")]
+    assert links
+
+
+def test_home_without_gallery_says_so():
+    at = app()
+    assert_clean(at)
+    assert any("Not in the gallery yet" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def test_your_data_csv_becomes_a_dataset_usable_in_explore():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40), "label": rng.integers(0, 2, 40)})
+    at = app("pages/your_data.py")
+    at.file_uploader(key="upload").upload("points.csv", csv_bytes(frame), "text/csv")
+    at.run()
+    assert_clean(at)
+    assert not errors(at)
+    at.button(key="use").click().run()
+    uploads = at.session_state["uploads"]
+    (name,) = list(uploads)
+    assert name.startswith("upload:") and uploads[name]["classes"] == 2
+    at = at.switch_page("pages/explore.py")
+    at.query_params.update({"data.name": name, "data.n_train": "30", "data.n_test": "10", "model.width": "8",
+                            "optim.steps": "3", "measure": ""})
+    at.run()
+    assert_clean(at)
+    assert at.multiselect(key="data.name").value == [name]
+    assert not errors(at)
+
+
+@pytest.mark.parametrize("filename,payload,message", [
+    ("bad.npz", b"this is not a numpy file", "not a valid .npz"),
+    ("bad.csv", b"a,label\nx,1\ny,0\nz,1\nw,0\n", "not numeric: a"),
+    ("nan.csv", b"a,b,label\n1,2,0\n,3,1\n4,5,0\n6,7,1\n", "missing or infinite values: a"),
+    ("one.csv", b"a,label\n1,0\n2,0\n3,0\n4,0\n", "at least two classes"),
+    ("empty.csv", b"", "is empty"),
+])
+def test_your_data_bad_upload_names_the_problem(filename, payload, message):
+    at = app("pages/your_data.py")
+    at.file_uploader(key="upload").upload(filename, payload, "application/octet-stream")
+    at.run()
+    assert_clean(at)
+    assert any(message in e for e in errors(at)), errors(at)
+    assert "uploads" not in at.session_state or not at.session_state["uploads"]
+
+
+def test_hosted_profile_caps_upload_size(monkeypatch):
+    monkeypatch.setenv("LEARNMECH_PROFILE", "hosted")
+    at = app("pages/your_data.py")
+    big = b"a,label\n" + b"1.0,0\n" * 1_000_000  # 6 MB
+    at.file_uploader(key="upload").upload("big.csv", big, "text/csv")
+    at.run()
+    assert_clean(at)
+    assert any("accepts files up to 5 MB" in e for e in errors(at)), errors(at)
+
+
+def test_npz_upload_works():
+    buf = io.BytesIO()
+    rng = np.random.default_rng(1)
+    np.savez(buf, X=rng.normal(size=(30, 3)), y=rng.normal(size=30))
+    at = app("pages/your_data.py")
+    at.file_uploader(key="upload").upload("reg.npz", buf.getvalue(), "application/octet-stream")
+    at.run()
+    assert_clean(at)
+    assert any("regression" in s.value for s in at.success)
+
+
+# ---------------------------------------------------------------------------------------------- runs page
+
+
+def test_runs_page_imports_a_good_file_rejects_a_corrupt_one_and_deletes():
+    (run,) = store_runs(tiny_spec())
+    exported = RunStore().export_bytes(run.key)
+    RunStore().delete(run.key)
+    at = app("pages/runs.py")
+    at.file_uploader(key="import").upload("corrupt.zip", b"PK not really a zip", "application/zip")
+    at.run()
+    assert_clean(at)
+    assert any("not a zip archive" in e for e in errors(at)), errors(at)
+    assert RunStore().list().empty
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("spec.json", "{}")
+        zf.writestr("evil.py", "print(1)")
+    at.file_uploader(key="import").clear()
+    at.file_uploader(key="import").upload("evil.zip", bad.getvalue(), "application/zip")
+    at.run()
+    assert any("unexpected file" in e for e in errors(at)), errors(at)
+    assert RunStore().list().empty
+    at.file_uploader(key="import").clear()
+    at.file_uploader(key="import").upload("good.zip", exported, "application/zip")
+    at.run()
+    assert_clean(at)
+    assert RunStore().has(run.key)
+    at.query_params.update({"run": run.key})
+    at = app("pages/runs.py", {"run": run.key})
+    at.button(key="delete").click().run()
+    assert_clean(at)
+    assert not RunStore().has(run.key)
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+
+def test_limiter_is_first_come_first_served_and_capped():
+    from learnmech_app.jobs import Limiter
+
+    lim = Limiter(1)
+    t1, t2, t3 = lim.ticket(), lim.ticket(), lim.ticket()
+    assert lim.acquire(t1)
+    got = []
+    waiters = [threading.Thread(target=lambda t=t: got.append(t) if lim.acquire(t) else None) for t in (t2, t3)]
+    waiters[0].start()
+    time.sleep(0.3)
+    waiters[1].start()
+    time.sleep(0.3)
+    assert lim.load() == (1, 2) and lim.position(t2) == 1 and lim.position(t3) == 2
+    lim.release(t1)
+    waiters[0].join(2)
+    assert got == [t2] and lim.position(t3) == 1
+    lim.release(t2)
+    waiters[1].join(2)
+    assert got == [t2, t3]
+    lim.release(t3)
+    assert lim.load() == (0, 0)
+
+
+def test_limiter_gives_up_when_asked_to_stop():
+    from learnmech_app.jobs import Limiter
+
+    lim = Limiter(1)
+    a, b = lim.ticket(), lim.ticket()
+    lim.acquire(a)
+    assert lim.acquire(b, should_stop=lambda: True) is False
+    assert lim.position(b) is None
+
+
+def fake_trainer(steps_done=None, fail=False):
+    def trainer(spec, on_progress=None, should_stop=None):
+        from learnmech_core.train import Progress
+
+        rows = []
+        for step in range(spec.optim.steps + 1):
+            row = {"step": step, "time_s": step * 0.01, "loss": 1.0 / (step + 1)}
+            rows.append(row)
+            on_progress(Progress(step, spec.optim.steps, row, step * 0.01))
+            if should_stop():
+                return Run(spec, pd.DataFrame(rows), status="stopped", message="stopped by the user")
+            time.sleep(0.01)
+        if fail:
+            return Run(spec, pd.DataFrame(rows), status="failed", message="RuntimeError: boom")
+        return Run(spec, pd.DataFrame(rows))
+
+    return trainer
+
+
+def test_job_reads_stored_runs_trains_the_rest_and_stores_them():
+    from learnmech_app.jobs import Job, Limiter
+
+    store = RunStore()
+    known = tiny_spec(seed=5)
+    store.put(Run(known, pd.DataFrame({"step": [0, 4], "loss": [1.0, 0.5]})))
+    job = Job([known, tiny_spec(seed=6)], store, Limiter(1), trainer=fake_trainer(), tags=["t:x"]).start()
+    assert job.wait(10)
+    states = job.snapshot()
+    assert [s.state for s in states] == ["stored", "ok"]
+    assert store.has(tiny_spec(seed=6).key()) and "t:x" in store.list(tag="t:x")["tags"].iloc[0]
+    assert job.progress()[0] == 1.0
+
+
+def test_job_stop_keeps_partial_curve_and_stores_nothing():
+    from learnmech_app.jobs import Job, Limiter
+
+    store = RunStore()
+    job = Job([tiny_spec(**{"optim.steps": 2000}), tiny_spec(seed=3)], store, Limiter(1),
+              trainer=fake_trainer()).start()
+    time.sleep(0.2)
+    job.stop()
+    assert job.wait(10)
+    states = job.snapshot()
+    assert states[0].state == "stopped" and states[0].rows
+    assert states[1].state == "stopped" and "not started" in states[1].message
+    assert store.list().empty
+
+
+def test_job_waits_in_the_queue_visibly():
+    from learnmech_app.jobs import Job, Limiter
+
+    lim = Limiter(1)
+    holder = lim.ticket()
+    lim.acquire(holder)
+    job = Job([tiny_spec()], RunStore(), lim, trainer=fake_trainer()).start()
+    time.sleep(0.4)
+    fraction, text = job.progress()
+    assert "queue" in text and job.snapshot()[0].queue_position == 1
+    lim.release(holder)
+    assert job.wait(10) and job.snapshot()[0].state == "ok"
+
+
+def test_job_stops_when_nobody_polls():
+    from learnmech_app.jobs import Job, Limiter
+
+    job = Job([tiny_spec(**{"optim.steps": 5000})], RunStore(), Limiter(1), trainer=fake_trainer(),
+              heartbeat_timeout_s=0.3).start()
+    assert job.wait(10)
+    assert job.snapshot()[0].state == "stopped" and "stopped asking" in job.error
