@@ -191,6 +191,7 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
                        x_test=x_test, y_test=y_test, optimizer=optimizer, spec=spec, generator=generator,
                        init_params=init_params, init_norm=init_norm, classification=classification)
     batches = _Batches(len(x_train), spec.optim.batch_size, generator)
+    model.train()
     timings = run.timings
     timings.update(train_s=0.0, eval_s=0.0, probe_s={})
     o, steps, log_every = spec.optim, spec.optim.steps, spec.probes.log_every
@@ -203,7 +204,6 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
         xb, yb = (x_train, y_train) if idx is None else (x_train[idx], y_train[idx])
         tick = time.perf_counter()
         lr = o.lr * lr_factor(spec, min(step, steps - 1))
-        model.train()
         outputs = model(xb)
         loss = loss_fn(outputs, yb)
         if not last:
@@ -273,6 +273,13 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
 def _evaluate(model, loss_fn, x_train, y_train, x_test, y_test, classification, full_done, train_loss):
     """Full training loss/accuracy (reused when the step was full batch) and test loss/accuracy."""
     model.eval()
+    try:
+        return _evaluate_metrics(model, loss_fn, x_train, y_train, x_test, y_test, classification, full_done, train_loss)
+    finally:
+        model.train()
+
+
+def _evaluate_metrics(model, loss_fn, x_train, y_train, x_test, y_test, classification, full_done, train_loss):
     out = {}
     if full_done:
         out["train_loss"] = train_loss
