@@ -84,6 +84,7 @@ class Phenomenon:
     allowed_archs: tuple[str, ...] | None = None  # None: same as archs
     allowed_datasets: tuple[str, ...] | None = None
     normalisation: str = ""  # what the normalised overlay divides by, for the toggle label
+    needs_weights: bool = False  # the verdict or figures read run.weights (kept in the gallery)
 
     def specs(self, size: str = "quick", archs=None, datasets=None) -> list[RunSpec]:
         """The runs that test the prediction at a size, over chosen architectures and datasets."""

@@ -1,0 +1,61 @@
+"""Command line: run/list/show/export/import round trip, one-line errors with exit status 2."""
+
+import json
+
+from learnmech_core.cli import main
+
+TINY = ["--width", "8", "--depth", "1", "--n-train", "32", "--n-test", "8", "--steps", "5"]
+
+
+def test_run_list_show_export_import(tmp_path, capsys):
+    store = str(tmp_path / "s")
+    assert main(["--store", store, "run", *TINY, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "ok" and summary["steps"] == 5 and 0 < summary["final_loss"] < 10
+    key = summary["key"]
+    assert main(["--store", store, "list", "--json"]) == 0
+    assert [r["key"] for r in json.loads(capsys.readouterr().out)] == [key]
+    assert main(["--store", store, "show", key]) == 0
+    assert '"width": 8' in capsys.readouterr().out
+    out = tmp_path / "run.zip"
+    assert main(["--store", store, "export", key, "--out", str(out)]) == 0 and out.exists()
+    capsys.readouterr()
+    assert main(["--store", str(tmp_path / "other"), "import", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == key
+
+
+def test_spec_file_and_set_override(tmp_path, capsys):
+    from learnmech_core import RunSpec
+
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(RunSpec().replace(**{"model.width": 8, "data.n_train": 32, "data.n_test": 8,
+                                              "optim.steps": 3}).to_json())
+    assert main(["--store", str(tmp_path), "run", "--spec", str(spec_file), "--set", "optim.lr=0.2", "--json"]) == 0
+    key = json.loads(capsys.readouterr().out)["key"]
+    from learnmech_core.store import RunStore
+
+    spec = RunStore(tmp_path).spec(key)
+    assert spec.optim.lr == 0.2 and spec.model.width == 8 and spec.optim.steps == 3
+
+
+def test_bad_flags_give_one_line_and_status_2(capsys):
+    for argv, message in [
+        (["run", "--width", "0"], "model.width must be between 1 and 4096 (got 0)"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["run", "--set", "model.colour=red"], "unknown spec field 'model.colour'"),
+        (["run", "--arch", "cnn", "--dataset", "moons"], "model.arch 'cnn' needs image datasets"),
+        (["show", "0123abcd"], "no stored run with key 0123abcd"),
+        (["verify", "no_such_thing"], "unknown phenomenon 'no_such_thing'"),
+        ([], "the following arguments are required: command"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("learnmech: error:") and message in err, err
+
+
+def test_datasets_and_models_listings(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "modular_arithmetic" in out and "cifar10" in out
+    assert main(["models"]) == 0
+    assert "transformer" in capsys.readouterr().out
