@@ -115,3 +115,74 @@ def saxe_rise_figure(runs, presentation: bool = False) -> go.Figure:
     return layout(fig, "Are learning times set by the singular values, as s^-(2-2/D)?",
                   "predicted rise time (units of tau)", "measured rise time 20% \u2192 80% of s", presentation,
                   log_x=True, log_y=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Conservation laws
+
+
+def conservation_drift_figure(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Balance drift per GD step against eta (log-log) with the predicted slope 2; normalised: drift / eta^2."""
+    from ..phenomena import conservation_laws as cl
+
+    fig = go.Figure()
+    groups: dict = {}
+    for run in runs:
+        if run.spec.optim.weight_decay == 0:
+            groups.setdefault((run.spec.model.arch, run.spec.data.name), []).append(run)
+    first = True
+    for (arch, dataset), members in groups.items():
+        members = sorted(members, key=lambda r: r.spec.optim.lr)
+        lrs = np.array([r.spec.optim.lr for r in members])
+        drift = np.array([cl.drift_per_step(r) for r in members])
+        y = drift / lrs**2 if normalised else drift
+        fig.add_trace(go.Scatter(x=lrs, y=y, mode="markers+lines", name=f"{arch} / {dataset}",
+                                 marker={"size": 10, "color": arch_color(arch)},
+                                 line={"color": arch_color(arch), "dash": dataset_dash(dataset)},
+                                 hovertext=[spec_hover(r.spec) for r in members], hoverinfo="text+x+y"))
+        rx, ry = _loglog_ref(lrs, y, 0.0 if normalised else cl.SLOPE_EXPECTED)
+        fig.add_trace(_ref(rx, ry, "prediction: slope 2 (drift \u221d eta\u00b2)" if first else "", showlegend=first))
+        first = False
+    ylabel = "drift per step / eta\u00b2" if normalised else "drift per step  mean |b_l(k+1) - b_l(k)|"
+    return layout(fig, "Does GD break the conservation law only at O(eta\u00b2) per step?",
+                  "learning rate eta", ylabel, presentation, log_x=True, log_y=True)
+
+
+def conservation_decay_figure(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Balance under weight decay against time with b(0) e^(-2 lambda t); normalised: b/b(0) against 2 lambda t."""
+    from ..phenomena import conservation_laws as cl
+
+    fig = go.Figure()
+    first = True
+    for run in runs:
+        o = run.spec.optim
+        if o.weight_decay == 0:
+            continue
+        fit = cl.decay_fit(run)
+        col = fit["column"]
+        if col is None:
+            continue
+        h = run.history.dropna(subset=[col]).sort_values("step")
+        t = h["step"].to_numpy(float) * o.lr
+        b = h[col].to_numpy(float)
+        idx = downsample(len(t))
+        x = 2 * o.weight_decay * t if normalised else t
+        y = b / b[0] if normalised else np.abs(b)
+        fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", name=f"{run.spec.model.arch} / {run.spec.data.name} "
+                                 f"({col}, rate {fit['rate']:.3g})",
+                                 line={"color": arch_color(run.spec.model.arch), "dash": dataset_dash(run.spec.data.name)},
+                                 hovertext=spec_hover(run.spec), hoverinfo="text+x+y"))
+        if normalised:
+            if first:
+                grid = np.linspace(0, x.max(), 100)
+                fig.add_trace(_ref(grid, np.exp(-grid), "prediction: e^(-2 lambda t)"))
+        else:
+            fig.add_trace(_ref(t[idx], abs(b[0]) * np.exp(-2 * o.weight_decay * t[idx]),
+                               "prediction: |b(0)| e^(-2 lambda t)" if first else "", showlegend=first))
+        first = False
+    if normalised:
+        return layout(fig, "With weight decay, does every balance decay as e^(-2 lambda t)?",
+                      "2 lambda t (t = eta x step)", "b(t) / b(0)", presentation, log_y=True)
+    return layout(fig, "With weight decay, does every balance decay as e^(-2 lambda t)?",
+                  "gradient-flow time t = eta x step", "|b(t)| = | ||W_{l+1}||\u00b2 - ||W_l||\u00b2 |", presentation,
+                  log_y=True)
