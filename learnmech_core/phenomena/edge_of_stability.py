@@ -1,0 +1,191 @@
+"""Edge of stability: under full-batch GD the sharpness rises to 2/eta and hovers there (Cohen et al. 2021).
+
+Systems. `mlp` stands for two architectures, a tanh and a ReLU MLP (64 wide, 3 hidden layers: the
+ReLU net at depth 2 catapults below 2/eta on digits and stays there, see the catapult phenomenon);
+`cnn` is a 2-layer ReLU CNN (8 channels). The CNN needs images: digits ships (8x8), mnist,
+fashion_mnist and cifar10 work from disk; on vector datasets (gaussian_mixture) the CNN is skipped,
+and asking only for CNNs on vector datasets is a ValueError.
+
+Learning rates and length. Each run lasts the same time in eta x step units (`_HORIZON`), so smaller
+rates run longer. Under MSE the rates are 0.2, 0.3, 0.4; cross-entropy curvature is smaller and its
+rates are 0.3, 0.5, 0.7 on a harder task (gaussian_mixture with 10 overlapping classes), because
+under cross-entropy the Hessian vanishes as the margins grow: once the training loss is tiny the
+sharpness falls below 2/eta for every rate (Cohen et al. 2021 stop at 99% training accuracy). The
+analysis window of a cross-entropy run therefore ends at the first logged step with training loss
+below `CE_LOSS_FLOOR`; MSE runs use every step. `quick` runs every system under MSE with the three
+rates cycled over the systems (0.4, 0.2, 0.3, ...), plus the two MLPs under cross-entropy; `full` runs the whole grid.
+
+Verdict. Per run: the median of sharpness / (2/eta) over the second half of the window. It holds
+when the median over runs is within `TOLERANCE` of 1 and at least `MIN_FRACTION` of the runs are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from ..universality import normalise
+from .base import Phenomenon, Verdict, run_row
+
+TOLERANCE = 0.10
+MIN_FRACTION = 2 / 3
+CE_LOSS_FLOOR = 0.1
+MIN_POINTS = 4  # sharpness measurements needed in the second half of the window
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+# arch -> ((activation, width, depth), ...): each entry is one architecture of the grid
+SYSTEMS = {"mlp": (("tanh", 64, 3), ("relu", 64, 3)), "cnn": (("relu", 8, 2),)}
+_LRS = {"mse": (0.2, 0.3, 0.4), "ce": (0.3, 0.5, 0.7)}
+_QUICK_ORDER = (0.4, 0.2, 0.3)  # quick: MSE rates cycled over the systems (the CNN on digits gets 0.3)
+# size -> (n_train, eta x step horizon per loss, probe every, sharpness tol, width multiplier)
+_SIZES = {
+    "tiny": (64, {"mse": 40.0, "ce": 60.0}, 10, 1e-2, 1),
+    "quick": (256, {"mse": 80.0, "ce": 100.0}, 10, 1e-2, 1),
+    "full": (1024, {"mse": 300.0, "ce": 300.0}, 10, 1e-3, 2),
+}
+
+
+def data_spec(dataset: str, loss: str, n_train: int) -> DataSpec:
+    """The dataset of a run: cross-entropy on gaussian_mixture uses 10 overlapping classes (not fit at once)."""
+    extra = {"n_classes": 10, "separation": 1.5} if dataset == "gaussian_mixture" and loss == "ce" else {}
+    return DataSpec(name=dataset, n_train=n_train, n_test=128, **extra)
+
+
+def systems(archs, datasets) -> list[tuple[str, str, int, int, str]]:
+    """(arch, activation, width, depth, dataset) for every architecture that can take each dataset."""
+    out = [(a, act, w, d, ds) for ds in datasets for a in archs for act, w, d in SYSTEMS[a]
+           if a != "cnn" or ds in IMAGE_DATASETS]
+    if not out:
+        raise ValueError(f"cnn needs an image dataset ({', '.join(IMAGE_DATASETS)}); got {', '.join(datasets)}")
+    return out
+
+
+def gd_spec(arch, act, width, depth, data: DataSpec, loss: str, lr: float, horizon: float, every: int,
+            tol: float, **probes) -> RunSpec:
+    """A full-batch GD run lasting `horizon` in eta x step units, sharpness every `every` steps."""
+    steps = max(every, int(math.ceil(horizon / lr / every)) * every)
+    return RunSpec(
+        model=ModelSpec(arch=arch, width=width, depth=depth, activation=act),
+        data=data,
+        optim=OptimSpec(name="gd", lr=lr, steps=steps, loss=loss, eval_every=0),
+        probes=ProbeSpec(log_every=every, sharpness_every=every, sharpness_tol=tol, save_weights=False, **probes),
+    )
+
+
+def window(history, spec):
+    """Rows of the sharpness normalisation inside the analysis window (CE: until loss < CE_LOSS_FLOOR)."""
+    table = normalise(history, spec, "sharpness")
+    end = float(history["step"].max()) if len(history) else 0.0
+    if spec.optim.loss == "ce" and "loss" in history:
+        low = history.loc[history["loss"] < CE_LOSS_FLOOR, "step"]
+        if len(low):
+            end = float(low.iloc[0])
+    return table[table["step"] <= end], end
+
+
+def eos_ratio(run) -> tuple[float, int, float]:
+    """(median sharpness / (2/eta) over the window's second half, points used, window end step)."""
+    if run.status in ("failed",) or "sharpness" not in run.history:
+        return float("nan"), 0, 0.0
+    table, end = window(run.history, run.spec)
+    half = table[table["step"] >= end / 2]
+    if len(half) < MIN_POINTS:
+        return float("nan"), len(half), end
+    return float(np.median(half["y_norm"])), len(half), end
+
+
+def label(spec) -> str:
+    """Short run label: architecture, activation, dataset, loss and rate."""
+    return f"{spec.model.arch} {spec.model.activation} {spec.data.name} {spec.optim.loss} \u03b7={spec.optim.lr:g}"
+
+
+def ratio_verdict(runs, ratio_fn, expected_text: str, what: str) -> Verdict:
+    """Median over runs of a per-run ratio to a predicted 1, and the fraction of runs within TOLERANCE."""
+    rows, ratios = [], []
+    for run in runs:
+        ratio, n_points, end = ratio_fn(run)
+        ok = run.status == "ok" and math.isfinite(ratio) and abs(ratio - 1.0) <= TOLERANCE
+        ratios.append(ratio)
+        rows.append(run_row(run, ok, ratio, activation=run.spec.model.activation, loss=run.spec.optim.loss,
+                            lr=run.spec.optim.lr, points=n_points, window_end=end, label=label(run.spec)))
+    if not rows:
+        return Verdict(False, float("nan"), 1.0, TOLERANCE, "no runs to judge")
+    finite = [r for r in ratios if math.isfinite(r)]
+    median = float(np.median(finite)) if finite else float("nan")
+    within = sum(bool(r["passed"]) for r in rows) / len(rows)
+    passed = math.isfinite(median) and abs(median - 1.0) <= TOLERANCE and within >= MIN_FRACTION
+    below = [r["label"] + f" ({r['measured']:.2f})" for r in rows if r["measured"] is not None and r["measured"] < 1 - TOLERANCE]
+    above = [r["label"] + f" ({r['measured']:.2f})" for r in rows if r["measured"] is not None and r["measured"] > 1 + TOLERANCE]
+    missing = [r["label"] + f" ({r['status']}, {r['points']} points)" for r in rows if r["measured"] is None]
+    archs = {(r["arch"], r["activation"]) for r in rows}
+    text = (f"Median {what} over the second half of training = {median:.3f} across {len(rows)} runs "
+            f"({len(archs)} architectures, {len({r['dataset'] for r in rows})} datasets, losses "
+            f"{'/'.join(sorted({r['loss'] for r in rows}))}, {len({r['lr'] for r in rows})} learning rates); "
+            f"{within:.0%} of runs within \u00b1{TOLERANCE:.0%} of {expected_text} (needs the median within and "
+            f">= {MIN_FRACTION:.0%} of runs).")
+    if below:
+        text += " Stayed below (catapulted under the threshold, or still sharpening): " + "; ".join(below) + "."
+    if above:
+        text += " Hovered above: " + "; ".join(above) + "."
+    if missing:
+        text += " No measurement: " + "; ".join(missing) + "."
+    details = {"fraction_within": within, "n_runs": len(rows),
+               "min_ratio": float(min(finite)) if finite else float("nan"),
+               "max_ratio": float(max(finite)) if finite else float("nan")}
+    return Verdict(passed, median, 1.0, TOLERANCE, text, per_run=rows, details=details)
+
+
+class EdgeOfStability(Phenomenon):
+    name = "edge_of_stability"
+    title = "Does sharpness stop at 2/\u03b7?"
+    direction = "laws"
+    sources = ("Cohen, Kaur, Li, Kolter & Talwalkar 2021, Gradient descent on neural networks typically occurs at "
+               "the edge of stability (ICLR 2021)",)
+    prediction = ("Under full-batch gradient descent the sharpness (top Hessian eigenvalue) rises to 2/\u03b7 and then "
+                  f"hovers there: median sharpness \u00d7 \u03b7/2 over the second half of training = 1 \u00b1 "
+                  f"{TOLERANCE:g}, while the loss keeps falling non-monotonically.")
+    measures = ("The top Hessian eigenvalue of the full training loss every 10 steps (Lanczos, warm-started), "
+                "divided by 2/\u03b7, for tanh and ReLU MLPs and a CNN, under MSE and cross-entropy, at three rates.")
+    archs = ("mlp", "cnn")
+    datasets = ("digits", "gaussian_mixture")
+    allowed_datasets = ("digits", "gaussian_mixture", "mnist", "fashion_mnist", "cifar10")
+    normalisation = "sharpness / (2/\u03b7) against \u03b7 \u00d7 step"
+
+    def _specs(self, size, archs, datasets):
+        n_train, horizon, every, tol, mult = _SIZES[size]
+        grid = systems(archs, datasets)
+        out = []
+        if size == "full":
+            for arch, act, w, d, ds in grid:
+                for loss in ("mse", "ce"):
+                    for lr in _LRS[loss]:
+                        out.append(gd_spec(arch, act, w * mult, d, data_spec(ds, loss, n_train), loss, lr,
+                                           horizon[loss], every, tol))
+            return out
+        for i, (arch, act, w, d, ds) in enumerate(grid):  # MSE, the rates spread over the systems
+            lr = _QUICK_ORDER[i % 3] if size == "quick" else 0.4
+            out.append(gd_spec(arch, act, w, d, data_spec(ds, "mse", n_train), "mse", lr, horizon["mse"], every, tol))
+        if size == "quick":  # cross-entropy on the MLPs of the last dataset given
+            ce_ds = "gaussian_mixture" if "gaussian_mixture" in datasets else datasets[-1]
+            for arch, act, w, d, ds in grid:
+                if arch == "mlp" and ds == ce_ds:
+                    out.append(gd_spec(arch, act, w, d, data_spec(ds, "ce", n_train), "ce", _LRS["ce"][0],
+                                       horizon["ce"], every, tol))
+        return out
+
+    def verdict(self, runs):
+        return ratio_verdict(runs, eos_ratio, "2/\u03b7", "sharpness / (2/\u03b7)")
+
+    def figures(self, runs, verdict=None, normalised=True, presentation=False):
+        from ..plots import phenomena_curvature as plots
+
+        figs = [plots.sharpness_overlay(runs, "sharpness", normalised, presentation),
+                plots.loss_overlay(runs, normalised, presentation)]
+        if verdict is not None:
+            figs.append(plots.ratio_summary(verdict, "sharpness / (2/\u03b7)", "Does every run hover at 2/\u03b7?",
+                                            TOLERANCE, presentation))
+        return figs
+
+PHENOMENON = EdgeOfStability()

@@ -1,0 +1,233 @@
+"""Figures of the curvature phenomena: edge of stability (plain and adaptive), progressive sharpening,
+catapult phase diagram and Hessian outliers, each with the theory's prediction drawn in.
+
+Runs (and verdicts) in, `go.Figure` out; one colour per architecture, one dash per dataset, the
+prediction in the prediction colour, the run's spec on hover. `normalised` switches raw axes (step,
+sharpness, loss) to the universality normalisations (`universality.normalise`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..universality import KINDS, normalise, stability_threshold
+from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
+
+_SYMBOLS = {"digits": "circle", "gaussian_mixture": "diamond", "mnist": "square", "fashion_mnist": "cross",
+            "cifar10": "triangle-up"}
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float, np.floating)) and math.isfinite(float(x))
+
+
+def run_label(spec) -> str:
+    """Legend label of a run: architecture, activation, dataset, loss, optimiser rate."""
+    m, d, o = spec.model, spec.data, spec.optim
+    return f"{m.arch} {m.activation} · {d.name} · {o.loss} · η={o.lr:g}"
+
+
+def _line(run, name: str, x, y, opacity: float = 1.0, width: float | None = None, mode: str = "lines",
+          color: str | None = None) -> go.Scatter:
+    """One run's curve: colour by architecture, dash by dataset, spec on hover, downsampled."""
+    s = run.spec
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = downsample(len(x))
+    return go.Scatter(x=x[keep], y=y[keep], mode=mode, name=name, opacity=opacity,
+                      line={"color": color or arch_color(s.model.arch), "dash": dataset_dash(s.data.name),
+                            **({"width": width} if width else {})},
+                      hovertext=spec_hover(s), hoverinfo="x+y+text")
+
+
+def _opacity(spec) -> float:
+    """ReLU variants are drawn fainter, so two MLPs of one colour stay apart."""
+    return 0.6 if spec.model.activation == "relu" else 1.0
+
+
+def sharpness_overlay(runs, kind: str = "sharpness", normalised: bool = True, presentation: bool = False,
+                      title: str | None = None) -> go.Figure:
+    """Sharpness (or Adam's preconditioned sharpness) against time, with the stability threshold drawn.
+
+    Normalised: value / threshold against eta x step, prediction the line at 1. Raw: value against step
+    (log y), one dashed threshold line per learning rate.
+    """
+    info = KINDS[kind]
+    fig = go.Figure()
+    thresholds = {}
+    for run in runs:
+        if info.column not in run.history or not len(run.history):
+            continue
+        table = normalise(run.history, run.spec, kind)
+        if not len(table):
+            continue
+        x, y = (table["x_norm"], table["y_norm"]) if normalised else (table["x"], table["y"])
+        fig.add_trace(_line(run, run_label(run.spec), x, y, opacity=_opacity(run.spec), mode="lines+markers"))
+        thresholds[run.spec.optim.lr] = stability_threshold(run.spec)
+    name = "2/\u03b7" if kind == "sharpness" else "(2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7)"
+    if normalised:
+        reference_line(fig, 1.0, f"prediction: {name}")
+    else:
+        for lr, value in sorted(thresholds.items()):
+            reference_line(fig, value, f"{name} = {value:.3g} (\u03b7={lr:g})")
+    default = "Does sharpness stop at 2/\u03b7?" if kind == "sharpness" else \
+        "Does Adam's preconditioned sharpness stop at 38/\u03b7?"
+    return layout(fig, title or default, info.x_norm_label if normalised else info.x_label,
+                  info.y_norm_label if normalised else info.y_label, presentation, log_y=not normalised)
+
+
+def loss_overlay(runs, normalised: bool = True, presentation: bool = False, title: str | None = None) -> go.Figure:
+    """Training loss (log scale) against step, or loss / initial loss against eta x step."""
+    info = KINDS["loss_initial"]
+    fig = go.Figure()
+    for run in runs:
+        if "loss" not in run.history or not len(run.history):
+            continue
+        table = normalise(run.history, run.spec, "loss_initial")
+        x, y = (table["x_norm"], table["y_norm"]) if normalised else (table["x"], table["y"])
+        fig.add_trace(_line(run, run_label(run.spec), x, y, opacity=_opacity(run.spec)))
+    if normalised:
+        reference_line(fig, 1.0, "initial loss (prediction: falls below it, not monotonically)")
+    return layout(fig, title or "Does the loss keep falling at the edge of stability, even though not monotonically?",
+                  info.x_norm_label if normalised else info.x_label,
+                  info.y_norm_label if normalised else info.y_label, presentation, log_y=True)
+
+
+def ratio_summary(verdict, y_title: str, title: str, tolerance: float, presentation: bool = False,
+                  expected: float = 1.0) -> go.Figure:
+    """Each run's measured ratio as a marker (colour: architecture, symbol: dataset) in the predicted band."""
+    fig = go.Figure()
+    rows = verdict.per_run if verdict is not None else []
+    for i, r in enumerate(rows):
+        if r.get("measured") is None:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[r.get("label", r["key"])], y=[r["measured"]], mode="markers", showlegend=False,
+            marker={"color": arch_color(r["arch"]), "symbol": _SYMBOLS.get(r["dataset"], "circle"),
+                    "size": 16 if presentation else 11, "line": {"width": 1, "color": "#333"}},
+            hovertext=f"{r.get('label', '')}<br>measured {r['measured']:.3f}<br>{'holds' if r['passed'] else 'fails'}",
+            hoverinfo="text"))
+    fig.add_hrect(y0=expected - tolerance, y1=expected + tolerance, fillcolor=PREDICTION_COLOR, opacity=0.08,
+                  line_width=0)
+    reference_line(fig, expected, f"prediction {expected:g} \u00b1 {tolerance:g}")
+    if verdict is not None and _finite(verdict.measured):
+        fig.add_hline(y=verdict.measured, line_dash="dot", line_color="#888",
+                      annotation_text=f"median {verdict.measured:.3f}", annotation_position="bottom right")
+    return layout(fig, title, "run", y_title, presentation)
+
+
+def sharpening_curves(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Sharpness against time below 2/eta: raw (step, sharpness) or (eta x step, sharpness / initial sharpness)."""
+    rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
+    fig = go.Figure()
+    for run in runs:
+        if "sharpness" not in run.history:
+            continue
+        table = normalise(run.history, run.spec, "sharpness")
+        if not len(table):
+            continue
+        first = float(table["y"].iloc[0])
+        if normalised:
+            x, y = table["x_norm"], table["y"] / first if first > 0 else table["y"]
+        else:
+            x, y = table["x"], table["y"]
+        rho = rows.get(run.spec.key(), {}).get("measured")
+        name = run_label(run.spec) + (f" (\u03c1={rho:.2f})" if _finite(rho) else "")
+        fig.add_trace(_line(run, name, x, y, opacity=_opacity(run.spec), mode="lines+markers"))
+        if not normalised:
+            reference_line(fig, stability_threshold(run.spec), f"2/\u03b7 (\u03b7={run.spec.optim.lr:g}): never reached")
+    if normalised:
+        reference_line(fig, 1.0, "initial sharpness (prediction: rises above it)")
+    return layout(fig, "Does sharpness keep rising while \u03b7 is too small to reach 2/\u03b7?",
+                  "\u03b7 \u00d7 step" if normalised else "step",
+                  "sharpness / initial sharpness" if normalised else "sharpness (top Hessian eigenvalue)",
+                  presentation, log_y=not normalised)
+
+
+def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
+    """Phase of each run against eta x lambda_0 / 2, with the predicted boundaries at 1 and eta_max."""
+    fig = go.Figure()
+    rows = verdict.per_run if verdict is not None else []
+    phases = ("lazy", "catapult", "diverged")
+    colours = {p: family_color(i) for i, p in enumerate(phases)}
+    for phase in phases:
+        pts = [r for r in rows if r.get("phase") == phase and _finite(r.get("c"))]
+        if not pts:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[r["c"] for r in pts], y=[r["lambda0"] for r in pts], mode="markers", name=phase,
+            marker={"color": colours[phase], "size": 16 if presentation else 11,
+                    "symbol": [_SYMBOLS.get(r["dataset"], "circle") for r in pts],
+                    "line": {"width": 2, "color": [arch_color(r["arch"]) for r in pts]}},
+            hovertext=[f"{r.get('label', '')}<br>\u03b7\u03bb\u2080/2 = {r['c']:.2f}<br>loss peak / initial "
+                       f"{r.get('spike', float('nan')):.3g}<br>final sharpness \u00d7 \u03b7/2 "
+                       f"{r.get('final_ratio', float('nan')):.3g}" for r in pts], hoverinfo="text"))
+    fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR, annotation_text="\u03b7 = 2/\u03bb\u2080 (prediction)",
+                  annotation_position="top left")
+    fig.add_vline(x=2.0, line_dash="dot", line_color=PREDICTION_COLOR,
+                  annotation_text="\u03b7 = 4/\u03bb\u2080 (two-layer linear model)", annotation_position="top right")
+    if verdict is not None:
+        for name in ("boundary_lazy_catapult", "boundary_catapult_diverged"):
+            value = verdict.details.get(name)
+            if _finite(value):
+                fig.add_vline(x=value, line_dash="solid", line_color="#888", line_width=1,
+                              annotation_text=f"measured {value:.2f}", annotation_position="bottom right")
+    return layout(fig, "Does a large learning rate catapult the network into a flatter region?",
+                  "\u03b7 \u03bb\u2080 / 2 (learning rate in units of 2/\u03bb\u2080)", "initial sharpness \u03bb\u2080",
+                  presentation, log_x=True)
+
+
+def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Loss (log) against step for each rate of the sweep: lazy runs fall, catapult runs spike first."""
+    rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        h = run.history.dropna(subset=["loss"]) if "loss" in run.history else run.history
+        if not len(h):
+            continue
+        r = rows.get(run.spec.key(), {})
+        c = r.get("c")
+        y = h["loss"] / h["loss"].iloc[0] if normalised else h["loss"]
+        name = (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
+            (f" ({r['phase']})" if r.get("phase") else "")
+        fig.add_trace(_line(run, name, h["step"], y, color=family_color(i)))
+    if normalised:
+        reference_line(fig, 1.0, "initial loss: catapult runs rise above it, then fall")
+    return layout(fig, "Does the loss spike and then fall when \u03b7 > 2/\u03bb\u2080?", "step",
+                  "loss / initial loss" if normalised else "training loss", presentation, log_y=True)
+
+
+def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Top-2C Hessian eigenvalues (log scale) by rank, the predicted gap after rank C marked."""
+    rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
+    fig = go.Figure()
+    classes = set()
+    for i, run in enumerate(runs):
+        sp = run.spectra
+        sp = sp[sp["kind"] == "hessian_topk"] if len(sp) else sp
+        if not len(sp):
+            continue
+        last = sp[sp["step"] == sp["step"].max()].sort_values("index")
+        values = np.abs(last["value"].to_numpy(dtype=float))
+        r = rows.get(run.spec.key(), {})
+        n_classes = r.get("classes")
+        rank = np.arange(1, len(values) + 1, dtype=float)
+        x = rank / n_classes if normalised and n_classes else rank
+        y = values / values[0] if normalised and values[0] > 0 else values
+        if n_classes:
+            classes.add(n_classes)
+        name = f"{run.spec.model.arch} · {run.spec.data.name} · C={n_classes}" + \
+            (f" (gap at {r['gap_rank']})" if r.get("gap_rank") else "")
+        fig.add_trace(_line(run, name, x, y, mode="lines+markers", color=family_color(i)))
+    if normalised:
+        fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
+                      annotation_text="rank = C (prediction: the outliers end here)", annotation_position="top right")
+    else:
+        for c in sorted(classes):
+            fig.add_vline(x=c + 0.5, line_dash="dash", line_color=PREDICTION_COLOR,
+                          annotation_text=f"C = {c}", annotation_position="top right")
+    return layout(fig, "Does the Hessian have C outliers above a bulk?",
+                  "rank / number of classes C" if normalised else "rank",
+                  "eigenvalue / largest" if normalised else "|Hessian eigenvalue|", presentation, log_y=True)
