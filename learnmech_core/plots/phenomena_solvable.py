@@ -186,3 +186,50 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
     return layout(fig, "With weight decay, does every balance decay as e^(-2 lambda t)?",
                   "gradient-flow time t = eta x step", "|b(t)| = | ||W_{l+1}||\u00b2 - ||W_l||\u00b2 |", presentation,
                   log_y=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Lazy vs rich
+
+
+_LAZY_LABELS = {"rel_change_0": "relative hidden-weight change ||W1 - W1(0)|| / ||W1(0)||",
+                "ntk_rel_change": "relative NTK change ||K - K0|| / ||K0||"}
+
+
+def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True,
+                     presentation: bool = False) -> go.Figure:
+    """Final relative change against width, log-log, one panel per parametrisation, with the predicted slopes."""
+    from ..phenomena import lazy_vs_rich as lr
+
+    panels = [p for p in ("ntk", "mup") if any(r.spec.model.param == p for r in runs)] or ["ntk"]
+    titles = {"ntk": "NTK parametrisation (lazy)", "mup": "muP / mean-field (rich)"}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
+    shown = set()
+    for (param, arch, dataset), members in lr.groups(runs).items():
+        if param not in panels:
+            continue
+        col = panels.index(param) + 1
+        widths, values = lr.width_series(members, column)
+        ok = np.isfinite(values) & (values > 0)
+        if not ok.any():
+            continue
+        y = values / values[ok][0] if normalised else values
+        fig.add_trace(go.Scatter(x=widths, y=y, mode="markers+lines", name=f"{arch} / {dataset}",
+                                 legendgroup=f"{arch}/{dataset}", showlegend=(arch, dataset) not in shown,
+                                 marker={"size": 10, "color": arch_color(arch)},
+                                 line={"color": arch_color(arch), "dash": dataset_dash(dataset)},
+                                 hovertext=[spec_hover(r.spec) for r in sorted(members, key=lambda r: r.spec.model.width)],
+                                 hoverinfo="text+x+y"), row=1, col=col)
+        shown.add((arch, dataset))
+        slopes = [lr.EXPECTED_SLOPE[param]] + ([-1.0] if column == "ntk_rel_change" and param == "ntk" else [])
+        for i, slope in enumerate(slopes):
+            rx, ry = _loglog_ref(widths[ok], y[ok], slope)
+            fig.add_trace(_ref(rx, ry, f"prediction: slope {slope:g}", dash=("dash", "dot")[i],
+                               showlegend=f"{param}{slope}" not in shown), row=1, col=col)
+            shown.add(f"{param}{slope}")
+    ylabel = _LAZY_LABELS.get(column, column) + (" / value at the narrowest width" if normalised else "")
+    title = ("Does the hidden layer stop moving as width grows (NTK) but not under muP?" if column == "rel_change_0"
+             else "Does the tangent kernel freeze as width grows (NTK) but not under muP?")
+    layout(fig, title, "", ylabel, presentation, log_y=True)
+    fig.update_xaxes(type="log", title_text="width (hidden units)")
+    return fig
