@@ -136,11 +136,18 @@ def simplex_etf(n_classes: int, dim: int, scale: float = 1.0) -> np.ndarray:
     return etf * (scale / np.linalg.norm(etf, axis=1, keepdims=True))
 
 
-def classifier_layer(model: nn.Module) -> nn.Linear:
-    """The last nn.Linear in model.modules() order (the classifier of a feed-forward model)."""
+def _is_linear(module: nn.Module) -> bool:
+    """nn.Linear, or learnmech's parametrised PLinear (a 2-D weight applied as x W^T)."""
+    from .models import PLinear
+
+    return isinstance(module, (nn.Linear, PLinear))
+
+
+def classifier_layer(model: nn.Module) -> nn.Module:
+    """The last nn.Linear (or PLinear) in model.modules() order (the classifier of a feed-forward model)."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module (got {type(model).__name__})")
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if _is_linear(m)]
     if not linears:
         raise ValueError("model must contain an nn.Linear layer (got none)")
     return linears[-1]

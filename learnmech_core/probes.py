@@ -157,7 +157,8 @@ class DensityProbe(Probe):
     def measure(self, ctx):
         from .curvature import spectral_density
 
-        grid, density = spectral_density(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, generator=ctx.generator)
+        grid, density = spectral_density(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, generator=ctx.generator,
+                                         n_grid=400)
         rows = [("hessian_density_x", "all", i, float(v)) for i, v in enumerate(grid)]
         rows += [("hessian_density_y", "all", i, float(v)) for i, v in enumerate(density)]
         return {}, rows
@@ -226,9 +227,10 @@ class CollapseProbe(Probe):
     def measure(self, ctx):
         if not ctx.classification:
             raise ValueError("neural-collapse metrics need a classification dataset")
-        from .collapse import neural_collapse, penultimate_features
+        from .collapse import classifier_layer, neural_collapse, penultimate_features
 
-        feats, readout = penultimate_features(ctx.model, ctx.inputs)
+        feats = penultimate_features(ctx.model, ctx.inputs)
+        readout = classifier_layer(ctx.model).weight.detach().cpu()
         labels = ctx.targets.argmax(dim=1) if ctx.targets.ndim > 1 else ctx.targets
         m = neural_collapse(feats, labels.cpu().numpy(), classifier_weight=readout)
         return {"nc1": m.nc1, "nc2_equinorm": m.nc2_equinorm, "nc2_equiangle": m.nc2_equiangle,
