@@ -97,9 +97,15 @@ def _drop(data: dict, path: str) -> None:
 # optimiser updates on stacked parameters
 
 
-def _column(values: list[float], like: torch.Tensor) -> torch.Tensor:
+def _column(values: list[float], like: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
     """Per-member numbers as a tensor broadcasting against a stacked (members, ...) tensor."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.ndim - 1)))
+    key = (tuple(values), like.ndim, like.dtype)
+    if cache is not None and key in cache:
+        return cache[key]
+    column = torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.ndim - 1)))
+    if cache is not None:
+        cache[key] = column
+    return column
 
 
 class StackedOptimizer:
@@ -116,10 +122,12 @@ class StackedOptimizer:
         self.lr_mults = lr_mults
         self.state: dict[str, dict[str, torch.Tensor]] = {}
         self.steps = 0
+        self.columns: dict = {}  # per-member constants as tensors, reused while they do not change
 
     def select(self, keep: list[int]) -> None:
         """Keep only the members at these stack positions."""
         self.optims = [self.optims[i] for i in keep]
+        self.columns = {}
         index = None
         for slots in self.state.values():
             for key, value in slots.items():
@@ -141,14 +149,14 @@ class StackedOptimizer:
     def _sgd(self, p, grad, lr, slots):
         wds = [o.weight_decay for o in self.optims]
         if any(wds):
-            grad = grad + _column(wds, p) * p
+            grad = grad + _column(wds, p, self.columns) * p
         if self.name == "momentum":
             if "momentum_buffer" not in slots:
                 slots["momentum_buffer"] = grad.detach().clone()
             else:
-                slots["momentum_buffer"].mul_(_column([o.momentum for o in self.optims], p)).add_(grad)
+                slots["momentum_buffer"].mul_(_column([o.momentum for o in self.optims], p, self.columns)).add_(grad)
             grad = slots["momentum_buffer"]
-        p.sub_(_column(lr, p) * grad)
+        p.sub_(_column(lr, p, self.columns) * grad)
 
     def _adam(self, p, grad, lr, slots):
         optims, t = self.optims, self.steps

@@ -41,7 +41,6 @@ import math
 import multiprocessing
 import os
 import tempfile
-import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -478,7 +477,7 @@ def _run_ray(specs, tracker: _Tracker, stop, workers=None) -> None:
     try:
         import ray
     except ImportError:
-        raise ValueError("backend 'ray' needs Ray: pip install -r requirements-extra.txt (or pip install ray)") from None
+        raise ValueError("backend 'ray' needs Ray: pip install -r requirements-extra.txt") from None
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(**ray_init_kwargs())
