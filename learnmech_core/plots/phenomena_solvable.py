@@ -233,3 +233,84 @@ def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True
     layout(fig, title, "", ylabel, presentation, log_y=True)
     fig.update_xaxes(type="log", title_text="width (hidden units)")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# muP transfer
+
+
+def mup_lr_figure(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Training loss against learning rate, one curve per width (family colours), panels SP | muP.
+
+    The prediction is drawn as a vertical line at the base width's best learning rate: under muP every
+    width's minimum should sit on it (within one grid step).
+    """
+    from ..phenomena import mup_transfer as mt
+
+    tables = mt.loss_table(runs)
+    panels = [p for p in ("sp", "mup") if any(k[0] == p for k in tables)] or ["mup"]
+    titles = {"sp": "standard parametrisation (SP)", "mup": "muP"}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
+    all_widths = sorted({int(w) for key in tables for w in tables[key][0]})
+    shown = set()
+    for (param, arch, dataset), (widths, lrs, losses) in tables.items():
+        col = panels.index(param) + 1
+        for i, w in enumerate(widths):
+            y = losses[i] / np.nanmin(losses[i]) if normalised and np.any(np.isfinite(losses[i])) else losses[i]
+            name = f"width {int(w)}" + (f" ({arch} / {dataset})" if len(tables) > 2 else "")
+            fig.add_trace(go.Scatter(x=2.0**lrs, y=y, mode="markers+lines", name=name, legendgroup=name,
+                                     showlegend=name not in shown,
+                                     marker={"color": family_color(all_widths.index(int(w))), "size": 8},
+                                     line={"color": family_color(all_widths.index(int(w))), "dash": dataset_dash(dataset)},
+                                     hovertemplate=f"{arch} {param} width {int(w)} {dataset}<br>lr %{{x:.3g}}<br>loss %{{y:.3g}}"),
+                          row=1, col=col)
+            shown.add(name)
+        if ("mup", arch, dataset) in tables:
+            mw, mlrs, mloss = tables[("mup", arch, dataset)]
+            best = mt.argmin_lrs(mlrs, mloss)[0]
+            if np.isfinite(best):
+                fig.add_vline(x=2.0**best, line_dash="dash", line_color=PREDICTION_COLOR, row=1, col=col,
+                              annotation_text="muP prediction: best lr of the base width" if col == len(panels) else "")
+    ylabel = "training loss / best loss at that width" if normalised else "training loss (mean of the last 20% of steps)"
+    layout(fig, "Does the best learning rate stay put as width grows?", "", ylabel, presentation, log_y=True)
+    fig.update_xaxes(type="log", title_text="Adam learning rate")
+    return fig
+
+
+def mup_coord_figure(runs, presentation: bool = False) -> go.Figure:
+    """Coordinate check: RMS activation size of each layer against width at the base width's best rate."""
+    from ..phenomena import mup_transfer as mt
+
+    tables = mt.loss_table(runs)
+    panels = [p for p in ("sp", "mup") if any(k[0] == p for k in tables)] or ["mup"]
+    titles = {"sp": "SP", "mup": "muP"}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
+    shown = set()
+    for (param, arch, dataset) in tables:
+        if ("mup", arch, dataset) not in tables:
+            continue
+        _, mlrs, mloss = tables[("mup", arch, dataset)]
+        lr = mt.argmin_lrs(mlrs, mloss)[0]
+        slopes, sizes = mt.coord_slopes(runs, param, arch, dataset, lr)
+        if not sizes:
+            continue
+        widths = sizes.pop("widths")
+        col = panels.index(param) + 1
+        for i, (name, values) in enumerate(sizes.items()):
+            label = f"layer {name.split('_')[1]} output"
+            fig.add_trace(go.Scatter(x=widths, y=values, mode="markers+lines", name=label, legendgroup=label,
+                                     showlegend=label not in shown,
+                                     marker={"color": family_color(i), "size": 9},
+                                     line={"color": family_color(i), "dash": dataset_dash(dataset)},
+                                     hovertemplate=f"{arch} {param} {dataset} lr 2^{lr:g}<br>slope {slopes[i]:.2f}"
+                                                   "<br>width %{x}<br>RMS %{y:.3g}"), row=1, col=col)
+            shown.add(label)
+            if param == "mup":
+                rx, ry = _loglog_ref(widths, values, 0.0)
+                fig.add_trace(_ref(rx, ry, "muP prediction: flat (slope 0)", showlegend="ref" not in shown),
+                              row=1, col=col)
+                shown.add("ref")
+    layout(fig, "Do activations stay O(1) per coordinate as width grows (coordinate check)?", "",
+           "RMS activation per coordinate after training", presentation, log_y=True)
+    fig.update_xaxes(type="log", title_text="width")
+    return fig
