@@ -178,8 +178,8 @@ class WeightSpectraProbe(Probe):
         for _, r in summary.iterrows():
             scalars[f"alpha_{r['layer']}"] = float(r["alpha"])
             scalars[f"mp_ks_{r['layer']}"] = float(r["mp_ks"])
-        if len(summary):
-            scalars["alpha_mean"] = float(np.nanmean(summary["alpha"].to_numpy(dtype=float)))
+        alphas = summary["alpha"].to_numpy(dtype=float) if len(summary) else np.array([])
+        scalars["alpha_mean"] = float(np.nanmean(alphas)) if np.isfinite(alphas).any() else float("nan")
         table = esd_rows(ctx.model, ctx.step)
         rows = [(r.kind, r.layer, int(r.index), float(r.value)) for r in table.itertuples()]
         return scalars, rows

@@ -1,0 +1,71 @@
+"""Probes inside a run agree with the instruments applied directly to the same weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, train
+from learnmech_core.curvature import full_hessian
+from learnmech_core.train import build_model, loss_function
+
+SPEC = RunSpec(model=ModelSpec(width=6, depth=1), data=DataSpec(n_train=40, n_test=10, classes=(0, 1, 2)),
+               optim=OptimSpec(name="gd", lr=0.3, steps=10, loss="ce", eval_every=5),
+               probes=ProbeSpec(sharpness_every=5, sharpness_tol=1e-7, topk_every=10, topk=3, esd_every=10,
+                                ntk_every=5, ntk_points=8, noise_every=10, collapse_every=10, density_every=10),
+               dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def run():
+    result = train(SPEC)
+    assert result.status == "ok" and result.probe_errors == []
+    return result
+
+
+def _final_model_and_batch(run):
+    model, data = build_model(SPEC, weights=run.weights)
+    model = model.double()
+    x = data.x_train.double()
+    y = data.targets(data.y_train, "ce")
+    return model, x, y
+
+
+def test_sharpness_and_topk_equal_the_dense_hessian(run):
+    model0, data = build_model(SPEC)
+    x, y = data.x_train.double(), data.y_train
+    loss_fn = loss_function("ce")
+    exact0 = torch.linalg.eigvalsh(full_hessian(model0.double(), loss_fn, x, y)).numpy()[::-1]
+    assert run.history["sharpness"].iloc[0] == pytest.approx(exact0[0], rel=1e-6)
+    model, x, y = _final_model_and_batch(run)
+    exact = torch.linalg.eigvalsh(full_hessian(model, loss_fn, x, y)).numpy()[::-1]
+    assert run.history["sharpness"].iloc[-1] == pytest.approx(exact[0], rel=1e-6)
+    topk = run.spectra[(run.spectra.kind == "hessian_topk") & (run.spectra.step == 10)].sort_values("index")
+    np.testing.assert_allclose(topk["value"].to_numpy(), exact[:3], rtol=1e-3)
+
+
+def test_density_ntk_noise_collapse_and_esd_columns(run):
+    from learnmech_core.collapse import classifier_layer, neural_collapse, penultimate_features
+    from learnmech_core.noise import noise_scale
+    from learnmech_core.spectra import layer_summaries
+
+    dens = run.spectra[run.spectra.step == 10]
+    gx = dens[dens.kind == "hessian_density_x"]["value"].to_numpy()
+    gy = dens[dens.kind == "hessian_density_y"]["value"].to_numpy()
+    assert len(gx) == 400 and np.trapezoid(gy, gx) == pytest.approx(1.0, abs=1e-6)
+    assert run.history["ntk_distance"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert run.history["ntk_distance"].iloc[-1] > 0
+    model, x, y = _final_model_and_batch(run)
+    assert run.history["noise_scale"].iloc[-1] == pytest.approx(noise_scale(model, loss_function("ce"), x, y).b_simple, rel=1e-9)
+    nc = neural_collapse(penultimate_features(model, x), y.numpy(), classifier_weight=classifier_layer(model).weight.detach())
+    assert run.history["nc1"].iloc[-1] == pytest.approx(nc.nc1, rel=1e-9)
+    summary = layer_summaries(model)
+    for _, row in summary.iterrows():
+        np.testing.assert_allclose(run.history[f"alpha_{row['layer']}"].iloc[-1], row["alpha"], rtol=1e-9, equal_nan=True)
+        assert run.history[f"mp_ks_{row['layer']}"].iloc[-1] == pytest.approx(row["mp_ks"], rel=1e-9)
+
+
+def test_preconditioned_sharpness_probe_runs_under_adam():
+    spec = SPEC.replace(**{"optim.name": "adam", "optim.lr": 0.01, "probes.precond_sharpness_every": 5})
+    result = train(spec)
+    values = result.history["precond_sharpness"].dropna()
+    assert result.probe_errors == [] and len(values) == 2 and (values > 0).all()
