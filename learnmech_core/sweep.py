@@ -62,6 +62,7 @@ AXIS_ALIASES = {
     "loss": "optim.loss", "n_train": "data.n_train", "data_seed": "data.seed",
 }
 VMAP_MAX_WORK = 3e7  # parameters x training examples up to which a vmap ensemble beats other backends
+MAX_ENSEMBLE_PARAMS = 5e7  # stacked parameters in one ensemble (x ~4 with gradients and optimiser state)
 PROCESS_MIN_S = 6.0  # estimated serial seconds below which starting a process pool does not pay
 RAY_ADDRESS_ENV = "LEARNMECH_RAY_ADDRESS"
 ProgressFn = Callable[[int, int, str], None]
@@ -169,6 +170,11 @@ class SweepSpec:
         """Dotted paths of the axes, in order."""
         return [p for p, _ in self.axes]
 
+    def labels(self) -> list[str]:
+        """A short legend label per run ("optim.lr=0.01, seed=1"), in expansion order."""
+        return [", ".join(f"{p}={v:g}" if isinstance(v, float) else f"{p}={v}" for p, v in point.items())
+                for point in self.points()]
+
     def table(self) -> pd.DataFrame:
         """One row per run: key and the axis values (what a legend or a results table needs)."""
         return pd.DataFrame([{"key": s.key(), **p} for s, p in zip(self._specs, self.points())])
@@ -184,6 +190,23 @@ class SweepSpec:
         if not isinstance(data, dict) or "base" not in data:
             raise ValueError("a sweep must be an object with 'base' (a spec) and 'axes'")
         return cls(RunSpec.from_dict(data["base"]), dict(data.get("axes", {})))
+
+
+def value_range(start: float, stop: float, num: int, log: bool = False, integer: bool = False) -> list:
+    """num values from start to stop inclusive, evenly or log-spaced (a UI range -> axis values)."""
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ValueError(f"a range needs a whole number of values, at least 1 (got {num!r})")
+    if log and (start <= 0 or stop <= 0):
+        raise ValueError(f"a log-spaced range needs positive ends (got {start:g} and {stop:g})")
+    if num == 1:
+        values = [float(start)]
+    elif log:
+        values = [start * (stop / start) ** (i / (num - 1)) for i in range(num)]
+    else:
+        values = [start + (stop - start) * i / (num - 1) for i in range(num)]
+    if integer:
+        return list(dict.fromkeys(int(round(v)) for v in values))
+    return [float(f"{v:.6g}") for v in values]
 
 
 def parse_values(path: str, text: str) -> list:
@@ -263,6 +286,14 @@ def _local_only(spec: RunSpec) -> bool:
     return spec.data.name.startswith(UPLOAD_PREFIX)
 
 
+def ensemble_size(spec: RunSpec, max_members: int) -> int:
+    """Members per ensemble: at most max_members, and at most MAX_ENSEMBLE_PARAMS parameters in all."""
+    from .data import describe
+    from .models import param_count
+
+    return max(2, min(max_members, int(MAX_ENSEMBLE_PARAMS // max(1, param_count(spec.model, describe(spec.data))))))
+
+
 def plan(specs: list[RunSpec], backend: str = "auto") -> list[tuple[str, list[RunSpec]]]:
     """Batches (backend, specs) that together train all the specs; 'vmap' batches are one ensemble each."""
     from .ensemble import MAX_MEMBERS, ensemble_group
@@ -285,8 +316,9 @@ def plan(specs: list[RunSpec], backend: str = "auto") -> list[tuple[str, list[Ru
             rest.add(i)
     out = []
     for members in groups.values():
-        for start in range(0, len(members), MAX_MEMBERS):
-            chunk = members[start:start + MAX_MEMBERS]
+        size = ensemble_size(specs[members[0]], MAX_MEMBERS)
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
             if len(chunk) > 1:
                 out.append(("vmap", [specs[i] for i in chunk]))
             else:

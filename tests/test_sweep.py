@@ -10,7 +10,7 @@ from learnmech_core import sweep as sweep_mod
 from learnmech_core.cli import main
 from learnmech_core.ensemble import EnsembleUnsupported, ensemble_group, train_ensemble
 from learnmech_core.store import RunStore
-from learnmech_core.sweep import SweepSpec, parse_axis, plan, run_sweep
+from learnmech_core.sweep import SweepSpec, parse_axis, plan, run_sweep, value_range
 
 RTOL = 1e-5
 TINY = RunSpec(model=ModelSpec(width=8, depth=1), data=DataSpec(name="moons", n_train=32, n_test=16),
@@ -90,6 +90,16 @@ def test_cli_axis_syntax():
     for bad, field in (("seed=3..1", "seed"), ("width=a,b", "model.width"), ("lr", "NAME=VALUES")):
         with pytest.raises(ValueError, match=field):
             parse_axis(bad)
+
+
+def test_ranges_and_labels_for_a_ui():
+    assert value_range(0.01, 0.1, 3) == [0.01, 0.055, 0.1]
+    assert value_range(0.001, 0.1, 3, log=True) == [0.001, 0.01, 0.1]
+    assert value_range(16, 64, 3, log=True, integer=True) == [16, 32, 64]
+    with pytest.raises(ValueError, match="positive"):
+        value_range(0.0, 1.0, 3, log=True)
+    sweep = SweepSpec(TINY, {"lr": value_range(0.05, 0.1, 2), "seed": [0, 1]})
+    assert sweep.labels()[1] == "optim.lr=0.05, seed=1"
 
 
 # ---------------------------------------------------------------------------------------------
