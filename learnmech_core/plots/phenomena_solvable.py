@@ -314,3 +314,69 @@ def mup_coord_figure(runs, presentation: bool = False) -> go.Figure:
            "RMS activation per coordinate after training", presentation, log_y=True)
     fig.update_xaxes(type="log", title_text="width")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Eigenlearning
+
+_ACT_SYMBOL = {"relu": "circle", "tanh": "diamond", "gelu": "square", "linear": "triangle-up"}
+
+
+def eigenlearning_curve_figure(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Measured kernel-regression test MSE against n (markers, error bars) and the eigenlearning prediction."""
+    from ..phenomena import eigenlearning as el
+
+    fig = go.Figure()
+    first = True
+    for run in runs:
+        c = el.comparison(run)
+        if not len(c["n"]):
+            continue
+        spec = run.spec
+        scale = 1.0
+        if normalised:
+            stored = el.curves(run)
+            scale = float(np.sum(stored["power"])) if stored else 1.0
+        color = arch_color(spec.model.arch)
+        name = f"{el.kernel_name(spec)} / {spec.data.name} (R\u00b2 log {c['r2_log']:.3f})"
+        fig.add_trace(go.Scatter(x=c["n"], y=c["measured"] / scale, mode="markers+lines", name=name,
+                                 marker={"color": color, "size": 9, "symbol": _ACT_SYMBOL.get(spec.model.activation)},
+                                 line={"color": color, "dash": dataset_dash(spec.data.name), "width": 1},
+                                 error_y={"type": "data", "array": c["se"] / scale, "visible": True},
+                                 hovertext=spec_hover(spec), hoverinfo="text+x+y"))
+        fig.add_trace(_ref(c["n"], c["predicted"] / scale, "eigenlearning prediction" if first else "",
+                           showlegend=first))
+        first = False
+    ylabel = "test MSE / E[f\u00b2]" if normalised else "test MSE (squared error summed over outputs)"
+    return layout(fig, "Do the kernel's eigenvalues predict its learning curve?", "training points n", ylabel,
+                  presentation, log_x=True, log_y=True)
+
+
+def eigenlearning_spectrum_figure(runs, presentation: bool = False) -> go.Figure:
+    """Kernel eigenvalues against mode index (log-log), with the modes learned at the largest n marked."""
+    from ..phenomena import eigenlearning as el
+    from ..phenomena.eigenlearning_theory import solve_kappa
+
+    fig = go.Figure()
+    first = True
+    for run in runs:
+        c = el.curves(run)
+        if c is None:
+            continue
+        spec = run.spec
+        lam = c["eigenvalues"]
+        keep = lam > 0
+        idx = np.arange(1, len(lam) + 1)[keep]
+        sel = downsample(len(idx))
+        fig.add_trace(go.Scatter(x=idx[sel], y=lam[keep][sel], mode="lines+markers",
+                                 name=f"{el.kernel_name(spec)} / {spec.data.name}",
+                                 line={"color": arch_color(spec.model.arch), "dash": dataset_dash(spec.data.name)},
+                                 marker={"symbol": _ACT_SYMBOL.get(spec.model.activation), "maxdisplayed": 25,
+                                         "color": arch_color(spec.model.arch), "size": 7},
+                                 hovertext=spec_hover(spec), hoverinfo="text+x+y"))
+        kappa = solve_kappa(lam, int(c["n"][-1]), c["ridge"])
+        fig.add_trace(_ref([idx[0], idx[-1]], [kappa, kappa], f"kappa at n = {c['n'][-1]} (modes above are learned)"
+                           if first else "", dash="dot", showlegend=first))
+        first = False
+    return layout(fig, "Which eigenmodes can n samples learn? Those with eigenvalue above kappa",
+                  "mode index i", "kernel eigenvalue lambda_i (of K / M)", presentation, log_x=True, log_y=True)
