@@ -158,10 +158,10 @@ def _ks_distances(
 def _ks_scan(x: np.ndarray, log_x: np.ndarray, starts: np.ndarray, small_n: bool) -> tuple[np.ndarray, np.ndarray]:
     """Alpha and KS distance for tails x[i:] starting at each index in `starts` (ascending, x ascending).
 
-    KS distances are exact for every candidate that could hold the minimum; the others get a lower
+    KS distances are exact for every candidate that could hold the minimum; the others keep a lower
     bound above that minimum: a first pass over every `stride`-th point bounds all candidates from
-    below, the best few are computed exactly, and only candidates whose bound does not exceed the
-    best exact distance are computed in full. The argmin is therefore the same as a full scan's.
+    below, then candidates are computed in full, most promising bound first in doubling batches,
+    until every remaining bound exceeds the best exact distance. The argmin equals a full scan's.
     """
     total = x.size
     suffix = np.concatenate([np.cumsum(log_x[::-1])[::-1], [0.0]])  # suffix[i] = sum(log_x[i:])
@@ -180,12 +180,17 @@ def _ks_scan(x: np.ndarray, log_x: np.ndarray, starts: np.ndarray, small_n: bool
         return alphas, ks
     columns = np.unique(np.concatenate([np.arange(0, total, stride), [total - 1]]))
     bound = _ks_distances(log_x, starts[valid], alphas[valid], columns)
-    best = np.sort(np.argsort(bound, kind="stable")[:16])
-    exact = _ks_distances(log_x, starts[valid][best], alphas[valid][best])
-    bound[best] = exact
-    rest = np.setdiff1d(np.flatnonzero(bound <= exact.min()), best)
-    if rest.size:
-        bound[rest] = _ks_distances(log_x, starts[valid][rest], alphas[valid][rest])
+    exact = np.zeros(valid.size, dtype=bool)
+    best, batch = np.inf, 16
+    while True:  # branch and bound: resolve the most promising bounds until none can beat the best
+        open_ = np.flatnonzero(~exact & (bound <= best))
+        if open_.size == 0:
+            break
+        pick = np.sort(open_[np.argsort(bound[open_], kind="stable")[:batch]])
+        bound[pick] = _ks_distances(log_x, starts[valid][pick], alphas[valid][pick])
+        exact[pick] = True
+        best = min(best, float(bound[pick].min()))
+        batch *= 2
     ks[valid] = bound
     return alphas, ks
 
