@@ -109,3 +109,53 @@ def landscape(key: str, directions: str, dims: int, radius: float, points: int, 
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
     return core_landscape.loss_slice_2d(model, loss_fn, x, y, d1, d2, grid, grid)
+
+
+# ------------------------------------------------------------------------------------------------
+# overlays (Compare): the core's normalisations and collapse score, applied to stored runs
+
+
+def normalised_series(kind: str):
+    """A series function for the figure builders: (x_norm, y_norm) of `universality.normalise`."""
+    from learnmech_core import universality
+
+    def series(run):
+        try:
+            d = universality.normalise(run.history, run.spec, kind)
+        except ValueError:
+            return np.zeros(0), np.zeros(0)
+        return d["x_norm"].to_numpy(dtype=float), d["y_norm"].to_numpy(dtype=float)
+
+    return series
+
+
+def raw_series(metric: str, x: str):
+    from learnmech_core.plots.runs import x_values
+
+    def series(run):
+        h = run.history
+        if metric not in h:
+            return np.zeros(0), np.zeros(0)
+        return x_values(h, run.spec, x), h[metric].to_numpy(dtype=float)
+
+    return series
+
+
+def collapse(runs: list, metric: str, x: str, kind: str | None) -> tuple[float, str]:
+    """(score, what it means): with a normalisation, `universality.collapse_score` (spread after / before,
+    < 1 collapses); without, the relative spread of the raw curves on the chosen x axis."""
+    from learnmech_core import universality
+
+    raw = [raw_series(metric, x)(r) for r in runs]
+    raw = [(a, b) for a, b in raw if np.isfinite(b).sum() >= 2]
+    try:
+        if kind:
+            norm = [normalised_series(kind)(r) for r in runs]
+            norm = [(a, b) for a, b in norm if np.isfinite(b).sum() >= 2]
+            steps = [raw_series(metric, "step")(r) for r in runs]
+            steps = [(a, b) for a, b in steps if np.isfinite(b).sum() >= 2]
+            score = universality.collapse_score(steps, norm)
+            return score, "spread of the normalised curves / spread of the raw ones (< 1: they collapse)"
+        return universality.curve_spread(raw), "mean relative spread (std / mean) across the curves"
+    except ValueError as err:
+        return float("nan"), str(err)

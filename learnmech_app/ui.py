@@ -27,8 +27,31 @@ def presentation() -> bool:
     return bool(value)
 
 
+def ensure_app_shell() -> None:
+    """Route a deep link on a fresh server through app.py.
+
+    Until some session has run app.py's `st.navigation`, Streamlit treats a `pages/` folder as a legacy
+    (v1) multipage app and runs a deep-linked page (`/explore?...`) by itself: no wide layout, no shared
+    sidebar, file names as navigation. When that happens, switch Streamlit to `st.navigation` mode and
+    rerun: the rerun goes through app.py and lands on the same page (same url path, same page hash).
+    This happens at most once per server process. (AppTest resets the mode before every run; there pages
+    run by themselves, without the shared sidebar, and no rerun is forced.)
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.state.common import TESTING_KEY
+    except ImportError:  # a future Streamlit without the legacy mode
+        return
+    if TESTING_KEY in st.session_state:  # under AppTest
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def header(title: str, explanation: str) -> None:
     """One clear title and a one-paragraph explanation (every page starts with this)."""
+    ensure_app_shell()
     st.title(title)
     st.markdown(explanation)
 

@@ -4,17 +4,19 @@ import math
 
 import streamlit as st
 
-from learnmech_app import resources, ui
+from learnmech_app import analysis, resources, ui
 from learnmech_app.urlstate import choice
 from learnmech_core.plots import runs as prun
+from learnmech_core.universality import KINDS
 
 ui.header(
     "Compare: do different runs follow the same curve?",
     "Pick stored runs (filter by architecture, dataset or phenomenon), choose a recorded quantity and an x axis, "
     "and see them overlaid. Runs that differ only in their seed are drawn as one mean line with a band, so "
     "run-to-run noise is not mistaken for a difference; group by any setting instead. Normalised x axes "
-    "(η·t, or the fraction of training) let runs of different lengths and learning rates meet, and the "
-    "*collapse score* says how much of the spread the x axis alone explains (1 = one master curve).",
+    "and normalised quantities (sharpness over 2/η, loss over its initial value, ...) let runs of different "
+    "lengths and learning rates meet; the *collapse score* says how much of the spread the normalisation "
+    "removes (below 1: the curves collapse).",
 )
 present = ui.presentation()
 index = resources.run_index()
@@ -60,28 +62,40 @@ metrics = prun.metric_columns(runs)
 fields = prun.varying_fields([r.spec for r in runs])
 auto_group = [f for f in fields if f not in ("seed", "data.seed")]
 with st.container(horizontal=True, vertical_alignment="bottom"):
-    metric = choice(st.selectbox, "Quantity", metrics, key="metric", format_func=prun.metric_label, width=260)
-    x = choice(st.selectbox, "x axis", list(prun.X_AXES), key="x", format_func=prun.X_AXES.get, width=260)
+    metric = choice(st.selectbox, "Quantity", metrics, key="metric", format_func=prun.metric_label, width=260) or "loss"
+    kinds = ["none"] + [k for k, n in KINDS.items() if n.column == metric]
+    norm = choice(st.selectbox, "Normalise", kinds, key="norm", width=300,
+                  format_func=lambda k: "raw values" if k == "none" else f"{KINDS[k].y_norm_label} vs {KINDS[k].x_norm_label}",
+                  help="The core's normalisations (learnmech_core.universality) that should make curves collapse.")
+    x = choice(st.selectbox, "x axis", list(prun.X_AXES), key="x", format_func=prun.X_AXES.get, width=260,
+               disabled=norm != "none") or "step"
     group = st.multiselect("Group by", fields, key="group", bind="query-params", width=320,
                            placeholder="automatic: every setting except the seed",
                            help="Runs equal in these settings form one group: its mean line with a band.")
     band = choice(st.selectbox, "Band", ["std", "minmax", "none"], key="band", width=140,
-                        format_func={"std": "mean ± std", "minmax": "min–max", "none": "no band"}.get)
+                  format_func={"std": "mean ± std", "minmax": "min–max", "none": "no band"}.get) or "std"
     smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params", width=200)
     log_y = st.toggle("Log y", key="logy", bind="query-params")
     ui.share_link()
 
 groups = prun.group_runs(runs, group or auto_group)
-refs = prun.two_over_eta_lines(runs) if metric in ("sharpness", "precond_sharpness") else []
-fig = prun.band_figure(groups, metric or "loss", x or "step", band or "std", smoothing, log_y or None, present,
-                       references=refs)
+kind = None if norm in (None, "none") else norm
+if kind:
+    n = KINDS[kind]
+    refs = [(1.0, "stability threshold")] if kind in ("sharpness", "precond_sharpness") else []
+    fig = prun.band_figure(groups, metric, "step", band, smoothing, log_y or None, present, references=refs,
+                           series=analysis.normalised_series(kind), x_title=n.x_norm_label, y_title=n.y_norm_label,
+                           title=f"Do the curves collapse? {n.description}")
+else:
+    refs = prun.two_over_eta_lines(runs, column=metric) if metric in ("sharpness", "precond_sharpness") else []
+    fig = prun.band_figure(groups, metric, x, band, smoothing, log_y or None, present, references=refs)
 ui.show_figure(fig, key="compare", name=f"compare_{metric}")
-score = prun.collapse_score(runs, metric or "loss", x or "step")
+score, meaning = analysis.collapse(runs, metric, x, kind)
 cols = st.columns(4)
-cols[0].metric("Collapse score", "n/a" if not math.isfinite(score) else f"{score:.3f}",
-               help="1 − (variance across runs at the same x) / (total variance), on log values for positive "
-                    "quantities, over the x range all runs cover. 1: the curves fall onto one master curve.")
+cols[0].metric("Collapse score" if kind else "Spread", "n/a" if not math.isfinite(score) else f"{score:.3g}",
+               help=meaning)
 cols[1].metric("Runs", len(runs))
 cols[2].metric("Groups", len(groups))
+st.caption(("Collapse score: " if kind else "Spread: ") + meaning)
 st.subheader("Runs shown")
 ui.show_table(prun.status_table(runs), "compared_runs", hide_index=True)

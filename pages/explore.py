@@ -26,8 +26,7 @@ if form.overrides:
 
 with st.container(horizontal=True, vertical_alignment="center"):
     x = choice(st.segmented_control, "x axis", list(prun.X_AXES), default="step", key="x",
-                             format_func=lambda a: {"step": "step", "time_s": "time", "eta_t": "η·t",
-                                                    "fraction": "t / T"}[a])
+               format_func=prun.X_SHORT.get)
     smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params", width=200)
     norm = st.toggle("Sharpness × η/2", key="norm", bind="query-params",
                      help="Divide sharpness by the stability threshold 2/η, so every learning rate meets 1.")
@@ -37,7 +36,7 @@ extra = choice(st.multiselect, "More charts", [c for c in prun.METRIC_LABELS if 
 
 job = live.session_job("explore")
 busy = job is not None and not job.done
-cols = st.columns([1, 1, 4], vertical_alignment="center")
+cols = st.columns([1, 2, 5], vertical_alignment="center")
 clicked = cols[0].button("Run", type="primary", icon=":material/play_arrow:", key="run",
                          disabled=bool(form.errors) or busy or not form.specs)
 cols[2].caption(spec_form.describe_set(form.specs))

@@ -41,7 +41,7 @@ right.markdown("**Sources.**\n" + "\n".join(f"- {s}" for s in ph.sources))
 
 sizes = [s for s in SIZES if s != "full" or current_caps().profile != "hosted"]
 with ui.controls("Runs"):
-    cols = st.columns([2, 2, 1, 1])
+    cols = st.columns([3, 3, 2, 1.6])
     archs = cols[0].multiselect("Architectures", list(ph.allowed_archs or ph.archs), default=list(ph.archs),
                                 key="archs", bind="query-params")
     datasets = cols[1].multiselect("Datasets", list(ph.allowed_datasets or ph.datasets), default=list(ph.datasets),

@@ -248,7 +248,7 @@ def test_explore_shows_stored_runs_at_once_from_a_link():
 
 def test_query_params_restore_the_explore_view():
     at = app("pages/explore.py", {"model.width": "16", "optim.lr": "0.2", "model.arch": ["mlp", "resnet"],
-                                  "measure": ["sharpness", "esd"], "x": "eta_t", "optim.eval_every": "5"})
+                                  "measure": ["sharpness", "esd"], "x": "lr_time", "optim.eval_every": "5"})
     assert_clean(at)
     assert at.number_input(key="model.width").value == 16
     assert at.number_input(key="optim.lr").value == pytest.approx(0.2)
@@ -259,7 +259,7 @@ def test_query_params_restore_the_explore_view():
 
 def test_query_params_restore_compare_spectra_runs_and_phenomena_views():
     a, b = store_runs(tiny_spec(), tiny_spec(seed=1))
-    at = app("pages/compare.py", {"runs": [a.key], "metric": "sharpness", "x": "eta_t", "band": "minmax"})
+    at = app("pages/compare.py", {"runs": [a.key], "metric": "sharpness", "x": "lr_time", "band": "minmax"})
     assert_clean(at)
     assert at.multiselect(key="runs").value == [a.key]
     assert at.selectbox(key="metric").value == "sharpness"
@@ -282,7 +282,11 @@ def test_compare_groups_seeds_into_a_band_with_a_collapse_score():
     assert_clean(at)
     fig = charts(at)[0]
     assert any(t.get("fill") == "tonexty" for t in fig["data"])  # the two seeds of mlp make a band
+    assert any(m.label == "Spread" for m in at.metric)
+    at.selectbox(key="norm").set_value("loss_initial").run()
+    assert_clean(at)
     assert any(m.label == "Collapse score" for m in at.metric)
+    assert "loss / initial loss" in charts(at)[0]["layout"]["yaxis"]["title"]["text"]
 
 
 def test_spectra_page_draws_weight_spectra_and_a_landscape():

@@ -1,7 +1,5 @@
 """Figure builders for runs and spectra: tidy data in, the right traces and references out."""
 
-import math
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -72,7 +70,9 @@ def test_traces_are_downsampled():
 
 def test_x_axes():
     run = make_run(lr=0.5, steps=10)
-    assert prun.x_values(run.history, run.spec, "eta_t")[-1] == pytest.approx(5.0)
+    assert prun.x_values(run.history, run.spec, "lr_time")[-1] == pytest.approx(5.0)
+    with_lr = Run(run.spec, run.history.assign(lr=0.25))  # the logged rate (a schedule) wins
+    assert prun.x_values(with_lr.history, with_lr.spec, "lr_time")[-1] == pytest.approx(2.5)
     assert prun.x_values(run.history, run.spec, "fraction")[-1] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="x must be one of"):
         prun.x_values(run.history, run.spec, "epochs")
@@ -104,14 +104,25 @@ def test_smooth_is_identity_at_zero_and_keeps_nan():
     assert s[0] == 1.0 and np.isnan(s[1]) and 1.0 < s[2] < 3.0
 
 
-def test_collapse_score_high_for_identical_shapes_low_for_different():
-    same = [make_run(seed=0), make_run(seed=0, lr=0.2)]
-    assert prun.collapse_score(same, "loss") == pytest.approx(1.0)
-    step = np.arange(101)
-    a = make_run(loss=np.exp(-step / 10.0) + 1e-3)
-    b = make_run(lr=0.2, loss=np.exp(step / 100.0))
-    assert prun.collapse_score([a, b], "loss") < 0.5
-    assert math.isnan(prun.collapse_score([a], "loss"))
+def test_threshold_lines_follow_the_optimiser():
+    gd = make_run(lr=0.1)
+    mom = Run(gd.spec.replace(**{"optim.name": "momentum", "optim.momentum": 0.9}), gd.history)
+    adam = Run(gd.spec.replace(**{"optim.name": "adam"}), gd.history)
+    assert prun.two_over_eta_lines([gd]) == [(pytest.approx(20.0), "2/η = 20")]
+    (value, label), = prun.two_over_eta_lines([mom])
+    assert value == pytest.approx(38.0) and label.startswith("(2+2μ)/η")
+    assert prun.two_over_eta_lines([adam]) == []  # raw sharpness of Adam has no fixed threshold
+    assert prun.two_over_eta_lines([adam], column="precond_sharpness")[0][0] == pytest.approx(380.0)
+
+
+def test_band_figure_draws_a_given_series():
+    runs = [make_run(seed=s) for s in range(2)]
+    fig = prun.band_figure(prun.group_runs(runs, []), "loss",
+                           series=lambda r: (r.history["step"] / 100.0, r.history["loss"] / r.history["loss"][0]),
+                           x_title="fraction", y_title="loss / initial")
+    mean = [t for t in fig.data if t.showlegend is not False][0]
+    assert mean.x[-1] == pytest.approx(1.0) and mean.y[0] == pytest.approx(1.0)
+    assert fig.layout.xaxis.title.text == "fraction"
 
 
 def test_empty_metric_says_so():

@@ -5,8 +5,11 @@ and its dash its dataset's (`style`), so the same run looks the same on every pa
 downsampled to `style.MAX_POINTS`; non-finite values are gaps. A diverged run is drawn up to its last
 finite value and marked there with a cross; stopped and failed runs say so in the legend.
 
-x axes (`X_AXES`): `step`; `time_s` (wall time); `eta_t` = learning rate x step (the natural time of
-gradient flow, so runs at different learning rates overlay); `fraction` = step / total steps.
+x axes (`X_AXES`): `step`; `time_s` (wall time); and the time axes of `learnmech_core.universality`:
+`lr_time` = sum of the learning rate over the steps taken (eta x step at a constant rate: the natural
+time of gradient flow, so runs at different learning rates overlay), `effective_time` (lr_time / (1 - mu)
+under heavy-ball momentum) and `fraction` = step / total steps. Normalised y axes also come from
+`universality` (`normalise`, `stability_threshold`); this module only draws.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .. import universality
 from .style import arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
 
 X_AXES = {
     "step": "step t",
     "time_s": "wall time (s)",
-    "eta_t": "η·t (learning rate × step)",
+    "lr_time": "η·t (learning-rate time Σ η)",
+    "effective_time": "effective time Σ η / (1 − μ)",
     "fraction": "fraction of training t / T",
 }
+X_SHORT = {"step": "step", "time_s": "time", "lr_time": "η·t", "effective_time": "η·t/(1−μ)", "fraction": "t / T"}
 
 METRIC_LABELS = {
     "loss": "training loss (batch)",
@@ -153,14 +159,14 @@ def x_values(history: pd.DataFrame, spec, x: str) -> np.ndarray:
     """The x coordinate of each history row for an axis in X_AXES."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(X_AXES)} (got {x!r})")
-    step = history["step"].to_numpy(dtype=float) if "step" in history else np.arange(len(history), dtype=float)
-    if x == "step":
-        return step
+    if "step" not in history:
+        return np.arange(len(history), dtype=float)
     if x == "time_s":
         return history["time_s"].to_numpy(dtype=float) if "time_s" in history else np.full(len(history), np.nan)
-    if x == "eta_t":
-        return step * spec.optim.lr
-    return step / max(spec.optim.steps, 1)
+    if x in ("lr_time", "effective_time") and "lr" not in history:  # constant rate assumed
+        t = history["step"].to_numpy(dtype=float) * spec.optim.lr
+        return t / (1.0 - spec.optim.momentum) if x == "effective_time" and spec.optim.name == "momentum" else t
+    return universality.time_axis(history, spec, x)
 
 
 def smooth(y: np.ndarray, amount: float) -> np.ndarray:
@@ -180,7 +186,11 @@ def smooth(y: np.ndarray, amount: float) -> np.ndarray:
     return out
 
 
-def _series(run, metric: str, x: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
+def _series(run, metric: str, x: str, transform=None, series=None) -> tuple[np.ndarray, np.ndarray]:
+    if series is not None:  # (x, y) given by the caller, e.g. universality.normalise
+        xs, ys = (np.asarray(a, dtype=float) for a in series(run))
+        keep = ~np.isnan(xs) & ~np.isnan(ys)
+        return xs[keep], np.where(np.isfinite(ys[keep]), ys[keep], np.nan)
     h = run.history
     if metric not in h or "step" not in h and x != "time_s":
         return np.zeros(0), np.zeros(0)
@@ -267,28 +277,44 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
     return fig
 
 
-def two_over_eta_lines(runs: Sequence, limit: int = 4) -> list[tuple[float, str]]:
-    """References 2/eta for the distinct learning rates of the runs (at most `limit`)."""
-    lrs = sorted({float(r.spec.optim.lr) for r in runs})
-    if len(lrs) > limit:
+def _threshold_name(spec) -> str:
+    return {"momentum": "(2+2μ)/η", "adam": "(2+2β₁)/((1−β₁)η)", "adamw": "(2+2β₁)/((1−β₁)η)"}.get(spec.optim.name, "2/η")
+
+
+def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness") -> list[tuple[float, str]]:
+    """Stability thresholds (2/η for GD and SGD, (2+2μ)/η with momentum; for `precond_sharpness`, Adam's
+    (2+2β₁)/((1−β₁)η)) of the runs' distinct settings, at most `limit` lines."""
+    seen: dict[float, str] = {}
+    for r in runs:
+        adam = r.spec.optim.name in ("adam", "adamw")
+        if adam != (column == "precond_sharpness"):
+            continue  # raw sharpness of Adam has no fixed threshold
+        value = float(universality.stability_threshold(r.spec))
+        seen.setdefault(round(value, 12), f"{_threshold_name(r.spec)} = {value:.3g}"
+                        + (f" (η = {r.spec.optim.lr:g})" if len({x.spec.optim.lr for x in runs}) > 1 else ""))
+    if len(seen) > limit:
         return []
-    if len(lrs) == 1:
-        return [(2.0 / lrs[0], f"2/η = {2.0 / lrs[0]:.3g}")]
-    return [(2.0 / lr, f"2/η = {2.0 / lr:.3g} (η = {lr:g})") for lr in lrs]
+    return sorted(seen.items())
+
+
+def _over_threshold(y: np.ndarray, run) -> np.ndarray:
+    h = run.history
+    lr = h["lr"].to_numpy(dtype=float) if "lr" in h and len(h) == len(y) else None
+    return y / universality.stability_threshold(run.spec, lr)
 
 
 def sharpness_figure(runs: Sequence, x: str = "step", normalised: bool = False, presentation: bool = False,
                      smoothing: float = 0.0, column: str = "sharpness", labels=None, height=None) -> go.Figure:
-    """Sharpness with the 2/eta stability threshold; normalised shows sharpness x eta / 2 against 1."""
+    """Sharpness with its stability threshold (2/η for GD); normalised divides by the threshold (line at 1)."""
     if normalised:
-        return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λ_max·η/2)",
-                             transform=lambda y, run: y * run.spec.optim.lr / 2.0, log_y=False,
-                             references=[(1.0, "2/η (edge of stability)")], presentation=presentation,
-                             smoothing=smoothing, y_title=f"{metric_label(column)} × η/2", labels=labels,
+        return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λ_max / (2/η))",
+                             transform=_over_threshold, log_y=False,
+                             references=[(1.0, "stability threshold (edge of stability)")], presentation=presentation,
+                             smoothing=smoothing, y_title=f"{metric_label(column)} / threshold", labels=labels,
                              height=height)
     return curves_figure(runs, column, x, title="Does sharpness stop at 2/η?", log_y=False,
-                         references=two_over_eta_lines(runs), presentation=presentation, smoothing=smoothing,
-                         labels=labels, height=height)
+                         references=two_over_eta_lines(runs, column=column), presentation=presentation,
+                         smoothing=smoothing, labels=labels, height=height)
 
 
 def group_runs(runs: Sequence, by: Sequence[str]) -> list[tuple[str, list]]:
@@ -335,7 +361,8 @@ def interpolate_curves(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np
 def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step", band: str = "std",
                 smoothing: float = 0.0, log_y: bool | None = None, presentation: bool = False,
                 title: str | None = None, references: Sequence[tuple[float, str]] = (), transform=None,
-                y_title: str | None = None, colour_by_arch: bool = True, height: int | None = None) -> go.Figure:
+                y_title: str | None = None, colour_by_arch: bool = True, height: int | None = None,
+                series=None, x_title: str | None = None) -> go.Figure:
     """Per group, the mean curve with a band (`std`: mean +- one standard deviation, `minmax`: range).
 
     Single-run groups are plain lines. Members are interpolated on a common grid of the range all cover.
@@ -351,7 +378,7 @@ def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step"
     for i, (label, members) in enumerate(groups):
         color = arch_color(archs[i]) if by_arch else family_color(i)
         dash = dataset_dash(members[0].spec.data.name)
-        curves = [_series(r, metric, x, transform) for r in members]
+        curves = [_series(r, metric, x, transform, series) for r in members]
         curves = [(cx, smooth(cy, smoothing)) for cx, cy in curves if len(cx)]
         if not curves:
             continue
@@ -389,38 +416,11 @@ def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step"
         fig.add_annotation(text=f"no selected run has recorded {metric_label(metric)}", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#666"})
     suffix = {"std": " (mean ± std over runs)", "minmax": " (mean, min–max over runs)", "none": ""}[band]
-    layout(fig, title or f"Do the {metric_label(metric)} curves fall onto one another?", X_AXES[x],
+    layout(fig, title or f"Do the {metric_label(metric)} curves fall onto one another?", x_title or X_AXES[x],
            (y_title or metric_label(metric)) + (suffix if any(len(m) > 1 for _, m in groups) else ""),
            presentation=presentation, log_y=bool(log_y), height=height)
     fig.update_traces(line={"width": 0}, selector={"meta": "band"})  # presentation mode widens lines
     return fig
-
-
-def collapse_score(runs: Sequence, metric: str, x: str = "step", log: bool | None = None) -> float:
-    """How well the curves fall onto one master curve: 1 - (variance across curves) / (total variance).
-
-    Computed on a common grid over the range every curve covers, on log values when they are positive
-    (`log=None`). 1 means perfect collapse; about 0 means the curves share nothing but their mean level.
-    NaN when fewer than two curves overlap. (A display number for the overlay, not a verdict.)
-    """
-    curves = [_series(r, metric, x) for r in runs]
-    curves = [(cx, cy) for cx, cy in curves if np.isfinite(cy).sum() >= 2]
-    if len(curves) < 2:
-        return float("nan")
-    if log is None:
-        log = _positive([cy for _, cy in curves])
-    if log:
-        curves = [(cx, np.log(np.where(cy > 0, cy, np.nan))) for cx, cy in curves]
-    grid = common_grid(curves, points=200)
-    values = interpolate_curves(curves, grid)
-    values = values[:, np.isfinite(values).all(axis=0)]
-    if values.shape[1] < 2:
-        return float("nan")
-    total = float(np.var(values))
-    if total <= 0:
-        return 1.0
-    within = float(np.mean(np.var(values, axis=0)))
-    return 1.0 - within / total
 
 
 def thumbnail(fig: go.Figure, height: int = 190) -> go.Figure:

@@ -1,0 +1,169 @@
+"""The app in a real browser: Playwright drives Debian's Chromium against `streamlit run app.py`.
+
+A module fixture starts the server on a free localhost port with an empty store (LEARNMECH_HOME in a
+temp folder) and stops it afterwards. Readiness follows Streamlit's own e2e tests: poll
+/_stcore/health, then wait for the app's script state to be `notRunning`. Screenshots of each page go
+to `test-artifacts/` (git-ignored). Skipped, with the reason, only when /usr/bin/chromium is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="browser tests need Debian's Chromium at /usr/bin/chromium "
+                                       "(apt-get install chromium); scripts/test.sh installs it when run as root")
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+PAGES = {"home": "", "phenomena": "phenomena", "explore": "explore", "your_data": "your_data",
+         "spectra": "spectra", "compare": "compare", "runs": "runs"}
+READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
+EXCEPTION = "[data-testid='stException']"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    home = tmp_path_factory.mktemp("learnmech_home")
+    env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": "local"}
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}: {(home / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("streamlit did not become healthy in 180 s")
+            time.sleep(0.5)
+        yield {"url": url, "home": home}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and only its own children
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def open_ready(page, url: str, timeout_ms: int = 120_000) -> None:
+    page.goto(url)
+    page.wait_for_selector(READY, timeout=timeout_ms)
+    page.wait_for_selector("h1", timeout=timeout_ms)
+    page.wait_for_timeout(500)  # let a rerun that a first render may trigger start ...
+    page.wait_for_selector(READY, timeout=timeout_ms)  # ... and finish
+
+
+def shot(page, name: str) -> None:
+    """Screenshot of the whole page (Streamlit scrolls inside its main block, so grow the viewport)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                           " return m ? m.scrollHeight : document.body.scrollHeight; }")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 8000))})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_loads_without_exception(server, page, name):
+    open_ready(page, f"{server['url']}/{PAGES[name]}")
+    shot(page, name)
+    assert page.locator(EXCEPTION).count() == 0
+    assert page.locator("h1").count() == 1
+    assert page.get_by_text("Unexpected problem").count() == 0
+
+
+def test_tiny_run_on_explore_shows_a_plotly_chart(server, page):
+    query = ("model.width=8&model.depth=1&data.name=moons&data.n_train=64&data.n_test=16&optim.steps=30"
+             "&every=5&probes.log_every=1")
+    open_ready(page, f"{server['url']}/explore?{query}")
+    page.locator(".st-key-run button").click()
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot", timeout=120_000)
+    assert page.locator(EXCEPTION).count() == 0
+    page.get_by_text("finished 1 of 1 runs").wait_for(timeout=180_000)
+    page.wait_for_selector(READY, timeout=60_000)
+    shot(page, "explore_after_run")
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 3  # loss, accuracy, sharpness
+    assert page.locator(EXCEPTION).count() == 0
+
+
+def test_shareable_link_restores_the_view(server, page, browser):
+    from playwright.sync_api import expect
+
+    open_ready(page, f"{server['url']}/explore")
+    width = page.get_by_label("Width", exact=True)
+    width.fill("24")
+    width.press("Enter")
+    page.wait_for_url(lambda u: "model.width=24" in u, timeout=30_000)
+    page.get_by_label("Learning rate", exact=True).fill("0.2")
+    page.get_by_label("Learning rate", exact=True).press("Enter")
+    page.wait_for_url(lambda u: "optim.lr=0.2" in u, timeout=30_000)
+    link = page.url
+    other = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    try:
+        open_ready(other, link)
+        expect(other.get_by_label("Width", exact=True)).to_have_value("24", timeout=30_000)
+        expect(other.get_by_label("Learning rate", exact=True)).to_have_value("0.2", timeout=30_000)
+        shot(other, "explore_from_link")
+        assert other.locator(EXCEPTION).count() == 0
+    finally:
+        other.context.close()
+
+
+def test_presentation_mode_link(server, page):
+    open_ready(page, f"{server['url']}/?present=true")
+    shot(page, "home_presentation")
+    assert page.locator(EXCEPTION).count() == 0
