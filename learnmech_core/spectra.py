@@ -17,6 +17,7 @@ Conventions (WeightWatcher's, Martin & Mahoney 2021):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -222,7 +223,7 @@ def power_law_alpha(
     log_x = np.log(x)
 
     if xmin is not None:
-        if not (isinstance(xmin, (int, float, np.floating)) and math.isfinite(xmin) and xmin > 0):
+        if not (isinstance(xmin, numbers.Real) and math.isfinite(xmin) and xmin > 0):
             raise ValueError(f"xmin must be a positive finite number (got {xmin!r})")
         tail = x[x >= xmin]
         if tail.size < min_tail:
@@ -252,9 +253,9 @@ def power_law_alpha(
 
 def _check_mp_args(sigma2: float, aspect_ratio: float) -> None:
     """Validate Marchenko-Pastur parameters."""
-    if not (isinstance(sigma2, (int, float, np.floating)) and math.isfinite(sigma2) and sigma2 > 0):
+    if not (isinstance(sigma2, numbers.Real) and math.isfinite(sigma2) and sigma2 > 0):
         raise ValueError(f"sigma2 must be a positive finite number (got {sigma2!r})")
-    if not (isinstance(aspect_ratio, (int, float, np.floating)) and 0 < aspect_ratio <= 1):
+    if not (isinstance(aspect_ratio, numbers.Real) and 0 < aspect_ratio <= 1):
         raise ValueError(f"aspect_ratio must be in (0, 1] (q = M / N with N >= M) (got {aspect_ratio!r})")
 
 
