@@ -32,6 +32,11 @@ SIZE_SETTINGS = {
 }
 
 
+def _floats(values) -> list:
+    """A JSON-safe list: floats, None for NaN."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
 def singular_values(spec: RunSpec) -> np.ndarray:
     """The target's singular values, strongest first (the order of the probe's modes)."""
     return np.sort(np.asarray(spec.data.singular_values, dtype=float))[::-1]
@@ -125,13 +130,14 @@ class SaxeDynamics(Phenomenon):
                 shallow.append(c["measured"])
                 checks.append(("RMS distance from the closed form / s (2 layers)", c["measured"], 0.0, RMS_TOL,
                                c["passed"]))
-                rows.append(run_row(run, c["passed"], c["measured"], depth=depth, rms_per_mode=c["rms"]))
+                rows.append(run_row(run, c["passed"], c["measured"], depth=depth, rms_per_mode=_floats(c["rms"])))
             else:
                 c = deep_check(run)
                 deep.append(c["measured"])
                 checks.append((f"rise-time ratio error (depth {depth})", c["measured"], 0.0, RATIO_TOL, c["passed"]))
                 rows.append(run_row(run, c["passed"], c["measured"], depth=depth, ordered=c["ordered"],
-                                    half_times=c["half"], rise_times=c["rise"], rise_predicted=c["rise_pred"]))
+                                    half_times=_floats(c["half"]), rise_times=_floats(c["rise"]),
+                                    rise_predicted=_floats(c["rise_pred"])))
         if not shallow or not deep:
             return Verdict(False, float("nan"), 0.0, RMS_TOL,
                            "Needs a two-layer run and a deeper run; got depths "
