@@ -146,6 +146,22 @@ def sharpening_curves(runs, verdict=None, normalised: bool = True, presentation:
                   presentation, log_y=not normalised)
 
 
+def sharpening_strengths(verdict, presentation: bool = False) -> go.Figure:
+    """Growth of the sharpness S_final / S(10%) per run (colour: architecture), 1 = no sharpening."""
+    fig = go.Figure()
+    for r in (verdict.per_run if verdict is not None else []):
+        if not _finite(r.get("strength")):
+            continue
+        name = f"{r.get('label', r['key'])} w={r.get('width')} d={r.get('depth')}"
+        fig.add_trace(go.Bar(x=[name], y=[r["strength"]], showlegend=False, marker_color=arch_color(r["arch"]),
+                             marker_pattern_shape="" if r.get("tested", True) else "/",
+                             text=[f"ρ={r['rho']:.2f}" if _finite(r.get("rho")) else ""], textposition="outside",
+                             hovertext=f"{name}<br>S_final/S(10%) = {r['strength']:.3f}", hoverinfo="text"))
+    reference_line(fig, 1.0, "no sharpening (prediction: above)")
+    return layout(fig, "How much does each network sharpen, and do narrow, deep and MSE nets sharpen more?",
+                  "run", "sharpness growth S_final / S(10% of training)", presentation)
+
+
 def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
     """Phase of each run against eta x lambda_0 / 2, with the predicted boundaries at 1 and eta_max."""
     fig = go.Figure()
