@@ -5,9 +5,10 @@ i.e. one kernel, its empirical NTK on a finite input domain of M points of the d
 measure on them: the eigensystem is then exact). The run trains a single GD step, which does not matter:
 a probe of this phenomenon measures everything at step 0 (see `eigenlearning_probe`): the kernel's
 eigenvalues, the target's power per eigenmode, and the test MSE of kernel ridge regression from n = 10
-to M/8 random training points, over the whole domain (the theory is for n << M). Kernel regression with the NTK is what an
-infinitely wide network trained in the lazy regime computes (Jacot et al. 2018); `lazy_vs_rich` checks
-that wide NTK-parametrised networks do stay lazy. Trained finite networks are not part of this test.
+to M/8 random training points, over the whole domain (the theory is for n << M). Kernel regression
+with the NTK is what an infinitely wide network trained in the lazy regime computes (Jacot et al.
+2018); `lazy_vs_rich` checks that wide NTK-parametrised networks do stay lazy. Trained finite networks
+are not part of this test.
 
 Verdict: the eigenlearning prediction is computed here from the stored eigenvalues and target power,
 and compared with the stored measured curve: per kernel it holds when R^2 of log test MSE is at least

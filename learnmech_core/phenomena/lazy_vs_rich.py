@@ -58,14 +58,15 @@ class LazyVsRich(Phenomenon):
     name = "lazy_vs_rich"
     title = "Do wide networks stop learning features under the NTK parametrisation but not under muP?"
     direction = "limits"
-    sources = ("Jacot, Gabriel & Hongler 2018, Neural tangent kernel: convergence and generalization in neural networks",
+    sources = ("Jacot, Gabriel & Hongler 2018, Neural tangent kernel: convergence and generalization in neural "
+               "networks",
                "Chizat, Oyallon & Bach 2019, On lazy training in differentiable programming",
                "Dyer & Gur-Ari 2019, Asymptotics of wide networks from Feynman diagrams")
     prediction = ("Relative change of the hidden weights scales as width^-1/2 under NTK (log-log slope -0.5 +- 0.15) "
                   "and stays O(1) under muP / mean-field (slope 0 +- 0.15); the NTK freezes as fast or faster under "
                   "NTK and keeps moving under muP.")
-    measures = ("Relative change ||W - W0|| / ||W0|| of each layer and of the empirical NTK on 64 points after the same "
-                "number of GD steps, for two-layer ReLU nets of increasing width in both parametrisations.")
+    measures = ("Relative change ||W - W0|| / ||W0|| of each layer and of the empirical NTK on 64 points after the "
+                "same number of GD steps, for two-layer ReLU nets of increasing width in both parametrisations.")
     archs = ("mlp",)
     datasets = ("teacher_student",)
     allowed_datasets = ("teacher_student", "gaussian_mixture", "moons", "circles")
@@ -100,7 +101,8 @@ class LazyVsRich(Phenomenon):
                 k_ok = bool(np.isfinite(k_slope) and abs(k_slope - expected) <= TOL)
                 k_text = f"{expected:g} \u00b1 {TOL:g}"
             tag = f"{param}, {arch}, {dataset}"
-            checks.append((f"hidden-weight change slope ({tag})", w_slope, expected, TOL, w_ok, f"{expected:g} \u00b1 {TOL:g}"))
+            checks.append((f"hidden-weight change slope ({tag})", w_slope, expected, TOL, w_ok,
+                           f"{expected:g} \u00b1 {TOL:g}"))
             checks.append((f"NTK change slope ({tag})", k_slope, expected if param != "ntk" else NTK_KERNEL_MAX_SLOPE,
                            TOL, k_ok, k_text))
             details[f"weight_slope[{tag}]"], details[f"kernel_slope[{tag}]"] = w_slope, k_slope

@@ -27,11 +27,11 @@ class LazyRichProbe(Probe):
         index = {id(p): i for i, p in enumerate(ctx.model.parameters())}
         out = {}
         with torch.no_grad():
-            for l, (_, layer) in enumerate(weight_layers(ctx.model)):
+            for i, (_, layer) in enumerate(weight_layers(ctx.model)):
                 w0 = ctx.init_params[index[id(layer.weight)]]
                 norm0 = torch.linalg.vector_norm(w0).item()
                 change = torch.linalg.vector_norm(layer.weight.detach() - w0).item()
-                out[f"rel_change_{l}"] = change / norm0 if norm0 > 0 else float("nan")
+                out[f"rel_change_{i}"] = change / norm0 if norm0 > 0 else float("nan")
         kernel = empirical_ntk(ctx.model, ctx.inputs[: ctx.spec.probes.ntk_points])
         first = ctx.state.setdefault("lazy_rich_ntk0", kernel)
         out["ntk_rel_change"] = float(np.linalg.norm(kernel - first) / np.linalg.norm(first))

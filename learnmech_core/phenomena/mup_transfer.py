@@ -26,7 +26,7 @@ COORD_TOL = 0.25
 TAIL = 0.2  # fraction of steps averaged for a run's training loss
 SIZE_SETTINGS = {
     # widths, log2 learning rates, steps, n_train, batch
-    "tiny": ((16, 32, 64, 128), (-7, -6, -5, -4), 24, 256, 64),
+    "tiny": ((16, 32, 64, 128), (-6, -5, -4), 24, 256, 64),
     "quick": ((32, 64, 128, 256), (-9, -8, -7, -6, -5, -4), 60, 1024, 128),
     "full": ((64, 128, 256, 512, 1024, 2048), tuple(range(-12, -2)), 300, 1500, 128),
 }
@@ -77,7 +77,8 @@ def curve_spread(losses: np.ndarray) -> float:
 
 def coord_slopes(runs, param: str, arch: str, dataset: str, log2_lr: float) -> tuple[np.ndarray, dict]:
     """Per layer, the log-log slope of activation size against width at one learning rate; and the sizes."""
-    chosen = sorted((r for r in runs if (r.spec.model.param, r.spec.model.arch, r.spec.data.name) == (param, arch, dataset)
+    chosen = sorted((r for r in runs
+                     if (r.spec.model.param, r.spec.model.arch, r.spec.data.name) == (param, arch, dataset)
                      and np.isclose(np.log2(r.spec.optim.lr), log2_lr) and r.status == "ok"),
                     key=lambda r: r.spec.model.width)
     if len(chosen) < 3:
@@ -95,9 +96,10 @@ class MupTransfer(Phenomenon):
     name = "mup_transfer"
     title = "Does the best learning rate transfer across width under muP, but not under SP?"
     direction = "hyperparameters"
-    sources = ("Yang et al. 2022, Tensor Programs V: tuning large neural networks via zero-shot hyperparameter transfer",)
-    prediction = ("Under muP the loss-minimising learning rate moves by at most one factor-2 grid step across widths and "
-                  "the loss-vs-lr curves of different widths overlap better than under SP; the coordinate check is "
+    sources = ("Yang et al. 2022, Tensor Programs V: tuning large neural networks via zero-shot hyperparameter "
+               "transfer",)
+    prediction = ("Under muP the loss-minimising learning rate moves by at most one factor-2 grid step across widths "
+                  "and the loss-vs-lr curves of different widths overlap better than under SP; the coordinate check is "
                   "flat under muP (slope 0 +- 0.25) and grows with width under SP.")
     measures = ("Training loss after a fixed Adam budget over a factor-2 learning-rate grid for 4-6 widths, in SP and "
                 "muP, and the RMS activation size of every layer against width at the base width's best rate.")
@@ -162,7 +164,8 @@ class MupTransfer(Phenomenon):
         head = failing[0] if failing else checks[0]
         parts = [f"{c[0]} = {c[1]:.3g} (predicted {c[5]}) {'holds' if c[4] else 'fails'}" for c in checks]
         sp_shifts = [v for k, v in details.items() if k.startswith("sp_argmin_shift")]
-        lead = ("The best learning rate transfers under muP. " if passed else "Transfer under muP is not borne out here. ")
+        lead = ("The best learning rate transfers under muP. " if passed
+                else "Transfer under muP is not borne out here. ")
         lead += f"SP's argmin moved {', '.join(f'{v:g}' for v in sp_shifts)} grid steps. "
         return Verdict(passed, float(head[1]), float(head[2]), float(head[3]),
                        lead + "; ".join(parts) + f". Headline: {head[0]}.", rows, details)

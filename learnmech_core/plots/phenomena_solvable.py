@@ -170,7 +170,8 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
         y = b / b[0] if normalised else np.abs(b)
         fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", name=f"{run.spec.model.arch} / {run.spec.data.name} "
                                  f"({col}, rate {fit['rate']:.3g})",
-                                 line={"color": arch_color(run.spec.model.arch), "dash": dataset_dash(run.spec.data.name)},
+                                 line={"color": arch_color(run.spec.model.arch),
+                                       "dash": dataset_dash(run.spec.data.name)},
                                  hovertext=spec_hover(run.spec), hoverinfo="text+x+y"))
         if normalised:
             if first:
@@ -218,7 +219,8 @@ def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True
                                  legendgroup=f"{arch}/{dataset}", showlegend=(arch, dataset) not in shown,
                                  marker={"size": 10, "color": arch_color(arch)},
                                  line={"color": arch_color(arch), "dash": dataset_dash(dataset)},
-                                 hovertext=[spec_hover(r.spec) for r in sorted(members, key=lambda r: r.spec.model.width)],
+                                 hovertext=[spec_hover(r.spec)
+                                            for r in sorted(members, key=lambda r: r.spec.model.width)],
                                  hoverinfo="text+x+y"), row=1, col=col)
         shown.add((arch, dataset))
         slopes = [lr.EXPECTED_SLOPE[param]] + ([-1.0] if column == "ntk_rel_change" and param == "ntk" else [])
@@ -261,8 +263,10 @@ def mup_lr_figure(runs, normalised: bool = True, presentation: bool = False) -> 
             fig.add_trace(go.Scatter(x=2.0**lrs, y=y, mode="markers+lines", name=name, legendgroup=name,
                                      showlegend=name not in shown,
                                      marker={"color": family_color(all_widths.index(int(w))), "size": 8},
-                                     line={"color": family_color(all_widths.index(int(w))), "dash": dataset_dash(dataset)},
-                                     hovertemplate=f"{arch} {param} width {int(w)} {dataset}<br>lr %{{x:.3g}}<br>loss %{{y:.3g}}"),
+                                     line={"color": family_color(all_widths.index(int(w))),
+                                           "dash": dataset_dash(dataset)},
+                                     hovertemplate=f"{arch} {param} width {int(w)} {dataset}"
+                                                   "<br>lr %{x:.3g}<br>loss %{y:.3g}"),
                           row=1, col=col)
             shown.add(name)
         if ("mup", arch, dataset) in tables:
@@ -271,7 +275,8 @@ def mup_lr_figure(runs, normalised: bool = True, presentation: bool = False) -> 
             if np.isfinite(best):
                 fig.add_vline(x=2.0**best, line_dash="dash", line_color=PREDICTION_COLOR, row=1, col=col,
                               annotation_text="muP prediction: best lr of the base width" if col == len(panels) else "")
-    ylabel = "training loss / best loss at that width" if normalised else "training loss (mean of the last 20% of steps)"
+    ylabel = ("training loss / best loss at that width" if normalised
+              else "training loss (mean of the last 20% of steps)")
     layout(fig, "Does the best learning rate stay put as width grows?", "", ylabel, presentation, log_y=True)
     fig.update_xaxes(type="log", title_text="Adam learning rate")
     return fig
