@@ -125,7 +125,8 @@ def test_eigenlearning_tiny_predicts_curves(tiny):
     v = res.verdict
     assert v.passed, v.explanation
     assert v.details["kernels_passing"] == 4
-    assert v.measured >= 0.95
+    assert v.details["worst_r2_log"] >= 0.9
+    assert v.measured <= 0.10 and v.tolerance == 0.10  # headline: worst relative error of any n
     json.dumps(res.to_json_dict(), allow_nan=False)
 
 
@@ -136,7 +137,7 @@ def test_eigenlearning_doctored_curve_fails(tiny):
         rows = sp["kind"] == "krr_test_mse"
         sp.loc[rows, "value"] = sp.loc[rows, "value"] * np.linspace(1.0, 3.0, rows.sum())  # flatter than predicted
     v = phenomena.get("eigenlearning").verdict(runs)
-    assert not v.passed and v.measured < 0.95
+    assert not v.passed and v.measured > 0.5 and v.details["worst_r2_log"] < 0.95
     one = doctored(tiny("eigenlearning").runs)[:1]
     assert not phenomena.get("eigenlearning").verdict(one).passed  # a single kernel is not enough
 
