@@ -71,6 +71,12 @@ def test_full_specs_are_valid_and_larger(name):
     assert RunSpec.from_json(full[0].replace(device="cuda").to_json()).device == "cuda"
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_quick_fits_the_hosted_caps(name, monkeypatch):
+    monkeypatch.setenv("LEARNMECH_PROFILE", "hosted")
+    assert len(phenomena.get(name).specs("quick")) >= 3
+
+
 @pytest.mark.parametrize("name, arch, dataset, allowed", [
     ("saxe_dynamics", "mlp", None, "deep_linear"),
     ("saxe_dynamics", None, "digits", "linear_lowrank"),
