@@ -206,7 +206,8 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
         r = rows.get(run.spec.key(), {})
         c = r.get("c")
         y = h["loss"] / h["loss"].iloc[0] if normalised else h["loss"]
-        name = (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
+        name = f"{run.spec.model.arch} {run.spec.data.name}: " + \
+            (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
             (f" ({r['phase']})" if r.get("phase") else "")
         fig.add_trace(_line(run, name, h["step"], y, color=family_color(i)))
     if normalised:
