@@ -237,7 +237,9 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
             classes.add(n_classes)
         name = f"{run.spec.model.arch} · {run.spec.data.name} · C={n_classes}" + \
             (f" (gap at {r['gap_rank']})" if r.get("gap_rank") else "")
-        fig.add_trace(_line(run, name, x, y, mode="lines+markers", color=family_color(i)))
+        trace = _line(run, name, x, y, mode="lines+markers", opacity=0.55 + 0.45 * (i % 2))
+        trace.marker = {"symbol": "circle" if (n_classes or 0) <= 5 else "diamond", "size": 9 if presentation else 6}
+        fig.add_trace(trace)
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
                       annotation_text="rank = C (prediction: the outliers end here)", annotation_position="top right")

@@ -1,0 +1,146 @@
+"""Hessian outliers: the cross-entropy Hessian of a C-class problem is a bulk near 0 plus about C outliers.
+
+Sagun, Bottou & LeCun 2017; Sagun et al. 2018; Papyan 2019. The outliers come from the Gauss-Newton
+term's class structure (C - 1 of them for softmax cross-entropy, whose Hessian in the logits has rank
+C - 1). Measured: the top 2C Hessian eigenvalues (Lanczos) at the end of full-batch GD, and where the
+largest ratio lambda_i / lambda_{i+1} among them sits.
+
+Settings. ReLU MLP and ResNet (64 wide, 2 layers/blocks) on gaussian_mixture in 16 dimensions with
+C = 5 and 10 classes (`quick`), GD at eta = 0.1 (0.05 for the ResNet) for 300 steps, which stops at a
+training loss of 0.1-0.3: once the loss is near 0 the residuals, and with them the outliers, fade
+(seen on digits, which these nets fit to 100% within 100 steps; digits and the on-disk image sets take
+the class counts as `classes` subsets, and the CNN runs only on them).
+
+Verdict. Per run: the rank of the largest gap must be C - 1 or C. It holds when, for at least two class
+counts, every run does, and at least two thirds of all runs do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from .base import Phenomenon, Verdict, run_row
+
+MIN_FRACTION = 2 / 3
+MIN_CLASS_COUNTS = 2
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+_MODELS = {"mlp": dict(width=64, depth=2, activation="relu"), "resnet": dict(width=64, depth=2, activation="relu"),
+           "cnn": dict(width=16, depth=2, activation="relu")}
+_LR = {"mlp": 0.1, "resnet": 0.05, "cnn": 0.1}
+# size -> (class counts, n_train, steps)
+_SIZES = {"tiny": ((3, 5), 128, 150), "quick": ((5, 10), 256, 300), "full": ((3, 5, 10, 20), 1024, 1000)}
+
+
+def data_spec(dataset: str, classes: int, n_train: int) -> DataSpec:
+    """gaussian_mixture with `classes` clusters in 16-D, or the first `classes` labels of an image set."""
+    if dataset == "gaussian_mixture":
+        return DataSpec(name=dataset, n_train=n_train, n_test=64, n_classes=classes, dim=16)
+    if dataset in IMAGE_DATASETS:
+        if classes > 10:
+            raise ValueError(f"{dataset} has 10 classes; class count {classes} is too many")
+        subset = tuple(range(classes)) if classes < 10 else None
+        return DataSpec(name=dataset, n_train=n_train, n_test=64, classes=subset)
+    return DataSpec(name=dataset, n_train=n_train, n_test=64, n_classes=classes)
+
+
+def outlier_gap(run) -> dict:
+    """Top-2C eigenvalues at the last measured step, the rank of the largest ratio gap and its size."""
+    classes = _n_classes(run.spec)
+    out = {"classes": classes, "gap_rank": None, "gap_ratio": float("nan"), "outlier_share": float("nan")}
+    sp = run.spectra
+    if run.status == "failed" or not len(sp):
+        return out
+    sp = sp[sp["kind"] == "hessian_topk"]
+    if not len(sp):
+        return out
+    last = sp[sp["step"] == sp["step"].max()].sort_values("index")
+    values = last["value"].to_numpy(dtype=float)
+    if len(values) < 2 or not np.all(np.isfinite(values)) or values[0] <= 0:
+        return out
+    floor = max(values[0] * 1e-12, np.finfo(float).tiny)
+    ratios = values[:-1] / np.maximum(values[1:], floor)
+    i = int(np.argmax(ratios))
+    out["gap_rank"] = i + 1
+    out["gap_ratio"] = float(ratios[i])
+    out["outlier_share"] = float(values[: max(classes - 1, 1)].sum() / values[values > 0].sum())
+    return out
+
+
+def _n_classes(spec) -> int:
+    from ..data import describe
+
+    return describe(spec.data).n_outputs
+
+
+class HessianOutliers(Phenomenon):
+    name = "hessian_outliers"
+    title = "Does the Hessian of a C-class network have C outliers above a bulk?"
+    direction = "universal"
+    sources = ("Sagun, Bottou & LeCun 2017, Eigenvalues of the Hessian in deep learning: singularity and beyond",
+               "Papyan 2019, Measurements of three-level hierarchical structure in the outliers in the spectrum of "
+               "deepnet Hessians (ICML 2019)")
+    prediction = ("For C-class cross-entropy the Hessian is a bulk near 0 plus about C outliers: the largest ratio gap "
+                  "\u03bb_i/\u03bb_{i+1} among the top 2C eigenvalues sits at i = C - 1 or C, for every class count.")
+    measures = ("The top 2C Hessian eigenvalues of the training loss (Lanczos) at the end of full-batch GD, for two "
+                "class counts and two architectures; the rank of their largest consecutive ratio.")
+    archs = ("mlp", "resnet")
+    datasets = ("gaussian_mixture",)
+    allowed_archs = ("mlp", "resnet", "cnn")
+    allowed_datasets = ("gaussian_mixture", "digits", "mnist", "fashion_mnist", "cifar10")
+    normalisation = "eigenvalue / largest against rank / C"
+
+    def _specs(self, size, archs, datasets):
+        counts, n_train, steps = _SIZES[size]
+        out = []
+        for dataset in datasets:
+            for arch in archs:
+                if arch == "cnn" and dataset not in IMAGE_DATASETS:
+                    continue
+                for classes in counts:
+                    if dataset in IMAGE_DATASETS and classes > 10:
+                        continue
+                    out.append(RunSpec(
+                        model=ModelSpec(arch=arch, **_MODELS[arch]),
+                        data=data_spec(dataset, classes, n_train),
+                        optim=OptimSpec(name="gd", lr=_LR[arch], steps=steps, loss="ce", eval_every=0),
+                        probes=ProbeSpec(log_every=max(steps // 20, 1), topk_every=steps, topk=2 * classes,
+                                         save_weights=False),
+                    ))
+        if not out:
+            raise ValueError(f"cnn needs an image dataset ({', '.join(IMAGE_DATASETS)}); got {', '.join(datasets)}")
+        return out
+
+    def verdict(self, runs):
+        rows = []
+        for run in runs:
+            m = outlier_gap(run)
+            c, gap = m["classes"], m["gap_rank"]
+            ok = run.status == "ok" and gap is not None and gap in (c - 1, c)
+            rows.append(run_row(run, ok, None if gap is None else float(gap), **m,
+                                label=f"{run.spec.model.arch} {run.spec.data.name} C={c}"))
+        if not rows:
+            return Verdict(False, float("nan"), 1.0, 1 - MIN_FRACTION, "no runs to judge")
+        fraction = sum(bool(r["passed"]) for r in rows) / len(rows)
+        counts = sorted({r["classes"] for r in rows})
+        holding = [c for c in counts if all(r["passed"] for r in rows if r["classes"] == c)]
+        passed = len(holding) >= min(MIN_CLASS_COUNTS, len(counts)) and len(counts) >= MIN_CLASS_COUNTS \
+            and fraction >= MIN_FRACTION
+        parts = [f"{r['label']}: largest gap after rank {r['gap_rank']} (x{r['gap_ratio']:.2f}; predicted "
+                 f"{r['classes'] - 1} or {r['classes']})" for r in rows]
+        text = (f"{fraction:.0%} of runs have their largest top-2C gap at C-1 or C (needs >= {MIN_FRACTION:.0%}, and "
+                f"every run for >= {MIN_CLASS_COUNTS} class counts; holds for C in {holding or 'none'} of {counts}). "
+                + "; ".join(parts) + ".")
+        details = {"class_counts": counts, "class_counts_holding": holding,
+                   "median_gap_ratio": float(np.nanmedian([r["gap_ratio"] for r in rows]))
+                   if any(np.isfinite(r["gap_ratio"]) for r in rows) else float("nan")}
+        return Verdict(passed, fraction, 1.0, 1 - MIN_FRACTION, text, per_run=rows, details=details)
+
+    def figures(self, runs, verdict=None, normalised=True, presentation=False):
+        from ..plots import phenomena_curvature as plots
+
+        verdict = verdict if verdict is not None else self.verdict(runs)
+        return [plots.hessian_topk(runs, verdict, normalised, presentation)]
+
+
+PHENOMENON = HessianOutliers()
