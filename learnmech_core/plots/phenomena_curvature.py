@@ -82,14 +82,19 @@ def loss_overlay(runs, normalised: bool = True, presentation: bool = False, titl
     """Training loss (log scale) against step, or loss / initial loss against eta x step."""
     info = KINDS["loss_initial"]
     fig = go.Figure()
+    initial = []
     for run in runs:
         if "loss" not in run.history or not len(run.history):
             continue
         table = normalise(run.history, run.spec, "loss_initial")
+        if len(table):
+            initial.append(float(table["y"].iloc[0]))
         x, y = (table["x_norm"], table["y_norm"]) if normalised else (table["x"], table["y"])
         fig.add_trace(_line(run, run_label(run.spec), x, y, opacity=_opacity(run.spec)))
     if normalised:
         reference_line(fig, 1.0, "initial loss (prediction: falls below it, not monotonically)")
+    elif initial:
+        reference_line(fig, max(initial), "highest initial loss (prediction: every run ends below its own)")
     return layout(fig, title or "Does the loss keep falling at the edge of stability, even though not monotonically?",
                   info.x_norm_label if normalised else info.x_label,
                   info.y_norm_label if normalised else info.y_label, presentation, log_y=True)
@@ -199,6 +204,7 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
     """Loss (log) against step for each rate of the sweep: lazy runs fall, catapult runs spike first."""
     rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
     fig = go.Figure()
+    initial: list[float] = []
     for i, run in enumerate(runs):
         h = run.history.dropna(subset=["loss"]) if "loss" in run.history else run.history
         if not len(h):
@@ -206,12 +212,17 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
         r = rows.get(run.spec.key(), {})
         c = r.get("c")
         y = h["loss"] / h["loss"].iloc[0] if normalised else h["loss"]
+        if not normalised and float(h["loss"].iloc[0]) not in initial:
+            initial.append(float(h["loss"].iloc[0]))
         name = f"{run.spec.model.arch} {run.spec.data.name}: " + \
             (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
             (f" ({r['phase']})" if r.get("phase") else "")
         fig.add_trace(_line(run, name, h["step"], y, color=family_color(i)))
     if normalised:
         reference_line(fig, 1.0, "initial loss: catapult runs rise above it, then fall")
+    else:
+        for level in sorted(initial):
+            reference_line(fig, level, "initial loss: catapult runs rise above it, then fall")
     return layout(fig, "Does the loss spike and then fall when \u03b7 > 2/\u03bb\u2080?", "step",
                   "loss / initial loss" if normalised else "training loss", presentation, log_y=True)
 

@@ -1,0 +1,229 @@
+"""Curvature phenomena: specs at every size, tiny runs with values, verdicts computed from the data."""
+
+import dataclasses
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from learnmech_core import phenomena, train
+from learnmech_core.phenomena.base import DIRECTIONS
+
+NAMES = ("edge_of_stability", "adaptive_edge_of_stability", "progressive_sharpening", "catapult", "hessian_outliers")
+# tiny grids kept small for the test suite: (archs, datasets)
+TINY = {
+    "edge_of_stability": (("mlp",), ("digits",)),
+    "adaptive_edge_of_stability": (("mlp",), ("digits",)),
+    "progressive_sharpening": (("mlp",), ("gaussian_mixture",)),
+    "catapult": (("deep_linear",), ("gaussian_mixture",)),
+    "hessian_outliers": (("mlp",), ("gaussian_mixture",)),
+}
+
+
+def _doctor(run, **columns):
+    """A copy of a run whose history columns are replaced by functions of the old ones."""
+    history = run.history.copy()
+    for name, fn in columns.items():
+        history[name] = fn(history)
+    return dataclasses.replace(run, history=history)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            archs, datasets = TINY[name]
+            cache[name] = [train(s) for s in phenomena.get(name).specs("tiny", archs, datasets)]
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_and_specs_at_every_size(name):
+    ph = phenomena.get(name)
+    card = ph.card()
+    assert card["title"].endswith("?") and card["direction"] in DIRECTIONS and card["sources"]
+    assert any(ch.isdigit() for ch in card["prediction"])
+    if name == "catapult":  # quick and full measure lambda_0 on the initial model: build only tiny and check quick
+        sizes = {"tiny": ph.specs("tiny")}
+    else:
+        sizes = {size: ph.specs(size) for size in ("tiny", "quick", "full")}
+        assert len(sizes["full"]) >= len(sizes["quick"]) >= 1
+        assert max(s.optim.steps for s in sizes["full"]) >= max(s.optim.steps for s in sizes["quick"])
+        assert all(s.replace(device="cuda").device == "cuda" for s in sizes["full"])
+    for specs in sizes.values():
+        assert len({s.key() for s in specs}) == len(specs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_arch_or_dataset_names_the_allowed_ones(name):
+    ph = phenomena.get(name)
+    with pytest.raises(ValueError, match="can use architectures"):
+        ph.specs("tiny", archs=["transformer"])
+    with pytest.raises(ValueError, match="can use datasets"):
+        ph.specs("tiny", datasets=["modular_arithmetic"])
+    with pytest.raises(ValueError, match="size must be one of"):
+        ph.specs("huge")
+
+
+def test_edge_of_stability_grid_covers_archs_losses_and_rates():
+    ph = phenomena.get("edge_of_stability")
+    quick = ph.specs("quick")
+    assert {(s.model.arch, s.model.activation) for s in quick} == {("mlp", "tanh"), ("mlp", "relu"), ("cnn", "relu")}
+    assert {s.optim.loss for s in quick} == {"mse", "ce"} and len({s.optim.lr for s in quick}) >= 3
+    assert all(s.optim.name == "gd" and s.optim.batch_size == 0 for s in quick)
+    assert not any(s.model.arch == "cnn" and s.data.name == "gaussian_mixture" for s in quick)
+    full = ph.specs("full")
+    assert len(full) == 5 * 2 * 3  # 5 (system, dataset) pairs x 2 losses x 3 rates
+    # the eta x step horizon is the same for every rate of a loss
+    mse = {s.optim.lr: s.optim.lr * s.optim.steps for s in full if s.optim.loss == "mse"}
+    assert max(mse.values()) / min(mse.values()) < 1.05
+    with pytest.raises(ValueError, match="cnn needs an image dataset"):
+        ph.specs("quick", archs=["cnn"], datasets=["gaussian_mixture"])
+
+
+def test_edge_of_stability_tiny_holds_and_doctored_fails(tiny_runs):
+    ph = phenomena.get("edge_of_stability")
+    runs = tiny_runs("edge_of_stability")
+    v = ph.verdict(runs)
+    assert v.passed, v.explanation
+    assert abs(v.measured - 1.0) <= 0.1 and v.expected == 1.0 and v.tolerance == 0.1
+    assert len(v.per_run) == 2 and all(r["points"] >= 4 for r in v.per_run)
+    low = [_doctor(r, sharpness=lambda h: h["sharpness"] * 0.5) for r in runs]
+    bad = ph.verdict(low)
+    assert not bad.passed
+    assert bad.measured == pytest.approx(0.5 * v.measured, rel=1e-9)
+    assert "Stayed below" in bad.explanation
+    # one doctored run out of two: the median moves, the fraction within falls to 50%
+    mixed = ph.verdict([runs[0], _doctor(runs[1], sharpness=lambda h: h["sharpness"] * 1.5)])
+    assert not mixed.passed and mixed.details["fraction_within"] == 0.5
+
+
+def test_edge_of_stability_ce_window_ends_at_loss_floor(tiny_runs):
+    from learnmech_core.phenomena.edge_of_stability import CE_LOSS_FLOOR, eos_ratio
+
+    run = tiny_runs("edge_of_stability")[0]
+    spec = run.spec.replace(**{"optim.loss": "ce"})
+    as_ce = dataclasses.replace(run, spec=spec)
+    # push the loss below the floor from step 60 on: only steps <= 60 count, its second half is 30..60
+    cut = _doctor(as_ce, loss=lambda h: np.where(h["step"] >= 60, CE_LOSS_FLOOR / 2, h["loss"] + 1.0))
+    ratio, points, end = eos_ratio(cut)
+    assert end == 60
+    table = run.history.dropna(subset=["sharpness"])
+    window = table[(table["step"] >= 30) & (table["step"] <= 60)]
+    assert points == len(window)
+    assert ratio == pytest.approx(float(np.median(window["sharpness"] * run.spec.optim.lr / 2)))
+
+
+def test_adaptive_edge_of_stability_tiny_holds_and_doctored_fails(tiny_runs):
+    ph = phenomena.get("adaptive_edge_of_stability")
+    runs = tiny_runs("adaptive_edge_of_stability")
+    assert all(s.optim.name == "adam" and s.optim.batch_size == 0 for s in (r.spec for r in runs))
+    v = ph.verdict(runs)
+    assert v.passed, v.explanation
+    assert abs(v.measured - 1.0) <= 0.1
+    high = ph.verdict([_doctor(r, precond_sharpness=lambda h: h["precond_sharpness"] * 2.0) for r in runs])
+    assert not high.passed and high.measured == pytest.approx(2 * v.measured, rel=1e-9)
+
+
+def test_progressive_sharpening_tiny_holds_and_doctored_fails(tiny_runs):
+    ph = phenomena.get("progressive_sharpening")
+    runs = tiny_runs("progressive_sharpening")
+    v = ph.verdict(runs)
+    assert v.passed, v.explanation
+    assert v.measured > 0.8 and all(r["tested"] and r["strength"] > 1.0 for r in v.per_run)
+
+    def reversed_sharpness(h):
+        values = h["sharpness"].copy()
+        mask = values.notna()
+        values[mask] = values[mask].to_numpy()[::-1]
+        return values
+
+    falling = ph.verdict([_doctor(r, sharpness=reversed_sharpness) for r in runs])
+    assert not falling.passed and falling.measured < -0.8
+    # a run that reaches 2/eta is at the edge of stability: left out, so nothing is tested
+    at_eos = ph.verdict([_doctor(r, sharpness=lambda h: h["sharpness"] * 100) for r in runs])
+    assert not at_eos.passed and "nothing tests the claim" in at_eos.explanation
+
+
+def test_spearman_exact():
+    from learnmech_core.phenomena.progressive_sharpening import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4, 5], [1, 3, 2, 5, 4]) == pytest.approx(0.8)
+    assert np.isnan(spearman([1, 2], [1, 2]))
+
+
+def test_catapult_tiny_phases_and_doctored_fails(tiny_runs):
+    from learnmech_core.phenomena.catapult import classify
+
+    ph = phenomena.get("catapult")
+    runs = tiny_runs("catapult")
+    phases = [classify(r)["phase"] for r in runs]
+    assert phases[0] == "lazy" and phases[-1] == "diverged" and "catapult" in phases
+    v = ph.verdict(runs)
+    assert v.passed, v.explanation
+    assert abs(v.measured - 1.0) <= 0.1
+    # c is recomputed from each run's own step-0 sharpness
+    for r, row in zip(runs, v.per_run):
+        s0 = r.history.dropna(subset=["sharpness"])["sharpness"].iloc[0]
+        assert row["c"] == pytest.approx(r.spec.optim.lr * s0 / 2)
+    # flatten every spike: no catapult phase is left and the verdict fails
+    smooth = [_doctor(r, loss=lambda h: np.minimum.accumulate(h["loss"].to_numpy())) if r.status == "ok" else r
+              for r in runs]
+    bad = ph.verdict(smooth)
+    assert not bad.passed and "out of order" in bad.explanation
+
+
+def test_catapult_specs_are_a_pure_function():
+    ph = phenomena.get("catapult")
+    a = [s.key() for s in ph.specs("tiny", ["deep_linear"], ["gaussian_mixture"])]
+    b = [s.key() for s in ph.specs("tiny", ["deep_linear"], ["gaussian_mixture"])]
+    assert a == b and len(set(a)) == len(a)
+
+
+def test_hessian_outliers_tiny_holds_and_doctored_fails(tiny_runs):
+    ph = phenomena.get("hessian_outliers")
+    runs = tiny_runs("hessian_outliers")
+    assert sorted(r.spec.probes.topk for r in runs) == [6, 10]
+    v = ph.verdict(runs)
+    assert v.passed, v.explanation
+    assert {r["classes"] for r in v.per_run} == {3, 5}
+    assert all(r["gap_rank"] in (r["classes"] - 1, r["classes"]) for r in v.per_run)
+
+    def flat_spectrum(run):
+        sp = run.spectra.copy()
+        last = sp["step"] == sp["step"].max()
+        sp.loc[last, "value"] = np.where(sp.loc[last, "index"] == 0, 10.0, 1.0 / (1 + sp.loc[last, "index"]))
+        return dataclasses.replace(run, spectra=sp)
+
+    bad = ph.verdict([flat_spectrum(r) for r in runs])
+    assert not bad.passed and all(r["gap_rank"] == 1 for r in bad.per_run)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_figures_draw_the_prediction(name, tiny_runs):
+    ph = phenomena.get(name)
+    runs = tiny_runs(name)
+    v = ph.verdict(runs)
+    for normalised in (True, False):
+        figs = ph.figures(runs, v, normalised=normalised, presentation=not normalised)
+        assert figs and all(isinstance(f, go.Figure) for f in figs)
+        for fig in figs:
+            assert fig.layout.title.text.endswith("?")
+            assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+            assert len(fig.layout.shapes) >= 1  # the prediction: a reference line or band
+            assert len(fig.data) >= 1
+    first = ph.figures(runs, v, normalised=True)[0]
+    if name in ("edge_of_stability", "adaptive_edge_of_stability"):
+        assert any(s.y0 == 1.0 and s.y1 == 1.0 for s in first.layout.shapes)
+        raw = ph.figures(runs, v, normalised=False)[0]
+        assert raw.layout.yaxis.type == "log"
+        threshold = 2 / runs[0].spec.optim.lr if name == "edge_of_stability" else 38 / runs[0].spec.optim.lr
+        assert any(s.y0 == pytest.approx(threshold, rel=1e-6) for s in raw.layout.shapes)
+        colours = {t.line.color for t in first.data}
+        assert len(colours) == 1  # both runs are MLPs: one colour per architecture
