@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # `streamlit run` from anywhere finds the packages next to this file
     sys.path.insert(0, str(ROOT))
 
-from learnmech_app import sidebar  # noqa: E402
+from learnmech_app import resources, sidebar  # noqa: E402
+from streamlit.runtime.state.common import TESTING_KEY  # noqa: E402
 
 PRESENTING = str(st.query_params.get("present", "")).lower() in ("true", "1")
 st.set_page_config(page_title="learnmech: learning mechanics explorer", page_icon=":material/insights:",
@@ -36,6 +37,8 @@ PAGES = {
     ],
 }
 
+if TESTING_KEY not in st.session_state:  # under AppTest the test process keeps its own torch settings
+    resources.configure_process()
 page = st.navigation(PAGES)
 sidebar.render()
 try:

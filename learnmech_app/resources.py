@@ -9,6 +9,7 @@ the life of the process; the store's listing is cheap (SQLite) and read fresh.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,68 @@ def run_index() -> pd.DataFrame:
         return pd.DataFrame(columns=["key", "source", "arch", "dataset", "status", "tags"])
     table = pd.concat(parts, ignore_index=True)
     return table.drop_duplicates("key", keep="first").reset_index(drop=True)
+
+
+MEASUREMENT_MODULES = ("curvature", "spectra", "landscape", "ntk", "noise", "collapse", "universality",
+                       "representations")
+
+
+def torch_threads_for_app() -> int:
+    """Intra-op threads per run: the cores shared among the runs that may train at once.
+
+    Runs train in threads of one server process; torch's intra-op pool is process-wide. With every run
+    using every core, concurrent runs (and the page's own script threads) oversubscribe the CPU and
+    small models slow down a hundredfold (measured: 100 steps of a width-8 MLP took 25 s with 2 threads
+    on a busy 2-core machine, 0.11 s with 1). LEARNMECH_TORCH_THREADS overrides.
+    """
+    env = os.environ.get("LEARNMECH_TORCH_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // max(current_caps().max_concurrent_runs, 1))
+
+
+@st.cache_resource(show_spinner=False)
+def configure_process() -> int:
+    """Once per server process: set torch's thread count and import the measurement modules.
+
+    Importing them here, in a script thread, means worker threads never import (and compile) code
+    while a script is being parsed (CPython 3.11 can raise 'AST constructor recursion depth mismatch'
+    when two threads build ASTs at once).
+    """
+    import importlib
+
+    import torch
+
+    threads = torch_threads_for_app()
+    torch.set_num_threads(threads)
+    for name in MEASUREMENT_MODULES:
+        try:
+            importlib.import_module(f"learnmech_core.{name}")
+        except Exception:
+            pass  # a module being rewritten: imported later by the probe that needs it
+    threading.Thread(target=warm_up, name="learnmech-warm-up", daemon=True).start()
+    return threads
+
+
+def warm_up() -> float:
+    """Pay torch's one-time costs before a visitor presses Run; returns the seconds it took.
+
+    The first optimiser step of a process imports torch._dynamo (1-15 s on a busy 2-core machine);
+    a two-step run of a tiny model in a background thread at server start takes that off the first
+    live run. Nothing is stored.
+    """
+    import time
+
+    from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, train
+
+    started = time.perf_counter()
+    try:
+        spec = RunSpec(model=ModelSpec(width=4, depth=1), data=DataSpec(name="moons", n_train=16, n_test=4),
+                       optim=OptimSpec(steps=2), probes=ProbeSpec(sharpness_every=1, save_weights=False))
+        train(spec)
+    except Exception:
+        pass
+    return time.perf_counter() - started
 
 
 def device_in_use() -> str:

@@ -76,12 +76,12 @@ def show_figure(fig: go.Figure, key: str, name: str | None = None, downloads: bo
     st.plotly_chart(fig, key=f"chart_{key}", config=config)
     if not downloads:
         return
-    cols = st.columns([1, 1, 6])
-    cols[0].download_button("HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("Download HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                             file_name=f"{name}.html", mime="text/html", key=f"html_{key}", on_click="ignore",
-                            icon=":material/download:", help="Interactive figure (opens in any browser, offline)")
+                            icon=":material/download:", help="Interactive figure, opens in any browser offline. For a PNG use the camera button at the chart's top right.")
     if _png_available():
-        cols[1].download_button("PNG", data=lambda: fig.to_image(format="png", scale=2), file_name=f"{name}.png",
+        row.download_button("PNG", data=lambda: fig.to_image(format="png", scale=2), file_name=f"{name}.png",
                                 mime="image/png", key=f"png_{key}", on_click="ignore", icon=":material/image:")
 
 

@@ -28,8 +28,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
     x = choice(st.segmented_control, "x axis", list(prun.X_AXES), default="step", key="x",
                format_func=prun.X_SHORT.get)
     smoothing = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params", width=200)
-    norm = st.toggle("Sharpness × η/2", key="norm", bind="query-params",
-                     help="Divide sharpness by the stability threshold 2/η, so every learning rate meets 1.")
+    norm = st.toggle("Sharpness / (2/η)", key="norm", bind="query-params",
+                     help="Divide sharpness by its stability threshold (2/η for GD), so every learning rate meets 1.")
 extra = choice(st.multiselect, "More charts", [c for c in prun.METRIC_LABELS if c not in ("loss", "sharpness")],
                        key="charts", format_func=prun.metric_label,
                        help="Any other recorded quantity (those not recorded show an empty chart).")

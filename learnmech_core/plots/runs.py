@@ -274,6 +274,7 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
                            xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#666"})
     layout(fig, title or f"How does the {metric_label(metric)} evolve?", X_AXES[x],
            y_title or metric_label(metric), presentation=presentation, log_y=bool(log_y), height=height)
+    fig.update_layout(showlegend=bool(drawn))  # a single run is named too
     return fig
 
 
