@@ -88,7 +88,8 @@ def test_hvp_equals_dense_hessian_times_v(name, exact):
     assert torch.allclose(H, H.T, atol=1e-12)
     op = C.hvp_operator(model, lf, X, y)
     assert op.n == H.shape[0] == sum(p.numel() for p in model.parameters())
-    assert op.dtype == torch.float64 and op.device == torch.device("cpu") and len(op.params) == len(list(model.parameters()))
+    assert op.dtype == torch.float64 and op.device == torch.device("cpu")
+    assert len(op.params) == len(list(model.parameters()))
     g = torch.Generator().manual_seed(5)
     for _ in range(3):
         v = torch.randn(op.n, generator=g, dtype=torch.float64)
