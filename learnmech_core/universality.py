@@ -61,7 +61,7 @@ KINDS = MappingProxyType({
         "\u03b7 \u00d7 step", "\u03bb_max(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7))",
         "Adam's preconditioned sharpness divided by its stability threshold (38/\u03b7 for \u03b2\u2081 = 0.9)"),
     "loss_initial": Normalisation(
-        "loss_initial", "loss", "step", "training loss", "effective time \u03b7 \u00d7 step / (1 - \u03bc)",
+        "loss_initial", "loss", "step", "training loss", "effective time \u03b7 \u00d7 step (/(1 - \u03bc) with momentum)",
         "loss / initial loss", "loss divided by its value at step 0, against the effective time"),
     "loss_final": Normalisation(
         "loss_final", "loss", "step", "training loss", "fraction of training", "loss / final loss",

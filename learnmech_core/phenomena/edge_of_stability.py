@@ -101,7 +101,8 @@ def label(spec) -> str:
     return f"{spec.model.arch} {spec.model.activation} {spec.data.name} {spec.optim.loss} \u03b7={spec.optim.lr:g}"
 
 
-def ratio_verdict(runs, ratio_fn, expected_text: str, what: str) -> Verdict:
+def ratio_verdict(runs, ratio_fn, expected_text: str, what: str,
+                  below_text: str = "catapulted under the threshold, or still sharpening") -> Verdict:
     """Median over runs of a per-run ratio to a predicted 1, and the fraction of runs within TOLERANCE."""
     rows, ratios = [], []
     for run in runs:
@@ -126,7 +127,7 @@ def ratio_verdict(runs, ratio_fn, expected_text: str, what: str) -> Verdict:
             f"{within:.0%} of runs within \u00b1{TOLERANCE:.0%} of {expected_text} (needs the median within and "
             f">= {MIN_FRACTION:.0%} of runs).")
     if below:
-        text += " Stayed below (catapulted under the threshold, or still sharpening): " + "; ".join(below) + "."
+        text += f" Stayed below ({below_text}): " + "; ".join(below) + "."
     if above:
         text += " Hovered above: " + "; ".join(above) + "."
     if missing:

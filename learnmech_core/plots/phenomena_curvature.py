@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 from ..universality import KINDS, normalise, stability_threshold
 from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
 
+Y_CLIP = 3.0  # normalised sharpness axes stop here (the first steps of Adam can reach 100x the threshold)
+LOSS_CLIP = 1e3  # loss axes stop at this multiple of the initial loss (diverged runs leave the chart)
 _SYMBOLS = {"digits": "circle", "gaussian_mixture": "diamond", "mnist": "square", "fashion_mnist": "cross",
             "cifar10": "triangle-up"}
 
@@ -74,8 +76,15 @@ def sharpness_overlay(runs, kind: str = "sharpness", normalised: bool = True, pr
             reference_line(fig, value, f"{name} = {value:.3g} (\u03b7={lr:g})")
     default = "Does sharpness stop at 2/\u03b7?" if kind == "sharpness" else \
         "Does Adam's preconditioned sharpness stop at 38/\u03b7?"
-    return layout(fig, title or default, info.x_norm_label if normalised else info.x_label,
-                  info.y_norm_label if normalised else info.y_label, presentation, log_y=not normalised)
+    y_title = info.y_norm_label if normalised else info.y_label
+    peak = max((float(np.nanmax(t.y)) for t in fig.data if t.y is not None and len(t.y)), default=0.0)
+    if normalised and peak > Y_CLIP:
+        y_title += f" (axis cut at {Y_CLIP:g}; early transients above)"
+    layout(fig, title or default, info.x_norm_label if normalised else info.x_label, y_title, presentation,
+           log_y=not normalised)
+    if normalised and peak > Y_CLIP:
+        fig.update_yaxes(range=[0, Y_CLIP])
+    return fig
 
 
 def loss_overlay(runs, normalised: bool = True, presentation: bool = False, title: str | None = None) -> go.Figure:
@@ -223,8 +232,14 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
     else:
         for level in sorted(initial):
             reference_line(fig, level, "initial loss: catapult runs rise above it, then fall")
-    return layout(fig, "Does the loss spike and then fall when \u03b7 > 2/\u03bb\u2080?", "step",
-                  "loss / initial loss" if normalised else "training loss", presentation, log_y=True)
+    layout(fig, "Does the loss spike and then fall when \u03b7 > 2/\u03bb\u2080?", "step",
+           ("loss / initial loss" if normalised else "training loss") + " (diverged runs leave the chart)",
+           presentation, log_y=True)
+    low = min((float(np.nanmin(t.y)) for t in fig.data if t.y is not None and len(t.y)), default=1.0)
+    top = LOSS_CLIP * (1.0 if normalised else max(initial, default=1.0))
+    if low > 0 and top > low:
+        fig.update_yaxes(range=[math.log10(low) - 0.1, math.log10(top)])
+    return fig
 
 
 def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
