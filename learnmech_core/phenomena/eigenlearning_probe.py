@@ -11,6 +11,8 @@ M/8, training sets of n distinct points drawn at random (seeded by the run's see
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -22,11 +24,7 @@ N_MIN = 10
 
 
 def sample_sizes(m: int, points: int = 8) -> np.ndarray:
-    """Geometric grid of training-set sizes from 10 to M/8.
-
-    The theory is for n much smaller than the domain: at n = M/4 the measured error of smooth (tanh)
-    kernels already exceeds the prediction by 10-15%, at M/2.5 by 25-30%.
-    """
+    """Geometric grid of training-set sizes from 10 to M/8 (the theory is for n much smaller than M)."""
     top = max(N_MIN + 1, m // 8)
     return np.unique(np.round(np.geomspace(N_MIN, top, points)).astype(int))
 
@@ -70,9 +68,7 @@ class KernelLearningCurveProbe(Probe):
         return self.every > 0 and step == 0
 
     def measure(self, ctx):
-        from ..ntk import empirical_ntk
-
-        kernel = empirical_ntk(ctx.model, ctx.inputs)
+        kernel = cpu_safe_ntk(ctx.model, ctx.inputs)
         m = len(kernel)
         with torch.no_grad():
             n_out = ctx.model(ctx.inputs[:1]).shape[1]
@@ -88,3 +84,12 @@ class KernelLearningCurveProbe(Probe):
         rows += [("krr_test_mse", "ntk", int(n), float(v)) for n, v in zip(ns, mean)]
         rows += [("krr_test_mse_se", "ntk", int(n), float(v)) for n, v in zip(ns, se)]
         return {"eig_points": float(m), "eig_ridge": ridge}, rows
+
+
+def cpu_safe_ntk(model, inputs) -> np.ndarray:
+    """ntk.empirical_ntk, on a CPU copy when the model lives elsewhere (it converts blocks with .numpy())."""
+    from ..ntk import empirical_ntk
+
+    if inputs.device.type == "cpu":
+        return empirical_ntk(model, inputs)
+    return empirical_ntk(copy.deepcopy(model).cpu(), inputs.cpu())

@@ -9,6 +9,8 @@ distance is second order in it (it scales as width^-1).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -22,7 +24,7 @@ class LazyRichProbe(Probe):
     name = "lazy_rich"
 
     def measure(self, ctx):
-        from ..ntk import empirical_ntk, kernel_distance
+        from ..ntk import kernel_distance
 
         index = {id(p): i for i, p in enumerate(ctx.model.parameters())}
         out = {}
@@ -32,8 +34,17 @@ class LazyRichProbe(Probe):
                 norm0 = torch.linalg.vector_norm(w0).item()
                 change = torch.linalg.vector_norm(layer.weight.detach() - w0).item()
                 out[f"rel_change_{i}"] = change / norm0 if norm0 > 0 else float("nan")
-        kernel = empirical_ntk(ctx.model, ctx.inputs[: ctx.spec.probes.ntk_points])
+        kernel = cpu_safe_ntk(ctx.model, ctx.inputs[: ctx.spec.probes.ntk_points])
         first = ctx.state.setdefault("lazy_rich_ntk0", kernel)
         out["ntk_rel_change"] = float(np.linalg.norm(kernel - first) / np.linalg.norm(first))
         out["ntk_cos_distance"] = kernel_distance(first, kernel)
         return out, []
+
+
+def cpu_safe_ntk(model, inputs) -> np.ndarray:
+    """ntk.empirical_ntk, on a CPU copy when the model lives elsewhere (it converts blocks with .numpy())."""
+    from ..ntk import empirical_ntk
+
+    if inputs.device.type == "cpu":
+        return empirical_ntk(model, inputs)
+    return empirical_ntk(copy.deepcopy(model).cpu(), inputs.cpu())
