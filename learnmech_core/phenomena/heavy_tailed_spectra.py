@@ -22,7 +22,7 @@ MP_KS_MAX = 0.1  # mean KS distance to Marchenko-Pastur at initialisation
 
 # size -> (width, depth, n_train, steps, learning rates, batch sizes, seeds)
 _SIZES = {
-    "tiny": (128, 2, 512, 150, (0.05, 0.2), (32,), (0,)),
+    "tiny": (256, 2, 512, 200, (0.05, 0.2), (16,), (0,)),
     "quick": (256, 2, 1024, 600, (0.02, 0.05, 0.1, 0.2), (16, 128), (0,)),
     "full": (512, 3, 1536, 5000, (0.01, 0.02, 0.05, 0.1, 0.2, 0.4), (8, 32, 128, 512), (0, 1)),
 }

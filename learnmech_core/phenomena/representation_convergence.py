@@ -91,9 +91,9 @@ class RepresentationConvergence(Phenomenon):
         "Kornblith, Norouzi, Lee & Hinton 2019, Similarity of neural network representations revisited",
         "Huh, Cheung, Wang & Isola 2024, The platonic representation hypothesis",
     )
-    prediction = ("Linear CKA of penultimate features between independently trained networks (other seeds, other "
-                  "architectures) is higher than between the same networks at initialisation, and it increases with "
-                  "width.")
+    prediction = ("Linear CKA of penultimate features between independently trained networks is higher than between "
+                  "the same networks at initialisation (gain > 0 for seed pairs and for cross-architecture pairs), and "
+                  "the mean CKA at the widest width exceeds that at the narrowest.")
     measures = (f"Linear CKA between the read-out inputs of every pair of runs on {PROBE_N} test examples, trained and "
                 "at initialisation, for MLPs and CNNs of several widths and two seeds each.")
     archs = ("mlp", "cnn")
