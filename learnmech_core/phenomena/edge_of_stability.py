@@ -13,7 +13,7 @@ under cross-entropy the Hessian vanishes as the margins grow: once the training 
 sharpness falls below 2/eta for every rate (Cohen et al. 2021 stop at 99% training accuracy). The
 analysis window of a cross-entropy run therefore ends at the first logged step with training loss
 below `CE_LOSS_FLOOR`; MSE runs use every step. `quick` runs every system under MSE with the three
-rates cycled over the systems (0.4, 0.2, 0.3, ...), plus the two MLPs under cross-entropy; `full` runs the whole grid.
+rates cycled over the (architecture, dataset) pairs, plus the two MLPs under cross-entropy; `full` runs the whole grid.
 
 Verdict. Per run: the median of sharpness / (2/eta) over the second half of the window. It holds
 when the median over runs is within `TOLERANCE` of 1 and at least `MIN_FRACTION` of the runs are.
@@ -38,7 +38,7 @@ IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 # arch -> ((activation, width, depth), ...): each entry is one architecture of the grid
 SYSTEMS = {"mlp": (("tanh", 64, 3), ("relu", 64, 3)), "cnn": (("relu", 8, 2),)}
 _LRS = {"mse": (0.2, 0.3, 0.4), "ce": (0.3, 0.5, 0.7)}
-_QUICK_ORDER = (0.4, 0.2, 0.3)  # quick: MSE rates cycled over the systems (the CNN on digits gets 0.3)
+_QUICK_ORDER = (0.2, 0.3, 0.4)  # quick: MSE rates cycled over (architecture, dataset) in that order
 # size -> (n_train, eta x step horizon per loss, probe every, sharpness tol, width multiplier)
 _SIZES = {
     "tiny": (64, {"mse": 40.0, "ce": 60.0}, 10, 1e-2, 1),
@@ -55,7 +55,7 @@ def data_spec(dataset: str, loss: str, n_train: int) -> DataSpec:
 
 def systems(archs, datasets) -> list[tuple[str, str, int, int, str]]:
     """(arch, activation, width, depth, dataset) for every architecture that can take each dataset."""
-    out = [(a, act, w, d, ds) for ds in datasets for a in archs for act, w, d in SYSTEMS[a]
+    out = [(a, act, w, d, ds) for a in archs for act, w, d in SYSTEMS[a] for ds in datasets
            if a != "cnn" or ds in IMAGE_DATASETS]
     if not out:
         raise ValueError(f"cnn needs an image dataset ({', '.join(IMAGE_DATASETS)}); got {', '.join(datasets)}")

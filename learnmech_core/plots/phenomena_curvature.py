@@ -114,7 +114,7 @@ def ratio_summary(verdict, y_title: str, title: str, tolerance: float, presentat
     """Each run's measured ratio as a marker (colour: architecture, symbol: dataset) in the predicted band."""
     fig = go.Figure()
     rows = verdict.per_run if verdict is not None else []
-    for i, r in enumerate(rows):
+    for r in rows:
         if r.get("measured") is None:
             continue
         fig.add_trace(go.Scatter(
