@@ -229,8 +229,22 @@ def _register_extensions():
         mod.register(COMMANDS)
 
 
+def set_threads_from_env() -> None:
+    """Honour LEARNMECH_THREADS (torch intra-op threads, process-wide; set once at start-up)."""
+    import os
+
+    value = os.environ.get("LEARNMECH_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"LEARNMECH_THREADS must be a positive integer (got {value!r})")
+        import torch
+
+        torch.set_num_threads(int(value))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
+        set_threads_from_env()
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command][1](args)
     except UsageError as err:
