@@ -223,22 +223,32 @@ def test_scaling_doctored_runs_fail(scaling_runs):
     uncollapsed = _doctored(scaling_runs)
     for i, r in enumerate(uncollapsed):  # curves whose shapes differ by size: normalising cannot collapse them
         tau = r.history["step"] / r.spec.optim.steps
-        r.history["loss"] = r.history["loss"] * np.exp(3.0 * (i - 2) * (1.0 - tau))
+        r.history["test_loss"] = r.history["test_loss"] * np.exp(3.0 * (i - 2) * (1.0 - tau))
     v = ph.verdict(uncollapsed)
     assert not v.passed and v.details["collapse_reduction"] < 3.0
 
 
 def test_scaling_law_fit_recovers_a_power_law():
-    from learnmech_core.phenomena.scaling_collapse import collapse_score, fit_scaling_law
+    from learnmech_core.phenomena.scaling_collapse import fit_scaling_law
 
     p = np.array([100.0, 300.0, 1000.0, 3000.0, 10000.0])
     fit = fit_scaling_law(p, 0.05 + 4.0 * p**-0.5)
     assert fit["r2"] > 0.9999 and fit["alpha"] == pytest.approx(0.5, rel=1e-2)
     assert fit["l0"] == pytest.approx(0.05, rel=2e-2) and not fit["l0_pinned"]
-    steps = np.linspace(0, 100, 101)
-    curves = [(steps, c * np.exp(-steps / 50.0) + c * 0.1, 100.0, c * (np.exp(-2.0) + 0.1)) for c in (1.0, 2.0, 4.0)]
-    score = collapse_score(curves)
-    assert score["normalised_spread"] < 1e-9 and score["raw_spread"] > 0.5
+    assert math.isnan(fit_scaling_law(p, np.full(5, 0.01))["r2"])  # a flat curve has no power law to fit
+
+
+def test_curve_collapse_of_curves_that_differ_by_a_factor():
+    from learnmech_core import DataSpec, ModelSpec, OptimSpec, RunSpec
+    from learnmech_core.phenomena.scaling_collapse import curve_collapse
+
+    runs = []
+    for c in (1.0, 2.0, 4.0):
+        spec = RunSpec(model=ModelSpec(width=8), data=DataSpec(n_train=64, n_test=16), optim=OptimSpec(steps=100))
+        steps = np.linspace(0, 100, 21)
+        runs.append(Run(spec=spec, history=pd.DataFrame({"step": steps, "test_loss": c * (np.exp(-steps / 50) + 0.1)})))
+    score = curve_collapse(runs)
+    assert score["normalised_spread"] < 1e-9 and score["raw_spread"] > 0.5 and score["reduction"] > 1e6
 
 
 # ------------------------------------------------------------------------------------------------
@@ -310,8 +320,8 @@ def test_neural_collapse_tiny_measures(nc_runs):
     assert s["nc1_init"] > 0.5 and s["nc1_final"] < s["nc1_init"] / 5.0  # NC1 falls
     assert s["ncc_final"] >= 0.99 and 0.0 <= s["etf_final"] < s["nc1_init"]
     v = ph.verdict(nc_runs)
-    assert v.measured == pytest.approx(s["fall_from_init"])
-    assert v.details["max_etf_distance"] == pytest.approx(s["etf_final"])
+    assert v.details["min_fall_from_init"] == pytest.approx(s["fall_from_init"])
+    assert v.measured == pytest.approx(s["etf_final"]) == pytest.approx(v.details["max_etf_distance"])
     _check_figures(ph, nc_runs, v)
 
 
@@ -328,7 +338,8 @@ def test_neural_collapse_verdict_reads_the_numbers():
     specs = ph.specs("quick")
     good = [Run(spec=s, history=_collapsed_history(0.01, 0.02, 1.0)) for s in specs]
     v = ph.verdict(good)
-    assert v.passed and v.measured == pytest.approx(100.0) and v.details["archs_passed"] == ["cnn", "mlp", "resnet"]
+    assert v.passed and v.measured == pytest.approx(0.02) and v.details["archs_passed"] == ["cnn", "mlp", "resnet"]
+    assert v.details["min_fall_from_init"] == pytest.approx(100.0)
     for doctor, fails in (((0.5, 0.02, 1.0), "fall"), ((0.01, 0.2, 1.0), "etf"), ((0.01, 0.02, 0.9), "ncc")):
         bad = list(good)
         bad[1] = Run(spec=specs[1], history=_collapsed_history(*doctor))

@@ -64,7 +64,7 @@ PROBE = "learnmech_core.phenomena.critical_batch_size:NoiseScaleProbe"
 
 # size -> (n_train, batch sizes (0 = full batch), learning rates, steps budget at full batch, noise-run steps, seeds)
 _SIZES = {
-    "tiny": (512, (16, 64, 0), (0.4, 0.8, 1.6), 40, 16, (0,)),
+    "tiny": (512, (32, 128, 0), (0.4, 0.8, 1.6), 40, 16, (0,)),
     "quick": (1024, (8, 16, 32, 64, 128, 256, 512, 0), (0.2, 0.4, 0.8, 1.6, 3.2), 40, 24, (0,)),
     "full": (1536, (4, 8, 16, 32, 64, 128, 256, 512, 1024, 0), tuple(0.1 * 2 ** (k / 2) for k in range(11)), 80, 60,
              (0, 1, 2)),

@@ -152,7 +152,8 @@ class NeuralCollapse(Phenomenon):
             s = collapse_summary(run.history)
             checks = {
                 "fall": s["fall_from_init"] >= NC1_FALL_MIN,
-                "no_rise": s["rise"] <= RISE_TOLERANCE,
+                "terminal_phase": math.isfinite(s["nc1_tpt"]),
+                "no_rise": not math.isfinite(s["nc1_tpt"]) or s["rise"] <= RISE_TOLERANCE,
                 "etf": s["etf_final"] <= ETF_TOLERANCE,
                 "ncc": s["ncc_final"] >= NCC_MIN,
             }
@@ -171,22 +172,26 @@ class NeuralCollapse(Phenomenon):
         parts = [
             f"{r['arch']}: NC1 {r['nc1_init']:.3g} -> {r['nc1_tpt']:.3g} at 100% train accuracy (step "
             f"{_f(r['step_tpt'], '.0f')}) -> {r['nc1_final']:.3g} (falls {r['fall_from_init']:.3g}x from init, "
-            f"{r['fall_in_tpt']:.3g}x in the terminal phase); ETF deviation {r['etf_final']:.3f}; nearest-centre agreement "
+            f"{_f(r['fall_in_tpt'], '.3g')}x in the terminal phase); ETF deviation {r['etf_final']:.3f}; nearest-centre agreement "
             f"{r['ncc_final']:.3f}" + (f" [fails: {r['failed_checks']}]" if r["failed_checks"] else "")
             for r in rows
         ]
         falls = [r["fall_from_init"] for r in rows]
         worst = float(min(falls))
         rule = (f"Needs NC1 to fall >= {NC1_FALL_MIN:g}x from init and not rise (<= {RISE_TOLERANCE:g}x) after 100% train "
-                f"accuracy" + (f", fall >= {TPT_FALL_MIN:g}x within the terminal phase" if full else "") +
+                f"accuracy (which must be reached)" + (f", fall >= {TPT_FALL_MIN:g}x within the terminal phase" if full else "") +
                 f", ETF deviation <= {ETF_TOLERANCE:g}, agreement >= {NCC_MIN:g}, on >= {need} architectures "
                 f"({len(archs_ok)} passed).")
         if not math.isfinite(sum(r["nc1_tpt"] for r in rows)):
             rule += " Some runs never reached 100% training accuracy, so they have no terminal phase."
         details = {"min_fall_from_init": worst, "max_etf_distance": float(max(r["etf_final"] for r in rows)),
                    "min_ncc_agreement": float(min(r["ncc_final"] for r in rows)),
-                   "min_fall_in_tpt": float(min(r["fall_in_tpt"] for r in rows)), "archs_passed": sorted(archs_ok)}
-        return Verdict(passed, worst, NC1_FALL_MIN, 0.0, "; ".join(parts) + ". " + rule, per_run=rows, details=details)
+                   "min_fall_in_tpt": float(np.nanmin([r["fall_in_tpt"] for r in rows]))
+                   if any(math.isfinite(r["fall_in_tpt"]) for r in rows) else float("nan"),
+                   "archs_passed": sorted(archs_ok)}
+        etf_worst = details["max_etf_distance"]
+        return Verdict(passed, etf_worst, 0.0, ETF_TOLERANCE, "; ".join(parts) + ". " + rule, per_run=rows,
+                       details=details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_laws as plots

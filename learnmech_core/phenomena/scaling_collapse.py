@@ -7,11 +7,13 @@ teacher with 1,024 ReLU features (regression, MSE), Adam with warm-up + cosine d
 of minibatch steps for every width over a training set much larger than one batch (approximately
 online: 65,536 examples, 4 epochs at quick size). Width 8 is left out of the quick grid: calibrated,
 it sits 2.1x above width 16 (0.055 vs 0.026) and with it the 8-256 fit gives R^2 0.917 (a kink, not
-a power law); from 16 to 256, R^2 0.983 and the curve spread shrinks 4.5x. Loss curves are the per-step minibatch losses, smoothed by a centred running mean in log loss.
+a power law); from 16 to 256 the fit gives R^2 0.983.
 
-The collapse score is the spread of log loss across widths (standard deviation, averaged over a grid of
-training fractions tau in [TAU_MIN, 1]) of the raw curves divided by that of the normalised curves
-L(tau T) / L(T). (Kept here until `learnmech_core.universality` offers the same normalisation.)
+Loss curves are the test (population) loss at 20 evaluation steps, the quantity an online learner's
+training loss estimates. The collapse uses `learnmech_core.universality`: x = step / total steps,
+y = L / L_final (`compute_fraction_normalise`), and its `collapse_score` (mean relative spread across
+widths, normalised over raw) on training fractions tau in [TAU_MIN, 1] (at tau = 0 every curve starts
+from the same loss, so the raw curves agree there by construction); the reduction is its inverse.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ R2_MIN = 0.95
 MIN_SIZES = 5
 COLLAPSE_MIN = 3.0  # raw spread / normalised spread
 TAU_MIN = 0.2  # collapse is scored on training fractions from here to 1 (the start is shared by construction)
-N_TAU = 50
 
 # size -> (widths, steps, batch, n_train, warmup steps, seeds)
 _SIZES = {
@@ -53,41 +54,34 @@ def final_loss(run) -> float:
     return value if math.isfinite(value) else run.final("loss")
 
 
-def smoothed_curve(history, column: str = "loss", window_fraction: float = 0.04) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, loss) with a centred running mean of log loss over window_fraction of the points."""
-    h = history.dropna(subset=[column])
-    h = h[h[column] > 0]
-    steps = h["step"].to_numpy(dtype=float)
-    log_loss = np.log(h[column].to_numpy(dtype=float))
-    window = max(1, int(round(window_fraction * len(steps))))
-    if window > 1:
-        import pandas as pd
-
-        log_loss = pd.Series(log_loss).rolling(window, center=True, min_periods=1).mean().to_numpy()
-    return steps, np.exp(log_loss)
+def loss_curve(run) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, test loss) at the evaluation steps: the population loss, as in online training."""
+    h = run.history
+    if "test_loss" not in h:
+        return np.array([]), np.array([])
+    h = h.dropna(subset=["test_loss"])
+    h = h[h["test_loss"] > 0]
+    return h["step"].to_numpy(dtype=float), h["test_loss"].to_numpy(dtype=float)
 
 
-def normalised_curve(steps, loss, total_steps: float, final: float) -> tuple[np.ndarray, np.ndarray]:
-    """(tau, L / L_final): the loss curve against the fraction of training, divided by its final loss."""
-    return np.asarray(steps, dtype=float) / total_steps, np.asarray(loss, dtype=float) / final
+def curve_collapse(runs, tau_min: float = TAU_MIN) -> dict:
+    """Spread of the loss curves before and after the compute-fraction normalisation (universality module)."""
+    from ..universality import collapse_score, compute_fraction_normalise, curve_spread
 
-
-def collapse_score(curves: list[tuple[np.ndarray, np.ndarray, float, float]], tau_min: float = TAU_MIN,
-                   n_tau: int = N_TAU) -> dict:
-    """Spread of log loss across curves on a tau grid, raw vs normalised; curves = (steps, loss, T, L_final)."""
-    grid = np.linspace(tau_min, 1.0, n_tau)
     raw, norm = [], []
-    for steps, loss, total, final in curves:
-        tau = np.asarray(steps, dtype=float) / total
-        log_l = np.log(np.asarray(loss, dtype=float))
-        raw.append(np.interp(grid, tau, log_l))
-        norm.append(np.interp(grid, tau, log_l) - math.log(final))
-    if len(curves) < 2:
+    for run in runs:
+        steps, loss = loss_curve(run)
+        if len(steps) < 3:
+            continue
+        tau, y = compute_fraction_normalise(steps, loss, total=float(run.spec.optim.steps))
+        keep = tau >= tau_min
+        raw.append((steps[keep], loss[keep]))
+        norm.append((tau[keep], y[keep]))
+    if len(raw) < 2:
         return {"raw_spread": float("nan"), "normalised_spread": float("nan"), "reduction": float("nan")}
-    raw_spread = float(np.mean(np.std(np.array(raw), axis=0)))
-    norm_spread = float(np.mean(np.std(np.array(norm), axis=0)))
-    return {"raw_spread": raw_spread, "normalised_spread": norm_spread,
-            "reduction": raw_spread / norm_spread if norm_spread > 0 else float("inf")}
+    score = collapse_score(raw, norm)
+    return {"raw_spread": curve_spread(raw), "normalised_spread": curve_spread(norm),
+            "reduction": 1.0 / score if score > 0 else float("inf")}
 
 
 def fit_scaling_law(params, losses) -> dict:
@@ -148,7 +142,7 @@ class ScalingCollapse(Phenomenon):
                             model=ModelSpec(arch=arch, width=width, depth=2, activation="relu"),
                             data=DataSpec(name=dataset, teacher_width=1024, dim=16, n_train=n_train, n_test=4096),
                             optim=OptimSpec(name="adam", lr=3e-3, steps=steps, batch_size=batch, loss="mse",
-                                            schedule="warmup_cosine", warmup_steps=warmup, eval_every=0),
+                                            schedule="warmup_cosine", warmup_steps=warmup, eval_every=steps // 20),
                             probes=ProbeSpec(log_every=max(1, steps // 400)),
                             seed=seed,
                         ))
@@ -164,8 +158,7 @@ class ScalingCollapse(Phenomenon):
             params = [param_count(r) for r in ok_runs]
             finals = [final_loss(r) for r in ok_runs]
             fit = fit_scaling_law(params, finals)
-            curves = [(*smoothed_curve(r.history), float(r.spec.optim.steps), final_loss(r)) for r in ok_runs]
-            score = collapse_score(curves)
+            score = curve_collapse(ok_runs)
             passed = (len(ok_runs) >= MIN_SIZES and fit["r2"] >= R2_MIN and score["reduction"] >= COLLAPSE_MIN)
             results.append({"key": key, "n": len(ok_runs), **fit, **score, "passed": passed})
             for r in group:

@@ -251,16 +251,20 @@ def scaling_law(runs, verdict=None, presentation: bool = False) -> go.Figure:
 
 
 def scaling_curves(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Smoothed loss curves of every width: raw (loss vs step) or normalised (L/L_final vs step/total)."""
-    from ..phenomena.scaling_collapse import TAU_MIN, final_loss, normalised_curve, smoothed_curve
+    """Test-loss curves of every width: raw (loss vs step) or normalised (L/L_final vs step/total)."""
+    from ..phenomena.scaling_collapse import TAU_MIN, loss_curve
+    from ..universality import compute_fraction_normalise
 
     fig = go.Figure()
-    ok = sorted([r for r in runs if r.status == "ok"], key=lambda r: r.spec.model.width)
+    ok = sorted([r for r in runs if r.status == "ok" and len(loss_curve(r)[0]) >= 2],
+                key=lambda r: r.spec.model.width)
     curves = []
     for i, run in enumerate(ok):
-        steps, loss = smoothed_curve(run.history)
-        total, final = float(run.spec.optim.steps), final_loss(run)
-        x, y = normalised_curve(steps, loss, total, final) if normalised else (np.maximum(steps, 1.0), loss)
+        steps, loss = loss_curve(run)
+        if normalised:
+            x, y = compute_fraction_normalise(steps, loss, total=float(run.spec.optim.steps))
+        else:
+            x, y = np.maximum(steps, 1.0), loss
         curves.append((x, y))
         fig.add_trace(_line(run, f"{run.spec.model.arch} w={run.spec.model.width}", x, y,
                             opacity=_opacity_ramp(i, len(ok))))
@@ -274,7 +278,7 @@ def scaling_curves(runs, normalised: bool = True, presentation: bool = False) ->
     title = ("Do loss curves of all sizes collapse once divided by their final loss?" if normalised
              else "Loss curves of students of different widths (raw)")
     x_title = "fraction of training t / T" if normalised else "step"
-    y_title = "loss / final loss" if normalised else "training loss (smoothed, MSE)"
+    y_title = "test loss / final test loss" if normalised else "test loss (MSE)"
     return layout(fig, title, x_title, y_title, presentation, log_x=not normalised, log_y=True)
 
 
