@@ -10,10 +10,11 @@ Cases:
                pick the faster backend and never be slower than serial)
 
 Nothing is read from or written to the run store (store=False); every backend trains the same specs
-and the final losses are compared (max relative difference, should be ~1e-6). Timings are wall
+and the loss histories of the first 200 steps are compared ("max diff", relative; ~1e-7). Timings are wall
 seconds of one `run_sweep` call each, so the process pool includes starting its workers.
 
-Run: python benchmarks/sweep.py [--steps-small 500] [--steps-compute 40] [--only small,sharp,compute]
+Run: python benchmarks/sweep.py [--steps-small 500] [--steps-compute 40] [--only small,sharp,compute] [--threads N]
+(--threads sets torch's threads in this process, for serial and vmap; pool workers always get cores // workers.)
 
 Output on the 2-core CPU machine (torch 2.13.0):
 
@@ -63,11 +64,20 @@ def timed(sweep: SweepSpec, backend: str):
     return time.perf_counter() - start, runs
 
 
-def max_rel_diff(runs_a, runs_b) -> float:
-    """Largest relative difference of final losses between two backends' runs."""
-    a = np.array([r.final("loss") for r in runs_a])
-    b = np.array([r.final("loss") for r in runs_b])
-    return float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+def max_rel_diff(runs_a, runs_b, upto: int = 200) -> float:
+    """Largest relative difference of the loss histories (first `upto` steps) between two backends' runs.
+
+    Later steps are left out because the largest learning rates sit at the edge of stability, where
+    the dynamics are chaotic and amplify float rounding (1e-7) to percent level after ~250 steps --
+    serial runs with 1 and 2 torch threads differ just as much there.
+    """
+    worst = 0.0
+    for ra, rb in zip(runs_a, runs_b):
+        a = ra.history["loss"].to_numpy()[:upto]
+        b = rb.history["loss"].to_numpy()[:upto]
+        n = min(len(a), len(b))
+        worst = max(worst, float(np.nanmax(np.abs(a[:n] - b[:n]) / np.maximum(np.abs(b[:n]), 1e-12))))
+    return worst
 
 
 def bench(name: str, sweep: SweepSpec, backends=("serial", "process", "vmap", "auto")) -> dict:
@@ -93,7 +103,10 @@ def main() -> None:
     parser.add_argument("--steps-small", type=int, default=500, help="steps of the small cases")
     parser.add_argument("--steps-compute", type=int, default=40, help="steps of the compute-bound case")
     parser.add_argument("--only", default="small,sharp,compute", help="comma list of cases to run")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in this process (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cases = args.only.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cores {len(os.sched_getaffinity(0))}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -23,8 +23,10 @@ runs are never stored; a spec left unfinished by a stop comes back as a Run with
   `ray.init`, that connection is used as it is (its workers must be able to import learnmech_core:
   a local instance sees the driver's sys.path; for a remote cluster pass the py_modules yourself).
 - `auto`: vmap for ensemble groups whose model is small enough to gain (parameters x examples at most
-  `VMAP_MAX_WORK`, measured in benchmarks/sweep.py), a process pool for the rest when there is more
-  than one run and enough work to pay for starting workers, else serial.
+  `VMAP_MAX_WORK`, measured in benchmarks/sweep.py); a process pool for the rest when there is more
+  than one run, enough work to pay for starting workers, and either more than 2 cores or runs small
+  enough that torch's own threads leave cores idle (on 2 cores a compute-bound run already uses both,
+  so a pool only adds its start-up); else serial.
 
 Progress goes to `on_progress(done, total, key)` (runs finished so far, runs in the sweep, key of the
 run just started or finished); `should_stop()` is checked between runs, between ensemble steps and,
@@ -61,7 +63,7 @@ AXIS_ALIASES = {
     "weight_decay": "optim.weight_decay", "momentum": "optim.momentum", "steps": "optim.steps",
     "loss": "optim.loss", "n_train": "data.n_train", "data_seed": "data.seed",
 }
-VMAP_MAX_WORK = 3e7  # parameters x training examples up to which a vmap ensemble beats other backends
+VMAP_MAX_WORK = 3e7  # parameters x examples a step up to which vmap (and, on 2 cores, a pool) beats serial
 MAX_ENSEMBLE_PARAMS = 5e7  # stacked parameters in one ensemble (x ~4 with gradients and optimiser state)
 PROCESS_MIN_S = 6.0  # estimated serial seconds below which starting a process pool does not pay
 RAY_ADDRESS_ENV = "LEARNMECH_RAY_ADDRESS"
@@ -324,8 +326,9 @@ def plan(specs: list[RunSpec], backend: str = "auto") -> list[tuple[str, list[Ru
             else:
                 rest.update(chunk)
     leftover = [specs[i] for i in sorted(rest)]  # expansion order
-    poolable = [s for s in leftover if not _local_only(s)]
-    if (backend == "auto" and len(poolable) > 1 and _cores() > 1
+    cores = _cores()
+    poolable = [s for s in leftover if not _local_only(s) and (cores > 2 or estimated_work(s) <= VMAP_MAX_WORK)]
+    if (backend == "auto" and len(poolable) > 1 and cores > 1
             and sum(estimated_seconds(s) for s in poolable) >= PROCESS_MIN_S):
         out.append(("process", poolable))
         leftover = [s for s in leftover if _local_only(s)]
