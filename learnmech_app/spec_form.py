@@ -34,6 +34,9 @@ MEASURES = {
     "precond": ("probes.precond_sharpness_every", "Preconditioned sharpness (Adam)"),
 }
 LAYER_NORMS = "layer_norms"
+# history columns drawn automatically when a measurement is recorded (spectra go to the Spectra page)
+MEASURE_METRICS = {"esd": ["alpha_mean"], "ntk": ["ntk_distance"], "noise": ["noise_scale"], "collapse": ["nc1"],
+                   "precond": ["precond_sharpness"], LAYER_NORMS: ["balance_0"]}
 MEASURE_OPTIONS = list(MEASURES) + [LAYER_NORMS]
 MEASURE_LABELS = {k: v[1] for k, v in MEASURES.items()} | {LAYER_NORMS: "Per-layer weight norms (conservation laws)"}
 
@@ -210,6 +213,11 @@ def form(container=None) -> FormResult:
     elif problems:
         result.skipped = [f"{a} × {n}: {m}" for (a, n), m in problems.items()]
     return result
+
+
+def measured_metrics(measure: list[str]) -> list[str]:
+    """Charts that recording these measurements adds on Explore."""
+    return [m for name in measure for m in MEASURE_METRICS.get(name, [])]
 
 
 def describe_set(specs: list[RunSpec]) -> str:

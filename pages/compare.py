@@ -49,14 +49,16 @@ with ui.controls("Choose runs"):
     linked = list(st.session_state.get("runs") or st.query_params.get_all("runs"))
     options = list(dict.fromkeys(list(shown["key"]) + [k for k in linked if k in labels]))
     chosen = choice(st.multiselect, "Runs", options, key="runs", format_func=lambda k: labels.get(k, k),
-                            placeholder="all runs that match the filters (newest 12)")
-keys = chosen or list(shown["key"])[:12]
+                            placeholder="the newest 8 matching runs (your own first)")
+mine = shown[shown["source"] == "store"] if (shown["source"] == "store").any() else shown
+keys = chosen or list(mine["key"])[:8]  # by default the newest of your own runs
 runs = [r for r in (resources.load_run(k)[0] for k in keys) if r is not None]
 if not runs:
     st.info("No stored run matches these filters.", icon=":material/info:")
     st.stop()
 if not chosen:
-    st.caption(f"Showing the {len(runs)} newest of {len(shown)} matching runs; choose runs above to pick others.")
+    st.caption(f"Showing the {len(runs)} newest of {len(shown)} matching runs"
+               f"{' from your store' if mine is not shown else ''}; choose runs above to pick others.")
 
 metrics = prun.metric_columns(runs)
 fields = prun.varying_fields([r.spec for r in runs])

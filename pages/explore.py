@@ -34,6 +34,7 @@ extra = choice(st.multiselect, "More charts", [c for c in prun.METRIC_LABELS if 
                        key="charts", format_func=prun.metric_label,
                        help="Any other recorded quantity (those not recorded show an empty chart).")
 
+extra = list(dict.fromkeys(list(extra) + spec_form.measured_metrics(form.measure)))  # what is recorded is drawn
 job = live.session_job("explore")
 busy = job is not None and not job.done
 cols = st.columns([1, 2, 5], vertical_alignment="center")

@@ -5,6 +5,7 @@ import streamlit as st
 from learnmech_app import live, spec_form, ui
 from learnmech_app.urlstate import choice
 from learnmech_app import phenomena_view as pv
+from learnmech_app.datasets import uploads
 from learnmech_core.config import current_caps
 from learnmech_core.phenomena import DIRECTIONS, SIZES
 from learnmech_core.phenomena.runner import tag
@@ -44,12 +45,15 @@ with ui.controls("Runs"):
     cols = st.columns([3, 3, 2, 1.6])
     archs = cols[0].multiselect("Architectures", list(ph.allowed_archs or ph.archs), default=list(ph.archs),
                                 key="archs", bind="query-params")
-    datasets = cols[1].multiselect("Datasets", list(ph.allowed_datasets or ph.datasets), default=list(ph.datasets),
-                                   key="datasets", bind="query-params")
+    data_options = list(ph.allowed_datasets or ph.datasets)
+    if getattr(ph, "accepts_uploads", False):  # the user's own data, where the phenomenon can use it
+        data_options += [n for n in uploads() if n not in data_options]
+    datasets = cols[1].multiselect("Datasets", data_options, default=list(ph.datasets), key="datasets",
+                                   bind="query-params")
     size = cols[2].segmented_control("Size", sizes, default="quick", key="size", bind="query-params",
                                      help="tiny: seconds; quick: about a minute (the gallery); full: closer to the "
                                           "papers, for the command line or a GPU.") or "quick"
-    normalised = cols[3].toggle("Normalised axes", value=True, key="normalised", bind="query-params",
+    normalised = cols[3].toggle("Normalise", value=True, key="normalised", bind="query-params",
                                 help=ph.normalisation or "Axes that make different systems comparable.")
 
 try:
@@ -61,8 +65,8 @@ job = live.session_job("phenomena")
 mine = job is not None and [s.key() for s in job.specs] == [s.key() for s in specs]
 
 with st.container(horizontal=True, vertical_alignment="center"):
-    if st.button("Run" if res is None else "Rerun missing runs", type="primary", icon=":material/play_arrow:",
-                 key="run", disabled=res is not None or (job is not None and not job.done)):
+    if res is None and st.button("Run", type="primary", icon=":material/play_arrow:", key="run",
+                                 disabled=job is not None and not job.done):
         job, mine = live.start_job("phenomena", specs, tags=tag(name, size)), True
     st.caption(f"{len(specs)} runs at size {size}")
     ui.share_link()
@@ -95,7 +99,8 @@ if res is not None:
     figs, problem = pv.figures(ph, res.runs, v, normalised, present)
     if problem:
         ui.error(problem)
-    per_row = 1 if present or len(figs) == 1 else 2
+    long_titles = any(len(str(f.layout.title.text or "")) > 55 for f in figs)
+    per_row = 1 if present or len(figs) == 1 or long_titles else 2
     for i in range(0, len(figs), per_row):
         for col, (j, fig) in zip(st.columns(per_row), list(enumerate(figs))[i:i + per_row]):
             with col:

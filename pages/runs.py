@@ -1,6 +1,7 @@
 """Runs: the store as a table; download, upload and delete runs."""
 
 import json
+import math
 
 import streamlit as st
 
@@ -22,8 +23,9 @@ with ui.controls("Filter"):
     text = cols[0].text_input("Search (key, tag, any field)", key="q", bind="query-params")
     options = {c: sorted(str(v) for v in table[c].dropna().unique()) for c in ("arch", "dataset", "status", "source")
                if c in table}
-    chosen = {c: cols[i + 1 if i < 3 else 3].multiselect(c, options[c], key=f"f_{c}", bind="query-params")
-              for i, c in enumerate(options) if c != "source"}
+    names = {"arch": "Architecture", "dataset": "Dataset", "status": "Status"}
+    chosen = {c: cols[i + 1].multiselect(names[c], options[c], key=f"f_{c}", bind="query-params")
+              for i, c in enumerate(c for c in options if c in names)}
 shown = table
 for c, values in chosen.items():
     if values:
@@ -91,7 +93,8 @@ if run_key:
 
 st.subheader("Import a run")
 cap = current_caps().max_upload_mb
-upload = st.file_uploader(f"A run file (.zip exported by learnmech, up to {cap:g} MB)", type=["zip"], key="import")
+upload = st.file_uploader(f"A run file (.zip exported by learnmech, up to {cap:g} MB)", type=["zip"], key="import",
+                          max_upload_size=max(1, math.ceil(cap)))
 if upload is not None:
     marker = (upload.name, upload.size)
     if st.session_state.get("imported") != marker:

@@ -79,7 +79,7 @@ if weights.open is not False:
                 ui.show_figure(psp.alpha_figure(run.history, present, step), key="alpha", name=f"{key}_alpha")
 if land.open is not False:
     with land:
-        cols = st.columns(5)
+        cols = st.columns([2.2, 1, 1.4, 1.6, 1.6])
         directions = choice(cols[0].selectbox, "Directions", ["random", "hessian"], key="dirs",
                                        format_func={"random": "random, filter-normalised",
                                                     "hessian": "top Hessian eigenvectors"}.get)

@@ -1,5 +1,7 @@
 """Your own data: upload a CSV or .npz, validate it, and use it as a dataset in Explore."""
 
+import math
+
 import streamlit as st
 
 from learnmech_app import datasets as ds
@@ -15,7 +17,8 @@ ui.header(
     "stored like any other run.",
 )
 caps = current_caps()
-upload = st.file_uploader(f"CSV or .npz file (up to {caps.max_upload_mb:g} MB)", type=["csv", "npz"], key="upload")
+upload = st.file_uploader(f"CSV or .npz file (up to {caps.max_upload_mb:g} MB)", type=["csv", "npz"], key="upload",
+                          max_upload_size=max(1, math.ceil(caps.max_upload_mb)))
 parsed = None
 if upload is not None:
     try:

@@ -70,6 +70,32 @@ class TinyPhenomenon(Phenomenon):
 TINY = TinyPhenomenon()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """As the app runs (resources.configure_process, skipped under AppTest): tiny models on one thread.
+
+    Restored afterwards, so other test modules keep their own setting.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_component_scan():
+    """Every new AppTest rescans all installed packages for Streamlit components (seconds each); the app
+    uses none, so the scan is skipped here."""
+    import streamlit.components.v2.manifest_scanner as scanner
+
+    original = scanner.scan_component_manifests
+    scanner.scan_component_manifests = lambda *a, **k: []
+    yield
+    scanner.scan_component_manifests = original
+
+
 @pytest.fixture(autouse=True)
 def app_env(monkeypatch, tmp_path):
     """Fresh caches, the fake phenomenon, and an empty gallery folder per test."""

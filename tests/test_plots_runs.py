@@ -179,8 +179,9 @@ def test_esd_figure_draws_mp_and_power_law_on_log_log_axes():
     names = [t.name for t in fig.data]
     assert any("Marchenko" in n for n in names) and any("power-law" in n for n in names)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
-    bars = fig.data[0]
-    assert float(np.sum(np.asarray(bars.y) * np.asarray(bars.width))) == pytest.approx(1.0, abs=1e-6)
+    outline = fig.data[0]
+    density = np.nan_to_num(np.asarray(outline.y[:-1], dtype=float))
+    assert float(np.sum(density * np.diff(np.asarray(outline.x)))) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_landscape_figures():

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
+from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, layout, reference_line, spec_hover
 
 
 def _line(run, name: str, x, y, opacity: float = 1.0, color: str | None = None, dash: str | None = None,
@@ -144,7 +144,7 @@ def critical_tradeoff(runs, verdict=None, normalised: bool = True, presentation:
         u = np.geomspace(1.02, max(float(np.max(e / fit["e_min"])) * 1.5, 3.0), 200)
         curve_y = 1.0 + 1.0 / (u - 1.0)
         cx, cy = (u, curve_y) if normalised else (u * fit["e_min"], curve_y * fit["s_min"])
-        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name=f"prediction (S/S_min-1)(E/E_min-1)=1",
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="prediction (S/S_min-1)(E/E_min-1)=1",
                                  line={"color": PREDICTION_COLOR, "dash": dataset_dash(fit["dataset"])}))
     x_title = "examples to target / E_min" if normalised else "examples processed to reach the target loss E"
     y_title = "steps to target / S_min" if normalised else "steps to reach the target loss S"

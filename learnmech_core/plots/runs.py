@@ -127,28 +127,32 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def run_label(spec, varying: Sequence[str] = ()) -> str:
-    """'mlp · digits' plus the fields that tell this run apart from the others shown with it."""
-    parts = [f"{spec.model.arch} · {spec.data.name}"]
+# the settings people vary, most telling first; labels name at most LABEL_FIELDS of them
+_LABEL_PRIORITY = ("model.width", "optim.lr", "model.depth", "seed", "model.param", "model.activation", "optim.name",
+                   "optim.batch_size", "data.n_train", "optim.steps", "optim.loss", "optim.weight_decay")
+LABEL_FIELDS = 3
+
+
+def run_label(spec, varying: Sequence[str] = (), max_fields: int = LABEL_FIELDS) -> str:
+    """'mlp · digits' plus (up to max_fields of) the fields that tell this run apart from the others shown."""
     flat = _flat(spec)
-    for k in varying:
-        if k in ("model.arch", "data.name"):
-            continue
+    fields = [k for k in varying if k not in ("model.arch", "data.name")]
+    fields = sorted(fields, key=lambda k: _LABEL_PRIORITY.index(k) if k in _LABEL_PRIORITY else len(_LABEL_PRIORITY))
+    parts = []
+    for k in fields[:max_fields]:
         short = _SHORT.get(k, k.split(".")[-1])
         parts.append(f"{short}={_fmt(flat.get(k))}" if short else _fmt(flat.get(k)))
-    return " ".join(parts[:1]) + (" (" + ", ".join(parts[1:]) + ")" if len(parts) > 1 else "")
+    base = f"{spec.model.arch} · {spec.data.name}"
+    return base + (" (" + ", ".join(parts) + ")" if parts else "")
 
 
 def run_labels(runs: Sequence) -> list[str]:
     """Distinct, short legend labels for runs shown together."""
     specs = [r.spec for r in runs]
     labels = [run_label(s, varying_fields(specs)) for s in specs]
-    counts: dict[str, int] = {}
-    out = []
-    for lab, s in zip(labels, specs):  # identical specs (same key twice): number them
-        counts[lab] = counts.get(lab, 0) + 1
-        out.append(lab if counts[lab] == 1 else f"{lab} #{counts[lab]}")
-    return out
+    twice = {lab for lab in labels if labels.count(lab) > 1}
+    # runs that still look alike (they differ in fields left out of the label): add the key
+    return [f"{lab} [{s.key()[:6]}]" if lab in twice else lab for lab, s in zip(labels, specs)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -275,11 +279,19 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
     layout(fig, title or f"How does the {metric_label(metric)} evolve?", X_AXES[x],
            y_title or metric_label(metric), presentation=presentation, log_y=bool(log_y), height=height)
     fig.update_layout(showlegend=bool(drawn))  # a single run is named too
+    _legend_below_if_crowded(fig)
     return fig
 
 
 def _threshold_name(spec) -> str:
     return {"momentum": "(2+2μ)/η", "adam": "(2+2β₁)/((1−β₁)η)", "adamw": "(2+2β₁)/((1−β₁)η)"}.get(spec.optim.name, "2/η")
+
+
+def _legend_below_if_crowded(fig: go.Figure, limit: int = 4) -> None:
+    names = [t.name for t in fig.data if t.showlegend is not False and t.name]
+    if len(names) > limit or any(len(n) > 40 for n in names):
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+                          height=(fig.layout.height or 420) + 22 * min(len(names), 12))
 
 
 def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness") -> list[tuple[float, str]]:
@@ -421,6 +433,7 @@ def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step"
            (y_title or metric_label(metric)) + (suffix if any(len(m) > 1 for _, m in groups) else ""),
            presentation=presentation, log_y=bool(log_y), height=height)
     fig.update_traces(line={"width": 0}, selector={"meta": "band"})  # presentation mode widens lines
+    _legend_below_if_crowded(fig)
     return fig
 
 

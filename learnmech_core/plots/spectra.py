@@ -54,7 +54,7 @@ def hessian_density_figure(spectra: pd.DataFrame, step: int, presentation: bool 
     xs = s[s["kind"] == "hessian_density_x"].sort_values("index")["value"].to_numpy(dtype=float)
     ys = s[s["kind"] == "hessian_density_y"].sort_values("index")["value"].to_numpy(dtype=float)
     if len(xs) and len(xs) == len(ys):
-        floor = max(float(np.nanmax(ys)) * 1e-8, 1e-12) if np.isfinite(ys).any() else 1e-12
+        floor = max(float(np.nanmax(ys)) * 1e-6, 1e-12) if np.isfinite(ys).any() else 1e-12
         fig.add_trace(go.Scatter(x=xs, y=np.maximum(ys, floor), mode="lines", name=f"step {step}",
                                  line={"color": SEQUENCE[0], "width": 2}, fill="tozeroy",
                                  hovertemplate="λ=%{x:.4g}<br>density=%{y:.3g}<extra></extra>"))
@@ -117,8 +117,12 @@ def esd_figure(eigenvalues: np.ndarray, layer: str, mp=None, power_law=None, pre
     density = counts / (len(ev) * np.diff(edges))
     centres = np.sqrt(edges[:-1] * edges[1:])
     keep = density > 0
-    fig.add_trace(go.Bar(x=centres[keep], y=density[keep], width=np.diff(edges)[keep], name=f"ESD ({len(ev)} eigenvalues)",
-                         marker={"color": SEQUENCE[0], "opacity": 0.55}, hovertemplate="λ≈%{x:.3g}<br>density=%{y:.3g}<extra></extra>"))
+    # a step outline (not bars: bar widths misbehave on log axes); empty bins are gaps
+    step_y = np.where(keep, density, np.nan)
+    fig.add_trace(go.Scatter(x=edges, y=np.append(step_y, step_y[-1]), mode="lines", line_shape="hv",
+                             name=f"ESD ({len(ev)} eigenvalues)", fill="tozeroy",
+                             line={"color": SEQUENCE[0], "width": 2}, fillcolor="rgba(31,119,180,0.35)",
+                             hovertemplate="λ≈%{x:.3g}<br>density=%{y:.3g}<extra></extra>"))
     ymin = float(density[keep].min()) if keep.any() else 1e-6
     if mp is not None and math.isfinite(getattr(mp, "sigma2", float("nan"))):
         xs = np.geomspace(max(mp.lambda_minus, ev.min() * 0.5, 1e-12), mp.lambda_plus, 300)
@@ -136,12 +140,13 @@ def esd_figure(eigenvalues: np.ndarray, layer: str, mp=None, power_law=None, pre
         ys = share * (a - 1.0) / xmin * (xs / xmin) ** (-a)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"power-law tail α = {a:.2f} (λ ≥ {xmin:.3g})",
                                  line={"color": "#d62728", "width": 2.5, "dash": "dash"}))
-    title = f"Is the spectrum of {layer} heavy-tailed{at}?"
+    title = f"Is {layer} heavy-tailed?"
     if power_law is not None and math.isfinite(getattr(power_law, "alpha", float("nan"))):
         title += f" α = {power_law.alpha:.2f}"
+    title += f" (step {step})" if step is not None else ""
     fig = layout(fig, title, "eigenvalue λ of WᵀW/N (log)", "density (log)", presentation=presentation,
                  log_x=True, log_y=True, height=height)
-    fig.update_layout(bargap=0, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(legend={"orientation": "h", "y": -0.25})
     return fig
 
 
