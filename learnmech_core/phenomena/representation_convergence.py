@@ -10,7 +10,6 @@ architecture and width, different seeds) and "cross" pairs (different architectu
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 
