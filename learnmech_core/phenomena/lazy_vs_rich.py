@@ -7,9 +7,10 @@ and of the empirical NTK on 64 training points.
 
 Verdict, from the final values: the fitted log-log slope of the relative hidden-weight change against
 width is -1/2 +- 0.15 under NTK (Jacot et al. 2018) and 0 +- 0.15 under muP (Chizat et al. 2019; Yang &
-Hu 2021). The NTK's own relative change must vanish at least as fast (slope <= -0.35; its leading term is
-O(1/width), Dyer & Gur-Ari 2019, so we see slopes between -1/2 and -1) under NTK and stay O(1)
-(slope 0 +- 0.15) under muP.
+Hu 2021). The NTK's own relative change vanishes at least as fast as the weights move and at most as
+fast as its leading O(1/width) term (Dyer & Gur-Ari 2019): under NTK its slope must lie between -1 and
+-1/2 with the same 0.15 slack (-0.75 +- 0.40; finite widths mix the two, we measure about -0.8); under
+muP it stays O(1) (slope 0 +- 0.15).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .base import Phenomenon, Verdict, run_row
 
 PROBE = "learnmech_core.phenomena.lazy_vs_rich_probe:LazyRichProbe"
 TOL = 0.15
-NTK_KERNEL_MAX_SLOPE = -0.35
+NTK_KERNEL_SLOPE, NTK_KERNEL_TOL = -0.75, 0.40  # between -1 (O(1/width)) and -1/2, with 0.15 slack
 PARAMS = {"ntk": 0.5, "mup": 0.05}  # parametrisation -> learning rate
 EXPECTED_SLOPE = {"ntk": -0.5, "mup": 0.0}
 BASE_WIDTH = 16
@@ -63,8 +64,8 @@ class LazyVsRich(Phenomenon):
                "Chizat, Oyallon & Bach 2019, On lazy training in differentiable programming",
                "Dyer & Gur-Ari 2019, Asymptotics of wide networks from Feynman diagrams")
     prediction = ("Relative change of the hidden weights scales as width^-1/2 under NTK (log-log slope -0.5 +- 0.15) "
-                  "and stays O(1) under muP / mean-field (slope 0 +- 0.15); the NTK freezes as fast or faster under "
-                  "NTK and keeps moving under muP.")
+                  "and stays O(1) under muP / mean-field (slope 0 +- 0.15); the NTK's relative change falls with a "
+                  "slope between -1/2 and -1 under NTK (-0.75 +- 0.4) and stays O(1) under muP (0 +- 0.15).")
     measures = ("Relative change ||W - W0|| / ||W0|| of each layer and of the empirical NTK on 64 points after the "
                 "same number of GD steps, for two-layer ReLU nets of increasing width in both parametrisations.")
     archs = ("mlp",)
@@ -94,17 +95,13 @@ class LazyVsRich(Phenomenon):
             w_slope, k_slope = loglog_slope(widths, change), loglog_slope(widths, kernel)
             expected = EXPECTED_SLOPE.get(param, float("nan"))
             w_ok = bool(n_ok >= 4 and abs(w_slope - expected) <= TOL)
-            if param == "ntk":
-                k_ok = bool(np.isfinite(k_slope) and k_slope <= NTK_KERNEL_MAX_SLOPE)
-                k_text = f"<= {NTK_KERNEL_MAX_SLOPE:g}"
-            else:
-                k_ok = bool(np.isfinite(k_slope) and abs(k_slope - expected) <= TOL)
-                k_text = f"{expected:g} \u00b1 {TOL:g}"
+            k_expected, k_tol = (NTK_KERNEL_SLOPE, NTK_KERNEL_TOL) if param == "ntk" else (expected, TOL)
+            k_ok = bool(np.isfinite(k_slope) and abs(k_slope - k_expected) <= k_tol)
+            k_text = f"{k_expected:g} \u00b1 {k_tol:g}"
             tag = f"{param}, {arch}, {dataset}"
             checks.append((f"hidden-weight change slope ({tag})", w_slope, expected, TOL, w_ok,
                            f"{expected:g} \u00b1 {TOL:g}"))
-            checks.append((f"NTK change slope ({tag})", k_slope, expected if param != "ntk" else NTK_KERNEL_MAX_SLOPE,
-                           TOL, k_ok, k_text))
+            checks.append((f"NTK change slope ({tag})", k_slope, k_expected, k_tol, k_ok, k_text))
             details[f"weight_slope[{tag}]"], details[f"kernel_slope[{tag}]"] = w_slope, k_slope
             details[f"widths_ok[{tag}]"] = n_ok
             for r in members:
@@ -120,7 +117,8 @@ class LazyVsRich(Phenomenon):
         parts = [f"{c[0]} = {c[1]:.3g} (predicted {c[5]}) {'holds' if c[4] else 'fails'}" for c in checks]
         lead = ("Lazy under NTK, rich under muP, as predicted. " if passed else
                 "The width scaling differs from the prediction. ")
-        return Verdict(passed, float(head[1]), float(head[2]), TOL, lead + "; ".join(parts) + f". Headline: {head[0]}.",
+        return Verdict(passed, float(head[1]), float(head[2]), float(head[3]),
+                       lead + "; ".join(parts) + f". Headline: {head[0]}.",
                        rows, details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):

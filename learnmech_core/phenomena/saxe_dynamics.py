@@ -39,6 +39,12 @@ def _floats(values) -> list:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
+def _worst(values) -> float:
+    """Largest value, NaN if any is NaN (a mode that was not measured or not learned)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.max()) if len(values) and np.all(np.isfinite(values)) else float("nan")
+
+
 def singular_values(spec: RunSpec) -> np.ndarray:
     """The target's singular values, strongest first (the order of the probe's modes)."""
     return np.sort(np.asarray(spec.data.singular_values, dtype=float))[::-1]
@@ -155,8 +161,7 @@ class SaxeDynamics(Phenomenon):
         if unordered:
             explanation += f"At depth {unordered} the modes were not learned strongest-first (or not all learned). "
         explanation += "; ".join(parts) + f". Headline: {label}."
-        details = {"two_layer_rms": float(np.nanmax(shallow)), "deep_ratio_error": float(np.nanmax(deep))
-                   if np.any(np.isfinite(deep)) else float("nan")}
+        details = {"two_layer_rms": _worst(shallow), "deep_ratio_error": _worst(deep)}
         return Verdict(passed, float(measured), expected, tol, explanation, rows, details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
