@@ -43,6 +43,7 @@ def saxe_modes_figure(runs, normalised: bool = True, presentation: bool = False)
 
     fig = go.Figure()
     depths = sorted({r.spec.model.depth for r in runs})
+    closed_form_shown = False
     for run in runs:
         t, u = sd.mode_curves(run)
         if not len(t):
@@ -68,7 +69,8 @@ def saxe_modes_figure(runs, normalised: bool = True, presentation: bool = False)
                 u0 = float(first[f"mode_u0_{a}"].iloc[0])
                 if u0 > 0:
                     fig.add_trace(_ref(t[idx], theory.two_layer_mode(t[idx], s[a], u0), "closed form (2 layers)",
-                                       showlegend=a == 0 and run is runs[0]))
+                                       showlegend=not closed_form_shown))
+                    closed_form_shown = True
     if normalised:
         for i, depth in enumerate(depths):
             r, x = theory.universal_curve(depth)
