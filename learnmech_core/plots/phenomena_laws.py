@@ -356,7 +356,7 @@ def esd_before_after(runs, presentation: bool = False) -> go.Figure:
     run = max(ok, key=lambda r: r.final("test_acc"))
     layer = _esd_layer(run)
     esd = run.spectra[(run.spectra["kind"] == "weight_esd") & (run.spectra["layer"] == layer)]
-    w = run.weights.get(layer) if run.weights else None
+    q = _aspect_ratio(run, layer)
     for step, opacity, when in ((esd["step"].min(), 0.5, "init"), (esd["step"].max(), 1.0, "trained")):
         values = np.sort(esd[esd["step"] == step]["value"].to_numpy(dtype=float))
         values = values[values > values[-1] * 1e-12]
@@ -368,10 +368,7 @@ def esd_before_after(runs, presentation: bool = False) -> go.Figure:
                                  name=f"{layer} {when} (step {int(step)})", line={"color": arch_color(run.spec.model.arch),
                                                                                   "dash": "dot" if when == "init" else "solid"},
                                  hovertext=spec_hover(run.spec)))
-        m = len(values)
         if when == "init":
-            shape = w.shape if w is not None else None
-            q = (min(shape) / max(shape)) if shape is not None else _aspect_from_layer(run, layer, m)
             try:
                 mp = marchenko_pastur_fit(values, q)
                 grid = np.linspace(max(mp.lambda_minus, values[0] * 0.5), mp.lambda_plus, 200)
@@ -395,10 +392,14 @@ def esd_before_after(runs, presentation: bool = False) -> go.Figure:
                   presentation, log_x=True, log_y=True)
 
 
-def _aspect_from_layer(run, layer: str, m: int) -> float:
-    """Aspect ratio q = M/N of a layer from its spec when weights were not kept (MLP layers only)."""
-    width = run.spec.model.width
-    return min(m / width, 1.0) if width >= m else 1.0
+def _aspect_ratio(run, layer: str) -> float:
+    """Marchenko-Pastur aspect ratio q = M/N of a layer's weight matrix (rebuilt from the spec for its shape)."""
+    from ..spectra import weight_matrix
+    from ..train import build_model
+
+    model, _ = build_model(run.spec)
+    shape = weight_matrix(dict(model.named_parameters())[layer]).shape
+    return min(shape) / max(shape)
 
 
 def alpha_trajectories(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
