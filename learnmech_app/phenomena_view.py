@@ -166,3 +166,15 @@ def _card(name: str, stamp: float, presentation: bool) -> dict:
 def card(name: str, presentation: bool = False) -> dict:
     """What the home page shows of a phenomenon: state ok (figure, verdict), absent, error."""
     return _card(name, _gallery_stamp(), presentation)
+
+
+def warm_cards() -> int:
+    """Fill the home page's card cache (called in the background at server start); returns cards built."""
+    n = 0
+    for name in safe_names():
+        try:
+            card(name, False)
+            n += 1
+        except Exception:
+            continue
+    return n

@@ -159,8 +159,19 @@ def configure_process() -> int:
             importlib.import_module(f"learnmech_core.{name}")
         except Exception:
             pass  # a module being rewritten: imported later by the probe that needs it
-    threading.Thread(target=warm_up, name="learnmech-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_everything, name="learnmech-warm-up", daemon=True).start()
     return threads
+
+
+def _warm_everything() -> None:
+    """Background work at server start: torch's one-time costs, then the home page's gallery cards."""
+    warm_up()
+    try:
+        from .phenomena_view import warm_cards
+
+        warm_cards()
+    except Exception:
+        pass
 
 
 def warm_up() -> float:

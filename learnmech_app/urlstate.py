@@ -75,6 +75,7 @@ def choice(widget: Callable, label: str, options: Sequence, *, key: str, default
     can be given as `widget=column.selectbox`.
     """
     options = list(options)
+    kwargs.setdefault("persist_state", "session")  # keeps its value across page switches, like bound widgets
     name = getattr(widget, "__name__", "")
     multi = name == "multiselect" or kwargs.get("selection_mode") == "multi"
     _follow_url(key, options, multi)

@@ -127,8 +127,8 @@ def test_every_page_loads_without_exception(server, page, name):
 
 
 def test_tiny_run_on_explore_shows_a_plotly_chart(server, page):
-    query = ("model.width=8&model.depth=1&data.name=moons&data.n_train=64&data.n_test=16&optim.steps=30"
-             "&every=5&probes.log_every=1")
+    query = ("model.width=8&model.depth=1&data.name=moons&data.n_train=64&data.n_test=16&optim.steps=10"
+             "&every=5")
     open_ready(page, f"{server['url']}/explore?{query}")
     page.locator(".st-key-run button").click()
     page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot", timeout=120_000)
