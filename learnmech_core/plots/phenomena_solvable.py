@@ -124,7 +124,10 @@ def saxe_rise_figure(runs, presentation: bool = False) -> go.Figure:
 
 
 def conservation_drift_figure(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Balance drift per GD step against eta (log-log) with the predicted slope 2; normalised: drift / eta^2."""
+    """Balance drift per GD step against eta (log-log) with the predicted slope 2; normalised: drift / eta^2.
+
+    Runs that left gradient flow (a catapult) are drawn as crosses and the reference ignores them.
+    """
     from ..phenomena import conservation_laws as cl
 
     fig = go.Figure()
@@ -137,12 +140,14 @@ def conservation_drift_figure(runs, normalised: bool = True, presentation: bool 
         members = sorted(members, key=lambda r: r.spec.optim.lr)
         lrs = np.array([r.spec.optim.lr for r in members])
         drift = np.array([cl.drift_per_step(r) for r in members])
+        tracking = np.array([cl.follows_gradient_flow(r) for r in members], dtype=bool)
         y = drift / lrs**2 if normalised else drift
         fig.add_trace(go.Scatter(x=lrs, y=y, mode="markers+lines", name=f"{arch} / {dataset}",
-                                 marker={"size": 10, "color": arch_color(arch)},
+                                 marker={"size": 10, "color": arch_color(arch),
+                                         "symbol": ["circle" if t else "x-open" for t in tracking]},
                                  line={"color": arch_color(arch), "dash": dataset_dash(dataset)},
                                  hovertext=[spec_hover(r.spec) for r in members], hoverinfo="text+x+y"))
-        rx, ry = _loglog_ref(lrs, y, 0.0 if normalised else cl.SLOPE_EXPECTED)
+        rx, ry = _loglog_ref(lrs[tracking], y[tracking], 0.0 if normalised else cl.SLOPE_EXPECTED)
         fig.add_trace(_ref(rx, ry, "prediction: slope 2 (drift \u221d eta\u00b2)" if first else "", showlegend=first))
         first = False
     ylabel = "drift per step / eta\u00b2" if normalised else "drift per step  mean |b_l(k+1) - b_l(k)|"
