@@ -8,7 +8,9 @@ others wait in a first-come-first-served queue and can see their place in it.
 
 A run already in one of the job's stores (the session's store or the read-only gallery) is read
 instead of trained. Finished runs (ok, diverged, failed) go to the store; stopped ones do not. A job
-whose session stops polling for `heartbeat_timeout_s` (tab closed) stops by itself.
+whose session stops polling for `heartbeat_timeout_s` (tab closed) stops by itself; the default is
+generous (10 minutes) because browsers throttle the polling timers of background tabs to about one a
+minute, and a run must not stop because its visitor looked at another tab.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class Job:
     """Trains a list of specs in a worker thread; progress and results are read with `snapshot()`."""
 
     def __init__(self, specs: list[RunSpec], store, limiter: Limiter, sources: list | None = None,
-                 tags: list[str] | None = None, heartbeat_timeout_s: float = 120.0, trainer=train):
+                 tags: list[str] | None = None, heartbeat_timeout_s: float = 600.0, trainer=train):
         if not specs:
             raise ValueError("a job needs at least one run")
         self.specs = list(specs)

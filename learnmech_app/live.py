@@ -102,15 +102,14 @@ def training_charts(runs: list, key: str, x: str = "step", smoothing: float = 0.
         st.info("Waiting for the first measurement ...", icon=":material/hourglass_top:")
         return
     available = prun.metric_columns(runs)
-    figures = [("loss", prun.curves_figure(runs, "loss", x, title="Is the training loss falling?",
-                                           smoothing=smoothing, presentation=presentation))]
+    figures = [("loss", prun.curves_figure(runs, "loss", x, smoothing=smoothing, presentation=presentation))]
     acc = "test_acc" if "test_acc" in available else ("train_acc" if "train_acc" in available else None)
     if acc:
-        figures.append(("acc", prun.curves_figure(runs, acc, x, title="Does the network learn to classify?",
-                                                 smoothing=smoothing, presentation=presentation, log_y=False)))
+        figures.append(("acc", prun.curves_figure(runs, acc, x, smoothing=smoothing, presentation=presentation,
+                                                 log_y=False)))
     elif "test_loss" in available:
-        figures.append(("test_loss", prun.curves_figure(runs, "test_loss", x, title="Does it generalise?",
-                                                       smoothing=smoothing, presentation=presentation)))
+        figures.append(("test_loss", prun.curves_figure(runs, "test_loss", x, smoothing=smoothing,
+                                                       presentation=presentation)))
     if "sharpness" in available:
         figures.append(("sharpness", prun.sharpness_figure(runs, x, normalised=sharpness_normalised,
                                                            presentation=presentation)))

@@ -52,7 +52,7 @@ def render(job):
     runs = live.runs_of(job)
     live.training_charts(runs, "explore", x or "step", smoothing, extra, present, norm)
     if job.done:
-        st.dataframe(live.state_table(job), hide_index=True)
+        ui.show_table(live.state_table(job), "explore_runs", hide_index=True)
         _links([s.key for s in job.snapshot() if s.run is not None and s.state != "stopped"])
 
 

@@ -57,6 +57,24 @@ METRIC_LABELS = {
     "alpha_mean": "mean power-law α of the weight spectra",
 }
 
+# titles that ask the question a chart answers (others: "How does <label> evolve?")
+METRIC_QUESTIONS = {
+    "loss": "Is the training loss falling?",
+    "train_loss": "Is the training loss falling?",
+    "test_loss": "Does it generalise?",
+    "train_acc": "Does the network learn to classify?",
+    "test_acc": "Does the network learn to classify?",
+    "alpha_mean": "Do the weight spectra grow heavy tails?",
+    "ntk_distance": "Does the NTK move away from its start?",
+    "ntk_top": "Does the top NTK eigenvalue grow?",
+    "noise_scale": "How noisy are the gradients?",
+    "nc1": "Do features collapse onto their class means?",
+    "precond_sharpness": "Does preconditioned sharpness stop at its threshold?",
+    "balance_0": "Is the balance between layers conserved?",
+    "weight_change": "How far do the weights move?",
+    "grad_norm": "How large are the gradients?",
+}
+
 # columns that are bookkeeping, not measurements worth a chart of their own
 _NOT_METRICS = {"step", "time_s", "sharpness_hvps"}
 _ORDER = ["loss", "train_loss", "test_loss", "train_acc", "test_acc", "sharpness", "precond_sharpness",
@@ -265,7 +283,7 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
                 fig.add_trace(go.Scatter(
                     x=[xs[i]], y=[ys[i]], mode="markers+text", text=["diverged"], textposition="top center",
                     marker={"symbol": "x", "size": 14, "color": color, "line": {"width": 2}},
-                    legendgroup=run.spec.key(), showlegend=False, hoverinfo="skip",
+                    legendgroup=run.spec.key(), showlegend=False, hoverinfo="skip", cliponaxis=False,
                     textfont={"color": color},
                 ))
     for y, text in references:
@@ -276,7 +294,7 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
     if not drawn:
         fig.add_annotation(text=f"no run has recorded {metric_label(metric)} yet", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 16, "color": "#666"})
-    layout(fig, title or f"How does the {metric_label(metric)} evolve?", X_AXES[x],
+    layout(fig, title or METRIC_QUESTIONS.get(metric, f"How does the {metric_label(metric)} evolve?"), X_AXES[x],
            y_title or metric_label(metric), presentation=presentation, log_y=bool(log_y), height=height)
     fig.update_layout(showlegend=bool(drawn))  # a single run is named too
     _legend_below_if_crowded(fig)
