@@ -68,6 +68,7 @@ class FormResult:
     errors: list[str] = field(default_factory=list)  # nothing can run
     skipped: list[str] = field(default_factory=list)  # combinations that cannot run
     overrides: dict = field(default_factory=dict)  # spec fields set by the link without a widget
+    notes: list[str] = field(default_factory=list)  # link values that could not be used
     measure: list[str] = field(default_factory=list)
 
 
@@ -127,6 +128,11 @@ def form(container=None) -> FormResult:
     c = container or st
     result = FormResult()
     dataset_options = ds.dataset_options()
+    missing = [n for n in st.query_params.get_all("data.name") if n and n not in dataset_options]
+    if missing:
+        result.notes.append(f"This link names datasets that are not available here: {', '.join(missing)}. "
+                            "Uploaded data stays in the session that uploaded it (unless saved); upload it on "
+                            "'Your own data', or set LEARNMECH_DATA_DIR for mnist, fashion_mnist and cifar10.")
     bind = {"bind": "query-params"}
     cols = c.columns(4, gap="medium")
     with cols[0]:

@@ -19,6 +19,8 @@ with ui.controls("Settings"):
     form = spec_form.form()
 for message in form.errors:
     ui.error(message)
+for note in form.notes:
+    st.warning(note, icon=":material/warning:")
 if form.skipped:
     st.warning("Skipped combinations that cannot run: " + "; ".join(form.skipped), icon=":material/warning:")
 if form.overrides:

@@ -255,6 +255,13 @@ def test_explore_bad_input_shows_an_error_not_an_exception(key, value, message):
     assert at.button(key="run").disabled
 
 
+def test_explore_link_with_an_unknown_upload_says_so():
+    at = app("pages/explore.py", {"data.name": "upload:0123456789ab"})
+    assert_clean(at)
+    assert any("not available here: upload:0123456789ab" in w.value for w in at.warning)
+    assert at.multiselect(key="data.name").value == ["digits"]
+
+
 def test_explore_incompatible_combination_is_skipped_with_a_warning():
     at = app("pages/explore.py", {"model.arch": ["mlp", "cnn"], "data.name": "moons"})
     assert_clean(at)
