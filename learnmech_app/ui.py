@@ -100,16 +100,18 @@ def error(err: Exception | str, prefix: str = "") -> None:
 
 
 def share_link(note: str = "Link to this view") -> None:
-    """The page's address with its state (settings live in the query parameters)."""
+    """The page's address with its state (settings live in the query parameters), ready to copy."""
+    from urllib.parse import urlencode
+
     try:
         url = st.context.url or ""
     except Exception:
         url = ""
-    query = "&".join(f"{k}={v}" for k, values in st.query_params.to_dict().items()
-                     for v in (st.query_params.get_all(k) or [values]))
+    pairs = [(k, v) for k in st.query_params.keys() for v in st.query_params.get_all(k)]
+    query = urlencode(pairs)
     base = url.split("?")[0] if url else ""
     with st.popover(note, icon=":material/link:"):
-        st.caption("Copy this link: it opens this page with the same settings.")
+        st.caption("Copy this link: it opens this page with the same settings (and, once stored, the same results).")
         st.code(f"{base}?{query}" if query else (base or "(this page with default settings)"), language=None)
 
 
