@@ -8,7 +8,6 @@ full rerun so the page shows the final state without polling any more.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import pandas as pd
@@ -122,9 +121,3 @@ def training_charts(runs: list, key: str, x: str = "step", smoothing: float = 0.
         for col, (name, fig) in zip(cols, figures[i:i + per_row]):
             with col:
                 ui.show_figure(fig, key=f"{key}_{name}", name=f"{key}_{name}")
-
-
-def eta_text(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return ""
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -219,7 +219,3 @@ def store_location() -> str:
 
 def hosted() -> bool:
     return current_caps().profile == "hosted"
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

@@ -123,12 +123,5 @@ def presentation_css() -> None:
     </style>""")
 
 
-def status_badge(status: str) -> str:
-    """Colourful words for run statuses in markdown."""
-    return {"ok": ":green[ok]", "diverged": ":red[diverged]", "stopped": ":orange[stopped]",
-            "failed": ":red[failed]", "running": ":blue[running]", "queued": ":gray[queued]",
-            "stored": ":green[stored]"}.get(status, status)
-
-
 def verdict_badge(passed: bool | None) -> str:
     return {True: ":green-badge[holds]", False: ":red-badge[fails]"}.get(passed, ":gray-badge[n/a]")

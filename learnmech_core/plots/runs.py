@@ -124,11 +124,6 @@ def _flat(spec) -> dict:
     return out
 
 
-def spec_fields(spec) -> dict:
-    """The spec as a flat {dotted field: value} dict (lists as tuples)."""
-    return _flat(spec)
-
-
 def varying_fields(specs: Sequence) -> list[str]:
     """Dotted spec fields whose values differ among the specs (in spec order)."""
     flats = [_flat(s) for s in specs]
@@ -464,16 +459,6 @@ def thumbnail(fig: go.Figure, height: int = 190) -> go.Figure:
     small.update_yaxes(title_font={"size": 10})
     small.update_annotations(font={"size": 9})
     return small
-
-
-def message_figure(text: str, title: str = "", presentation: bool = False, height: int | None = 260) -> go.Figure:
-    """An empty chart that says why there is nothing to draw."""
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font={"size": 15, "color": "#666"})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return layout(fig, title, presentation=presentation, height=height)
 
 
 def status_table(runs: Sequence) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import PREDICTION_COLOR, SEQUENCE, downsample, layout, reference_line
+from .style import PREDICTION_COLOR, SEQUENCE, layout, reference_line
 
 SPECTRA_KINDS = {
     "hessian_density": "Hessian spectral density",
@@ -115,7 +115,6 @@ def esd_figure(eigenvalues: np.ndarray, layer: str, mp=None, power_law=None, pre
     edges = _log_bins(ev, min(bins, max(5, len(ev) // 2)))
     counts, edges = np.histogram(ev, bins=edges)
     density = counts / (len(ev) * np.diff(edges))
-    centres = np.sqrt(edges[:-1] * edges[1:])
     keep = density > 0
     # a step outline (not bars: bar widths misbehave on log axes); empty bins are gaps
     step_y = np.where(keep, density, np.nan)
@@ -218,8 +217,3 @@ def eigenvalue_table(spectra: pd.DataFrame, kind: str, step: int) -> pd.DataFram
         return spectra
     s = spectra[(spectra["step"] == step) & (spectra["kind"].astype(str).str.startswith(kind))]
     return s.sort_values(["kind", "layer", "index"]).reset_index(drop=True)
-
-
-def downsampled(values: np.ndarray) -> np.ndarray:
-    """At most style.MAX_POINTS values, evenly kept."""
-    return np.asarray(values)[downsample(len(values))]
