@@ -406,3 +406,15 @@ def test_bad_batches_and_losses_raise_value_error_naming_them():
     with pytest.raises(ValueError, match="v"):
         C.hvp_operator(model, lf, X, y)(torch.ones(3, dtype=torch.float64))
     assert _no_grads(model)
+
+
+def test_scipy_linear_operator_matches_hvp(exact):
+    from scipy.sparse.linalg import eigsh
+
+    model, lf, X, y = _case("cnn")
+    op = C.hvp_operator(model, lf, X, y)
+    lin = op.to_scipy()
+    v = np.random.default_rng(0).standard_normal(op.n)
+    assert np.allclose(lin @ v, exact["cnn"][0].numpy() @ v, atol=1e-10)
+    top = eigsh(lin, k=1, which="LA", tol=0, v0=v, return_eigenvectors=False)
+    assert _rel(top, exact["cnn"][1][-1:]) < 1e-8
