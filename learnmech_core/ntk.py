@@ -113,8 +113,8 @@ def empirical_ntk(
             else:
                 k = torch.einsum("iop,jop->ij", ja, jb)
                 rows, cols = slice(alo, ahi), slice(blo, bhi)
-            kernel[rows, cols] = k.numpy()
-            kernel[cols, rows] = k.numpy().T
+            kernel[rows, cols] = k.cpu().numpy()
+            kernel[cols, rows] = k.cpu().numpy().T
     return kernel
 
 
