@@ -106,12 +106,14 @@ def main() -> int:
     for page in PAGES:
         st.cache_data.clear()  # cold: this page's caches (gallery cards, runs, figures) empty
         st.cache_resource.clear()
+        pv._BUILDERS.clear()
         cold = timed_run(at, page)
         warm = statistics.median(timed_run(at, page) for _ in range(max(args.repeat, 1)))
         results[page] = (cold, warm)
         print(f"{page:24s} {cold:8.3f} {warm:8.3f} {cold / warm if warm > 0 else float('nan'):10.1f}")
     st.cache_data.clear()
     st.cache_resource.clear()
+    pv._BUILDERS.clear()
     started = time.perf_counter()
     cards = pv.warm_cards()  # what the server's warm-up thread does at start
     warmed = time.perf_counter() - started
@@ -125,6 +127,8 @@ def main() -> int:
     first, total, live = live_chart_delay()
     print(f"Explore, tiny run ({TINY['optim.steps']} steps): Run -> first live chart {first:.2f} s, "
           f"-> finished {total:.2f} s ({live} live redraws); first chart at {first / total:.0%} of the run")
+    for thread in list(pv._BUILDERS.values()):  # let background card builders finish before exit
+        thread.join()
     return 0
 
 

@@ -7,10 +7,13 @@ figures fail still shows its verdict. Cards on the home page are cached per gall
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 from dataclasses import dataclass
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from learnmech_core import phenomena
@@ -63,28 +66,41 @@ class Result:
     sources: list[str]
 
 
-def stored_runs(ph, size: str, archs, datasets) -> tuple[list, list, list[str]]:
-    """(specs, runs found in store or gallery (None where missing), source per run)."""
-    specs = ph.specs(size, archs or None, datasets or None)
-    found, where = [], []
-    for spec in specs:
-        run, source = resources.load_run(spec.key())
-        found.append(run)
-        where.append(source)
-    return specs, found, where
-
-
 def result(ph, size: str, archs, datasets) -> tuple[list, Result | None]:
-    """(specs, result) where result is None unless every run is stored."""
-    specs, found, where = stored_runs(ph, size, archs, datasets)
-    if any(r is None for r in found):
+    """(specs, result) where result is None unless every run is stored (store first, then gallery)."""
+    specs = ph.specs(size, archs or None, datasets or None)
+    keys = tuple(spec.key() for spec in specs)
+    where = tuple(resources.locate(k) for k in keys)
+    if not all(where):
         return specs, None
+    return specs, _result(ph.name, keys, where)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _result(name: str, keys: tuple, where: tuple) -> Result:
+    """Runs and verdict of a complete set of stored runs (shared read-only by all sessions)."""
+    ph = safe_get(name)
+    runs = [resources.load_run(k)[0] for k in keys]
+    if any(r is None for r in runs) or ph is None:
+        return Result([r for r in runs if r is not None], None, "some runs could not be read", list(where))
     verdict, problem = None, ""
     try:
-        verdict = ph.verdict(found)
+        verdict = ph.verdict(runs)
     except Exception as err:  # a verdict that cannot be computed is shown as such
         problem = f"the verdict could not be computed ({type(err).__name__}: {err})"
-    return specs, Result(found, verdict, problem, where)
+    return Result(runs, verdict, problem, list(where))
+
+
+def result_figures(ph, res: Result, normalised: bool, presentation: bool) -> tuple[list, str]:
+    """The phenomenon's figures of a stored result (cached: drawing them can take a second)."""
+    keys = tuple(r.spec.key() for r in res.runs)
+    return _result_figures(ph.name, keys, tuple(res.sources), normalised, presentation)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _result_figures(name: str, keys: tuple, where: tuple, normalised: bool, presentation: bool):
+    res = _result(name, keys, where)
+    return figures(safe_get(name), res.runs, res.verdict, normalised, presentation)
 
 
 def figures(ph, runs, verdict, normalised: bool, presentation: bool) -> tuple[list, str]:
@@ -130,7 +146,11 @@ def _fmt(x) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# home-page cards (gallery only, cached per gallery version)
+# home-page cards: the verdict at once (the gallery's verdicts.json), the small figure when built
+#
+# Building a card's figure reads the phenomenon's runs and draws its figures (about a second each on
+# a busy 2-core machine), so cards are built in one background thread per gallery version and kept in
+# a shared dict; the home page shows what is ready and polls (a fragment) until the rest arrives.
 
 
 def _gallery_stamp() -> float:
@@ -138,11 +158,30 @@ def _gallery_stamp() -> float:
     return runs.stat().st_mtime if runs.is_dir() else 0.0
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _card(name: str, stamp: float, presentation: bool) -> dict:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _cards(stamp: float) -> dict:
+    """Built cards of one gallery version: name -> card dict (filled by the builder thread)."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _verdicts(stamp: float) -> dict:
+    path = gallery_root() / "verdicts.json"
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+_BUILDERS: dict[float, threading.Thread] = {}
+_BUILDERS_LOCK = threading.Lock()
+
+
+def build_card(name: str) -> dict:
+    """A phenomenon's card from the gallery's runs: verdict computed from them and a thumbnail figure."""
     ph = safe_get(name)
     if ph is None:
-        return {"state": "missing"}
+        return {"state": "error", "message": "the phenomenon could not be loaded"}
     try:
         specs = ph.specs("quick")
     except Exception as err:
@@ -159,22 +198,65 @@ def _card(name: str, stamp: float, presentation: bool) -> dict:
     except Exception as err:
         return {"state": "error", "message": f"verdict failed: {err}"}
     figs, _ = figures(ph, runs, verdict, True, False)
-    thumb = prun.thumbnail(figs[0], height=230 if presentation else 190) if figs else None
+    thumb = prun.thumbnail(figs[0]) if figs else None
     return {"state": "ok", "passed": bool(verdict.passed), "summary": summary(verdict), "figure": thumb}
 
 
+def build_cards(names: list[str] | None = None, stamp: float | None = None) -> int:
+    """Build every missing card of the current gallery (in the calling thread); returns cards built."""
+    stamp = _gallery_stamp() if stamp is None else stamp
+    store = _cards(stamp)
+    n = 0
+    for name in names if names is not None else safe_names():
+        if name in store:
+            continue
+        try:
+            store[name] = build_card(name)
+        except Exception as err:  # never let one phenomenon stop the others
+            store[name] = {"state": "error", "message": f"{type(err).__name__}: {err}"}
+        n += 1
+    return n
+
+
+def start_building() -> None:
+    """Build the cards in a background thread (once per gallery version and process)."""
+    stamp = _gallery_stamp()
+    names = safe_names()
+    _cards(stamp)  # create the shared dict in the script thread
+    _verdicts(stamp)
+    with _BUILDERS_LOCK:
+        thread = _BUILDERS.get(stamp)
+        if thread is not None and (thread.is_alive() or all(n in _cards(stamp) for n in names)):
+            return
+        thread = threading.Thread(target=build_cards, args=(names, stamp), name="learnmech-cards", daemon=True)
+        _BUILDERS[stamp] = thread
+        thread.start()
+
+
 def card(name: str, presentation: bool = False) -> dict:
-    """What the home page shows of a phenomenon: state ok (figure, verdict), absent, error."""
-    return _card(name, _gallery_stamp(), presentation)
+    """What the home page shows now: a built card, else the gallery's recorded verdict ('pending' figure)."""
+    stamp = _gallery_stamp()
+    built = _cards(stamp).get(name)
+    if built is not None:
+        if built.get("figure") is not None and presentation:
+            built = built | {"figure": go.Figure(built["figure"]).update_layout(height=230)}
+        return built
+    recorded = _verdicts(stamp).get(name)
+    if recorded:
+        nan = float("nan")
+        num = lambda k: nan if recorded.get(k) is None else float(recorded[k])  # noqa: E731
+        v = Verdict(bool(recorded.get("passed")), num("measured"), num("expected"), num("tolerance"), "")
+        return {"state": "ok", "passed": v.passed, "summary": summary(v), "figure": None, "pending": True}
+    if stamp == 0.0:
+        return {"state": "absent", "n": None, "have": 0}
+    return {"state": "pending"}
 
 
 def warm_cards() -> int:
-    """Fill the home page's card cache (called in the background at server start); returns cards built."""
-    n = 0
-    for name in safe_names():
-        try:
-            card(name, False)
-            n += 1
-        except Exception:
-            continue
-    return n
+    """Build the home page's cards and wait for them (the server's warm-up thread calls this at start)."""
+    stamp = _gallery_stamp()
+    start_building()
+    thread = _BUILDERS.get(stamp)
+    if thread is not None:
+        thread.join()
+    return len(_cards(stamp))

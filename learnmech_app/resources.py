@@ -90,6 +90,17 @@ def load_run(key: str) -> tuple[Run | None, str]:
     return None, ""
 
 
+def locate(key: str) -> str:
+    """'store' or 'gallery' when a complete run with this key is there (store first), else ''."""
+    for name, src in (("store", store()), ("gallery", gallery())):
+        try:
+            if src.has(key):
+                return name
+        except ValueError:
+            return ""
+    return ""
+
+
 def forget_run(key: str) -> None:
     """Drop cached copies after a delete (the cache is shared by all sessions)."""
     _load.clear()
@@ -164,12 +175,13 @@ def configure_process() -> int:
 
 
 def _warm_everything() -> None:
-    """Background work at server start: torch's one-time costs, then the home page's gallery cards."""
+    """Background work at server start: torch's one-time costs, the home page's cards, the run listing."""
     warm_up()
     try:
         from .phenomena_view import warm_cards
 
         warm_cards()
+        run_index()  # the gallery's listing (reading every run's spec) for Runs, Compare and Spectra
     except Exception:
         pass
 

@@ -20,29 +20,47 @@ if not names:
     st.info("No phenomena are registered yet. Meanwhile, **Explore** trains any model live.", icon=":material/info:")
 phs = [ph for ph in (pv.safe_get(n) for n in names) if ph is not None]
 per_row = 2 if present else 3
+pv.start_building()  # the small figures are drawn in the background; verdicts show at once
 
-for direction, title in DIRECTIONS.items():
-    members = [ph for ph in phs if ph.direction == direction]
-    st.header(title, divider="gray")
-    st.caption(pv.DIRECTION_TEXT.get(direction, ""))
-    if not members:
-        st.caption("No phenomena in this direction yet.")
-        continue
-    for i in range(0, len(members), per_row):
-        cols = st.columns(per_row)
-        for col, ph in zip(cols, members[i:i + per_row]):
-            with col.container(border=True, height="stretch"):
-                st.markdown(f"**{ph.title}**")
-                info = pv.card(ph.name, present)
-                if info["state"] == "ok":
-                    if info.get("figure") is not None:
-                        st.plotly_chart(info["figure"], key=f"card_{ph.name}", config={"displayModeBar": False,
-                                                                                        "staticPlot": True})
-                    st.markdown(f"{ui.verdict_badge(info['passed'])} {info['summary']}")
-                elif info["state"] == "absent":
-                    st.caption(f"Not in the gallery yet ({info.get('have', 0)} of {info.get('n', '?')} runs): "
-                               "open it and press Run.")
-                else:
-                    st.caption(f"Not available: {info.get('message', 'unknown problem')}")
-                st.page_link("pages/phenomena.py", label="Open", icon=":material/arrow_forward:",
-                             query_params={"phenomenon": ph.name})
+
+def show_card(ph) -> bool:
+    """One card; returns whether its figure is still being drawn."""
+    info = pv.card(ph.name, present)
+    st.markdown(f"**{ph.title}**")
+    if info.get("figure") is not None:
+        st.plotly_chart(info["figure"], key=f"card_{ph.name}", config={"displayModeBar": False, "staticPlot": True})
+    elif info["state"] in ("ok", "pending"):
+        st.caption(":material/hourglass_top: drawing the figure ...")
+    if info["state"] == "ok":
+        st.markdown(f"{ui.verdict_badge(info['passed'])} {info['summary']}")
+    elif info["state"] == "absent":
+        have = f" ({info['have']} of {info['n']} runs)" if info.get("n") else ""
+        st.caption(f"Not in the gallery yet{have}: open it and press Run.")
+    elif info["state"] == "error":
+        st.caption(f"Not available: {info.get('message', 'unknown problem')}")
+    st.page_link("pages/phenomena.py", label="Open", icon=":material/arrow_forward:",
+                 query_params={"phenomenon": ph.name})
+    return info.get("figure") is None and info["state"] in ("ok", "pending")
+
+
+def catalogue(polling: bool = False) -> None:
+    waiting = False
+    for direction, title in DIRECTIONS.items():
+        members = [ph for ph in phs if ph.direction == direction]
+        st.header(title, divider="gray")
+        st.caption(pv.DIRECTION_TEXT.get(direction, ""))
+        if not members:
+            st.caption("No phenomena in this direction yet.")
+            continue
+        for i in range(0, len(members), per_row):
+            for col, ph in zip(st.columns(per_row), members[i:i + per_row]):
+                with col.container(border=True, height="stretch"):
+                    waiting = show_card(ph) or waiting
+    if polling and not waiting:
+        st.rerun(scope="app")  # everything drawn: stop polling
+
+
+if any(pv.card(ph.name).get("figure") is None and pv.card(ph.name)["state"] in ("ok", "pending") for ph in phs):
+    st.fragment(run_every=1.5)(catalogue)(polling=True)
+else:
+    catalogue()

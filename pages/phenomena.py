@@ -96,7 +96,7 @@ if res is not None:
     if v is not None:
         st.markdown(f"### {ui.verdict_badge(v.passed)} {pv.summary(v)}")
         st.caption(v.explanation)
-    figs, problem = pv.figures(ph, res.runs, v, normalised, present)
+    figs, problem = pv.result_figures(ph, res, normalised, present)
     if problem:
         ui.error(problem)
     long_titles = any(len(str(f.layout.title.text or "")) > 55 for f in figs)
