@@ -77,6 +77,7 @@ _SIZES = {
              (0, 1, 2)),
 }
 NOISE_LR = 1.6  # full-batch run on which the noise scales are measured (the S_min trajectory)
+LR_CAP = 0.2  # batch B tries only learning rates <= LR_CAP sqrt(B) (calibrated: the best lr grows about as sqrt(B))
 B_CRIT_GUESS = 120.0  # sets each batch size's step budget (about 3 S_min (1 + B_CRIT_GUESS / B) steps)
 
 
@@ -233,7 +234,7 @@ class CriticalBatchSize(Phenomenon):
                         seed=seed,
                     )
                     for batch in batches:
-                        for lr in lrs:
+                        for lr in [v for v in lrs if v <= LR_CAP * math.sqrt(batch or n) * (1 + 1e-9)]:
                             out.append(base.replace(**{"optim.batch_size": batch, "optim.lr": lr,
                                                        "optim.steps": step_budget(batch, n, full_steps)}))
                     out.append(base.replace(**{"optim.lr": NOISE_LR, "optim.steps": noise_steps,

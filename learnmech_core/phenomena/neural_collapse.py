@@ -84,9 +84,9 @@ _SIZES = {
 }
 # architecture -> (model settings, learning rate, base steps); MSE loss, SGD momentum 0.9, weight decay 5e-4
 _MODELS = {
-    "mlp": (dict(width=256, depth=3, activation="relu"), 0.1, 3000),
-    "cnn": (dict(width=64, depth=2, activation="relu"), 0.1, 2000),
-    "resnet": (dict(width=16, depth=1, activation="relu"), 0.05, 2000),
+    "mlp": (dict(width=256, depth=3, activation="relu"), 0.1, 2400),
+    "cnn": (dict(width=64, depth=2, activation="relu"), 0.1, 1200),
+    "resnet": (dict(width=16, depth=1, activation="relu"), 0.05, 1200),
 }
 WEIGHT_DECAY = 5e-4
 

@@ -9,7 +9,7 @@ online: 65,536 examples, 4 epochs at quick size). Width 8 is left out of the qui
 it sits 2.1x above width 16 (0.055 vs 0.026) and with it the 8-256 fit gives R^2 0.917 (a kink, not
 a power law); from 16 to 256 the fit gives R^2 0.983.
 
-Loss curves are the test (population) loss at 20 evaluation steps, the quantity an online learner's
+Loss curves are the test (population) loss at 10 evaluation steps, the quantity an online learner's
 training loss estimates. The collapse uses `learnmech_core.universality`: x = step / total steps,
 y = L / L_final (`compute_fraction_normalise`), and its `collapse_score` (mean relative spread across
 widths, normalised over raw) on training fractions tau in [TAU_MIN, 1] (at tau = 0 every curve starts
@@ -142,7 +142,7 @@ class ScalingCollapse(Phenomenon):
                             model=ModelSpec(arch=arch, width=width, depth=2, activation="relu"),
                             data=DataSpec(name=dataset, teacher_width=1024, dim=16, n_train=n_train, n_test=4096),
                             optim=OptimSpec(name="adam", lr=3e-3, steps=steps, batch_size=batch, loss="mse",
-                                            schedule="warmup_cosine", warmup_steps=warmup, eval_every=steps // 20),
+                                            schedule="warmup_cosine", warmup_steps=warmup, eval_every=steps // 10),
                             probes=ProbeSpec(log_every=max(1, steps // 400)),
                             seed=seed,
                         ))
