@@ -60,6 +60,7 @@ def _progress_bar(total: int):
     bar = tqdm(total=total, desc="sweep", unit="run", file=sys.stderr, leave=False, dynamic_ncols=True)
 
     def on_progress(done, total, key):
+        """Move the bar to the number of finished runs."""
         bar.update(done - bar.n)
         bar.set_postfix(run=key)
 
@@ -67,6 +68,7 @@ def _progress_bar(total: int):
 
 
 def _summary_rows(sweep, runs) -> list[dict]:
+    """One summary dict per run: key, axis values, status and final metrics."""
     rows = []
     for point, run in zip(sweep.points(), runs):
         row = {"key": run.key, **point, "status": run.status, "final_loss": run.final("loss"),

@@ -87,6 +87,7 @@ def ensemble_group(spec: RunSpec) -> str | None:
 
 
 def _drop(data: dict, path: str) -> None:
+    """Remove a dotted path from a nested dict."""
     parts = path.split(".")
     for part in parts[:-1]:
         data = data[part]
@@ -147,6 +148,7 @@ class StackedOptimizer:
                 self._adam(p, grads[name], lr, slots)
 
     def _sgd(self, p, grad, lr, slots):
+        """SGD / heavy-ball momentum update of one stacked parameter."""
         wds = [o.weight_decay for o in self.optims]
         if any(wds):
             grad = grad + _column(wds, p, self.columns) * p
@@ -159,6 +161,7 @@ class StackedOptimizer:
         p.sub_(_column(lr, p, self.columns) * grad)
 
     def _adam(self, p, grad, lr, slots):
+        """Adam / AdamW update of one stacked parameter."""
         optims, t = self.optims, self.steps
         wds = [o.weight_decay for o in optims]
         if any(wds):
@@ -223,6 +226,7 @@ class MemberLanczos:
         return self.Q[self.m]
 
     def _orthogonalise(self, r, upto):
+        """r minus its projection on Q[:upto], twice (DGKS), and the coefficients removed."""
         Qa = self.Q[:upto]
         h = Qa @ r
         r = r - Qa.T @ h
@@ -230,6 +234,7 @@ class MemberLanczos:
         return r - Qa.T @ h2, h + h2
 
     def _expand(self, w) -> float:
+        """Add the pending vector with image w; return the new coupling beta (0 at breakdown)."""
         m = self.m
         r, h = self._orthogonalise(w, m + 1)
         T = np.zeros((m + 1, m + 1))
@@ -245,6 +250,7 @@ class MemberLanczos:
         return 0.0
 
     def _random_direction(self) -> bool:
+        """After a breakdown, continue from a random vector orthogonal to the basis."""
         if self.m >= self.n:
             self.exhausted = True
             return False
@@ -257,6 +263,7 @@ class MemberLanczos:
         return False
 
     def _restart(self, theta, Y):
+        """Thick restart: keep the best Ritz vectors and the pending vector."""
         order = np.argsort(-theta, kind="stable")
         keep = order[: min(self.m - 1, 1 + max(2, (self.max_basis - 1) // 2))]
         Yk = torch.from_numpy(np.ascontiguousarray(Y[:, keep].T))
@@ -266,6 +273,7 @@ class MemberLanczos:
         self.b, self.T, self.m = self.b @ Y[:, keep], np.diag(theta[keep]), len(keep)
 
     def _error(self, theta, res, i) -> float:
+        """Kato-Temple relative error estimate of Ritz value theta[i]."""
         others = np.delete(theta, i)
         err = res[i]
         if others.size:
@@ -439,6 +447,7 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
     member_loss = torch.vmap(loss_fn, in_dims=(0, None))
 
     def on_device(x):
+        """A tensor on the run's device (floating tensors also in its dtype)."""
         return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
 
     x_train, x_test = on_device(data.x_train), on_device(data.x_test)
@@ -536,6 +545,7 @@ def _save_all(ens: Ensemble) -> None:
 
 
 def _saved_weights(ens: Ensemble, pos: int, spec: RunSpec):
+    """The member's final weights, when its spec keeps them and the model is small enough."""
     if spec.probes.save_weights and ens.n_params <= MAX_SAVED_PARAMS:
         return ens.weights(pos)
     return None

@@ -23,10 +23,10 @@ runs are never stored; a spec left unfinished by a stop comes back as a Run with
   `ray.init`, that connection is used as it is (its workers must be able to import learnmech_core:
   a local instance sees the driver's sys.path; for a remote cluster pass the py_modules yourself).
 - `auto`: vmap for ensemble groups whose model is small enough to gain (parameters x examples at most
-  `VMAP_MAX_WORK`, measured in benchmarks/sweep.py); a process pool for the rest when there is more
-  than one run, enough work to pay for starting workers, and either more than 2 cores or runs small
-  enough that torch's own threads leave cores idle (on 2 cores a compute-bound run already uses both,
-  so a pool only adds its start-up); else serial.
+  `VMAP_MAX_WORK`, measured in benchmarks/sweep.py), a process pool for the rest when there is more
+  than one run and enough estimated work (`PROCESS_MIN_S`) to pay for starting workers, else serial.
+  Single-threaded workers are also what keeps a busy machine fast: torch's intra-op threads in one
+  process slow down several-fold when other processes compete for the cores.
 
 Progress goes to `on_progress(done, total, key)` (runs finished so far, runs in the sweep, key of the
 run just started or finished); `should_stop()` is checked between runs, between ensemble steps and,
@@ -63,9 +63,9 @@ AXIS_ALIASES = {
     "weight_decay": "optim.weight_decay", "momentum": "optim.momentum", "steps": "optim.steps",
     "loss": "optim.loss", "n_train": "data.n_train", "data_seed": "data.seed",
 }
-VMAP_MAX_WORK = 3e7  # parameters x examples a step up to which vmap (and, on 2 cores, a pool) beats serial
+VMAP_MAX_WORK = 3e7  # parameters x training examples a step up to which a vmap ensemble beats other backends
 MAX_ENSEMBLE_PARAMS = 5e7  # stacked parameters in one ensemble (x ~4 with gradients and optimiser state)
-PROCESS_MIN_S = 6.0  # estimated serial seconds below which starting a process pool does not pay
+PROCESS_MIN_S = 10.0  # estimated serial seconds below which starting a process pool does not pay
 RAY_ADDRESS_ENV = "LEARNMECH_RAY_ADDRESS"
 ProgressFn = Callable[[int, int, str], None]
 
@@ -142,6 +142,7 @@ class SweepSpec:
         object.__setattr__(self, "_specs", tuple(self._expand()))
 
     def _expand(self) -> list[RunSpec]:
+        """RunSpecs of every point; a bad one raises ValueError naming the point and the field."""
         specs = []
         for point in self.points():
             try:
@@ -231,6 +232,7 @@ def parse_values(path: str, text: str) -> list:
 
 
 def _parse_one(path: str, hint: str, text: str):
+    """One axis value from text, typed by the field's hint."""
     try:
         if hint == "<class 'int'>" or hint == "int":
             value = float(text)
@@ -277,6 +279,7 @@ def estimated_seconds(spec: RunSpec) -> float:
 
 
 def _cores() -> int:
+    """CPU cores this process may use."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -326,9 +329,8 @@ def plan(specs: list[RunSpec], backend: str = "auto") -> list[tuple[str, list[Ru
             else:
                 rest.update(chunk)
     leftover = [specs[i] for i in sorted(rest)]  # expansion order
-    cores = _cores()
-    poolable = [s for s in leftover if not _local_only(s) and (cores > 2 or estimated_work(s) <= VMAP_MAX_WORK)]
-    if (backend == "auto" and len(poolable) > 1 and cores > 1
+    poolable = [s for s in leftover if not _local_only(s)]
+    if (backend == "auto" and len(poolable) > 1 and _cores() > 1
             and sum(estimated_seconds(s) for s in poolable) >= PROCESS_MIN_S):
         out.append(("process", poolable))
         leftover = [s for s in leftover if _local_only(s)]
@@ -340,6 +342,7 @@ def plan(specs: list[RunSpec], backend: str = "auto") -> list[tuple[str, list[Ru
 
 
 def _stopped_run(spec: RunSpec, message: str = "the sweep was stopped before this run started") -> Run:
+    """Placeholder Run (status stopped, empty history) for a spec the sweep did not finish."""
     return Run(spec=spec, history=pd.DataFrame(columns=["step", "loss"]),
                spectra=pd.DataFrame(columns=SPECTRA_COLUMNS), status="stopped", message=message)
 
@@ -352,13 +355,16 @@ class _Tracker:
         self.runs: dict[str, Run] = {}
 
     def started(self, spec: RunSpec) -> None:
+        """Report that a run (or an ensemble, by its first member) has started."""
         if self.on_progress is not None:
             self.on_progress(self.done, self.total, spec.key())
 
     def finished(self, run: Run) -> None:
+        """Keep a run, store it unless stopped (or lost to a broken worker), report progress."""
         self.runs[run.key] = run
         if run.status != "stopped":
-            if self.store is not None and not run.timings.get("worker_failed"):
+            writable = self.store is not None and not getattr(self.store, "readonly", False)
+            if writable and not run.timings.get("worker_failed"):
                 self.store.put(run, tags=self.tags)
             self.done += 1
         if self.on_progress is not None:
