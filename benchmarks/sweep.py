@@ -18,7 +18,38 @@ Run: python benchmarks/sweep.py [--steps-small 500] [--steps-compute 40] [--only
 
 Output on the 2-core CPU machine (torch 2.13.0):
 
-<paste>
+Measured on a shared machine: 2 cores, torch 2.13.0 CPU, while other jobs kept the load average at
+7-14, so each process got only a share of the cores and torch's 2 intra-op threads suffered most
+(idle-machine ratios will differ; the serial small case was too slow to run at 500 steps with 2
+threads under that load). "max diff" in runs 1 and 2 is the relative difference of final losses
+(the first version of the benchmark); run 2's 0.0246 is the edge-of-stability chaos at lr 0.32
+after ~250 steps (serial runs with 1 and 2 threads differ by 0.019 there too); run 3 and the
+current benchmark compare the first 200 steps of every loss history.
+
+1) default torch threads (2), small cases shortened to 100 steps (`--steps-small 100 --steps-compute 10`):
+
+torch 2.13.0+cpu, 2 threads, cores 2, load average 13.9
+                     case  runs     work auto plan  serial_s  process_s  vmap_s  auto_s  process/serial  vmap/serial  auto/serial  max diff statuses
+        small (100 steps)    16 4.59e+06      vmap       459         70    89.4    40.5           0.153        0.195       0.0883  1.55e-07       ok
+small+sharp25 (100 steps)    16 4.59e+06      vmap       299       68.1    70.4    54.9           0.227        0.235        0.183  1.55e-07       ok
+       compute (10 steps)    16 3.09e+08   process       174       66.4    51.6      60           0.382        0.297        0.345   2.1e-07       ok
+load average after: 12.5
+
+2) `--threads 1` (serial and vmap on one thread in this process; pool workers run cores // workers):
+
+torch 2.13.0+cpu, 1 threads, cores 2, load average 11.5
+                     case  runs     work auto plan  serial_s  process_s  vmap_s  auto_s  process/serial  vmap/serial  auto/serial  max diff statuses
+        small (500 steps)    16 4.59e+06      vmap      71.7        104    26.7    29.6            1.45        0.373        0.413    0.0246       ok
+small+sharp25 (500 steps)    16 4.59e+06      vmap      81.9        125    45.6    46.3            1.52        0.557        0.565    0.0246       ok
+       compute (40 steps)    16 3.09e+08   process      77.3        104     105     110            1.34         1.36         1.42   1.4e-07       ok
+load average after: 10.8
+
+3) default torch threads (2), the compute case at 40 steps (`--only compute`):
+
+torch 2.13.0+cpu, 2 threads, cores 2, load average 7.6
+              case  runs     work auto plan  serial_s  process_s  vmap_s  auto_s  process/serial  vmap/serial  auto/serial  max diff statuses
+compute (40 steps)    16 3.09e+08   process       357        132     172    98.6           0.371        0.481        0.276  3.06e-07       ok
+load average after: 8.8
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ runs are never stored; a spec left unfinished by a stop comes back as a Run with
   init scale; full batch; norms and sharpness probes only) train together as one `torch.func`
   ensemble (`learnmech_core.ensemble`); the rest serially.
 - `process`: a local spawn-context process pool, one run per task, `cores // workers` torch threads
-  per worker; datasets registered in memory (uploads) stay in this process.
+  per worker; datasets registered in memory (uploads) stay in this process. A script that uses it
+  needs the `if __name__ == "__main__":` guard, as for any spawn pool.
 - `ray`: one Ray task per run on the cluster at LEARNMECH_RAY_ADDRESS (else a local instance), this
   package shipped with `runtime_env={"py_modules": [...]}`; when the caller has already called
   `ray.init`, that connection is used as it is (its workers must be able to import learnmech_core:
