@@ -5,7 +5,13 @@ step; ours also builds its history rows and, for classification, the training ac
 (`ProbeSpec(norms=False)`, no evaluation). Contenders alternate; medians of per-step time over
 repeats. Target: our overhead at most 10%.
 
-    python benchmarks/train_step.py [--steps 300] [--repeats 5] [--width 128]
+    python benchmarks/train_step.py [--steps 300] [--repeats 5] [--width 128] [--threads 2]
+
+Measured 2026-11-29 (2 cores, other jobs running, load 2.6-2.8):
+    --threads 1: n=512  ours 2.56 ms  plain 2.33 ms  ours/plain 1.100
+                 n=1536 ours 6.47 ms  plain 6.69 ms  ours/plain 0.967
+    --threads 2: n=512  ours/plain 0.514 (25.7 vs 50.1 ms: OpenMP spin-waiting under load, noise)
+                 n=1536 ours 5.47 ms  plain 5.70 ms  ours/plain 0.960
 """
 
 from __future__ import annotations
@@ -53,8 +59,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is steadier on a busy machine)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     for n_train in (512, 1536):
         spec = RunSpec(model=ModelSpec(width=args.width, depth=2), data=DataSpec(name="digits", n_train=n_train, n_test=0),
                        optim=OptimSpec(name="gd", lr=0.05, steps=args.steps, eval_every=0),
