@@ -132,7 +132,10 @@ class ScalingCollapse(Phenomenon):
     normalisation = "loss / final loss against step / total steps"
 
     def _specs(self, size, archs, datasets):
+        from ..config import current_caps
+
         widths, steps, batch, n_train, warmup, seeds = _SIZES[size]
+        n_train = min(n_train, current_caps().max_samples)  # the hosted profile caps samples (more epochs there)
         out = []
         for arch in archs:
             for dataset in datasets:
@@ -140,7 +143,8 @@ class ScalingCollapse(Phenomenon):
                     for width in widths:
                         out.append(RunSpec(
                             model=ModelSpec(arch=arch, width=width, depth=2, activation="relu"),
-                            data=DataSpec(name=dataset, teacher_width=1024, dim=16, n_train=n_train, n_test=4096),
+                            data=DataSpec(name=dataset, teacher_width=1024, dim=16, n_train=n_train,
+                                          n_test=min(4096, n_train)),
                             optim=OptimSpec(name="adam", lr=3e-3, steps=steps, batch_size=batch, loss="mse",
                                             schedule="warmup_cosine", warmup_steps=warmup, eval_every=steps // 10),
                             probes=ProbeSpec(log_every=max(1, steps // 400)),
