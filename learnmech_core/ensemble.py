@@ -42,7 +42,7 @@ from torch.func import functional_call, stack_module_state
 from . import models
 from .config import RunSpec, current_caps
 from .data import Dataset, load
-from .train import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, loss_function, lr_factor, resolve_device
+from .train import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, loss_function, lr_factor, probe_generator, resolve_device
 
 MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
                  "optim.eps", "optim.diverge_factor", "model.init_scale", "probes.save_weights")
@@ -326,13 +326,15 @@ class _Member:
     probe_errors: list = field(default_factory=list)
     weights: dict | None = None
     sharpness_s: float = 0.0
+    probe_generator: torch.Generator | None = None  # the trainer's probe stream (train.probe_generator)
 
 
 class Ensemble:
     """Stacked parameters, buffers and optimiser state of the live members; one vmapped forward."""
 
     def __init__(self, specs: list[RunSpec], data: Dataset, device: torch.device, dtype: torch.dtype):
-        self.members = [_Member(s, torch.Generator().manual_seed(s.seed)) for s in specs]
+        self.members = [_Member(s, torch.Generator().manual_seed(s.seed), probe_generator=probe_generator(s.seed))
+                        for s in specs]
         built = [models.build(s.model, data.info, s.optim.name, m.generator, device, dtype)
                  for s, m in zip(specs, self.members)]
         self.state_keys = list(built[0].state_dict())
@@ -618,7 +620,7 @@ def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
             _probe_failed(m, rows[pos], step, f"FloatingPointError: loss_fn returned a non-finite loss "
                                               f"({loss_values[j]}); the Hessian is undefined")
             continue
-        solvers[j] = MemberLanczos(ens.n_params, m.spec.probes.sharpness_tol, dtype, m.sharpness_v, m.generator,
+        solvers[j] = MemberLanczos(ens.n_params, m.spec.probes.sharpness_tol, dtype, m.sharpness_v, m.probe_generator,
                                    hint=flat_grad[j])
     while any(not s.done for s in solvers.values()):
         vectors = torch.zeros(len(positions), ens.n_params, dtype=torch.float64)

@@ -77,6 +77,12 @@ class Run:
         return float(values.iloc[-1]) if len(values) else float("nan")
 
 
+def probe_generator(seed: int) -> torch.Generator:
+    """Randomness of the measurements, a stream separate from initialisation and minibatch order,
+    so that adding or removing a probe never changes the training trajectory."""
+    return torch.Generator().manual_seed(seed + 2**31)
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda, else mps, else cpu; a named device that is missing is a ValueError."""
     if name == "auto":
@@ -188,7 +194,7 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
     probes = build_probes(spec.probes)
     n_probe = spec.probes.probe_batch or len(x_train)
     ctx = ProbeContext(model=model, loss_fn=loss_fn, inputs=x_train[:n_probe], targets=y_train[:n_probe],
-                       x_test=x_test, y_test=y_test, optimizer=optimizer, spec=spec, generator=generator,
+                       x_test=x_test, y_test=y_test, optimizer=optimizer, spec=spec, generator=probe_generator(spec.seed),
                        init_params=init_params, init_norm=init_norm, classification=classification)
     batches = _Batches(len(x_train), spec.optim.batch_size, generator)
     model.train()

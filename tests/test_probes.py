@@ -69,3 +69,11 @@ def test_preconditioned_sharpness_probe_runs_under_adam():
     result = train(spec)
     values = result.history["precond_sharpness"].dropna()
     assert result.probe_errors == [] and len(values) == 2 and (values > 0).all()
+
+
+def test_adding_a_probe_never_changes_the_training_trajectory():
+    base = RunSpec(model=ModelSpec(width=8, depth=1), data=DataSpec(n_train=48, n_test=8),
+                   optim=OptimSpec(name="sgd", lr=0.1, steps=12, batch_size=8, loss="ce", eval_every=0))
+    plain = train(base)
+    probed = train(base.replace(**{"probes.sharpness_every": 3, "probes.density_every": 6}))
+    assert plain.history["loss"].tolist() == probed.history["loss"].tolist()
