@@ -466,17 +466,10 @@ def _relative_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, floor:
     return out
 
 
-def _start_vector(v0: torch.Tensor | None, n: int, generator: torch.Generator, device: torch.device,
-                  hint: torch.Tensor | None = None) -> torch.Tensor:
-    """Unit float64 start vector: the (sum of the normalised rows of the) warm start, else random (+ hint)."""
+def _start_vector(v0: torch.Tensor | None, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Unit float64 start vector: the (sum of the normalised rows of the) warm start, else random."""
     if v0 is None:
         v = _random_vector(n, generator, device)
-        v = v / v.norm()
-        if hint is not None:
-            h = hint.detach().to(device=device, dtype=torch.float64).reshape(-1)
-            norm = float(h.norm())
-            if math.isfinite(norm) and norm > 0:
-                v = v + h / norm
         return v / v.norm()
     if not isinstance(v0, torch.Tensor) or v0.ndim not in (1, 2) or v0.shape[-1] != n or v0.numel() == 0:
         shape = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
