@@ -29,10 +29,14 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ParamSelection = Sequence[torch.Tensor] | Sequence[str] | None
@@ -733,7 +737,7 @@ def _module_of(name: str) -> str:
 
 def layer_top_eigenvalues(model: nn.Module, loss_fn: LossFn, inputs: object, targets: object, k: int = 1,
                           tol: float = 1e-4, mode: str = "algebraic", max_iter: int | None = None,
-                          generator: torch.Generator | None = None):
+                          generator: torch.Generator | None = None) -> pd.DataFrame:
     """Top-k eigenvalues of each module's diagonal Hessian block: DataFrame with columns layer, index, value.
 
     Parameters are grouped by the module that owns them ("layers.0" gets weight and
