@@ -5,7 +5,7 @@ import streamlit as st
 from learnmech_app import live, spec_form, ui
 from learnmech_app.urlstate import choice
 from learnmech_app import phenomena_view as pv
-from learnmech_app.datasets import uploads
+from learnmech_app.datasets import dataset_options, uploads
 from learnmech_core.config import current_caps
 from learnmech_core.phenomena import DIRECTIONS, SIZES
 from learnmech_core.phenomena.runner import tag
@@ -46,10 +46,14 @@ with ui.controls("Runs"):
     archs = cols[0].multiselect("Architectures", list(ph.allowed_archs or ph.archs), default=list(ph.archs),
                                 key="archs", bind="query-params")
     data_options = list(ph.allowed_datasets or ph.datasets)
-    if getattr(ph, "accepts_uploads", False):  # the user's own data, where the phenomenon can use it
-        data_options += [n for n in uploads() if n not in data_options]
-    datasets = cols[1].multiselect("Datasets", data_options, default=list(ph.datasets), key="datasets",
-                                   bind="query-params")
+    labels = dataset_options()
+    # the user's own data, where the phenomenon can use data of its task
+    data_options += [n for n, meta in uploads().items() if meta.get("task") in ph.upload_tasks and n not in data_options]
+    datasets = choice(cols[1].multiselect, "Datasets", data_options, default=list(ph.datasets), key="datasets",
+                      format_func=lambda n: labels.get(n, n),
+                      help="Your own uploaded data appears here when this phenomenon can use it "
+                           f"({' or '.join(ph.upload_tasks)} data)." if ph.upload_tasks else
+                           "This phenomenon builds its own dataset, so uploaded data is not offered.")
     size = cols[2].segmented_control("Size", sizes, default="quick", key="size", bind="query-params",
                                      help="tiny: seconds; quick: about a minute (the gallery); full: closer to the "
                                           "papers, for the command line or a GPU.") or "quick"

@@ -1,4 +1,4 @@
-"""Your own data: upload a CSV or .npz, validate it, and use it as a dataset in Explore."""
+"""Your own data: upload a CSV or .npz, validate it, and use it as a dataset in Explore and in the phenomena."""
 
 import math
 
@@ -10,7 +10,8 @@ from learnmech_core.config import current_caps
 
 ui.header(
     "Your own data: do the same behaviours show up on it?",
-    "Upload a table of numbers and train on it like any built-in dataset. A CSV needs numeric feature columns "
+    "Upload a table of numbers and train on it like any built-in dataset, or test a phenomenon's prediction on it "
+    "(those that can use data of its kind offer it in their dataset list). A CSV needs numeric feature columns "
     "and one label (classification) or target (regression) column; an `.npz` file needs arrays `X` (rows × "
     "features) and `y`. The file is checked (size, numbers only, no missing values, at least two classes) and "
     "any problem is named. Your data stays in this browser session unless you save it; runs trained on it are "
@@ -61,7 +62,7 @@ if not mine:
     st.caption("None yet. Upload a file above.")
 for name, meta in mine.items():
     with st.container(border=True):
-        cols = st.columns([4, 2, 2])
+        cols = st.columns([4, 2, 2, 2])
         cols[0].markdown(f"**{meta.get('label', name)}** · `{name}`  \n{meta.get('rows')} rows × {meta.get('features')} "
                          f"features, {meta.get('task')}" + (f", {meta.get('classes')} classes" if meta.get("classes") else ""))
         rows = int(meta.get("rows") or 8)
@@ -72,12 +73,15 @@ for name, meta in mine.items():
             params["optim.loss"] = "mse"
         cols[1].page_link("pages/explore.py", label="Train on it in Explore", icon=":material/play_circle:",
                           query_params=params)
+        phenomenon = "edge_of_stability" if meta.get("task") == "classification" else "catapult"
+        cols[2].page_link("pages/phenomena.py", label="Test a phenomenon on it", icon=":material/science:",
+                          query_params={"phenomenon": phenomenon, "archs": ["mlp"], "datasets": [name]})
         arrays = st.session_state.get("upload_arrays", {}).get(name)
         if meta.get("saved"):
-            cols[2].caption("saved for later sessions")
+            cols[3].caption("saved for later sessions")
         elif resources.hosted():
-            cols[2].caption("kept for this session only (hosted)")
-        elif arrays is not None and cols[2].button("Save for later sessions", key=f"save_{name}"):
+            cols[3].caption("kept for this session only (hosted)")
+        elif arrays is not None and cols[3].button("Save for later sessions", key=f"save_{name}"):
             try:
                 path = ds.save(name, arrays)
                 st.toast(f"Saved to {path}")

@@ -20,7 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, phenomena, train
-from learnmech_core.phenomena.base import Phenomenon, Verdict, run_row
+from learnmech_core.phenomena.base import Phenomenon, Verdict, data_spec, run_row
 from learnmech_core.store import RunStore
 from learnmech_core.train import Run
 
@@ -48,10 +48,13 @@ class TinyPhenomenon(Phenomenon):
     datasets = ("moons",)
     allowed_archs = ("mlp", "deep_linear")
     allowed_datasets = ("moons", "circles")
+    upload_tasks = ("classification",)
     normalisation = "loss / initial loss"
 
     def _specs(self, size, archs, datasets):
-        return [tiny_spec(**{"model.arch": a, "data.name": d}) for a in archs for d in datasets]
+        sized = {d: data_spec(d, 64, 16) for d in datasets}
+        return [tiny_spec(**{"model.arch": a, "data.name": d, "data.n_train": sized[d].n_train,
+                             "data.n_test": sized[d].n_test}) for a in archs for d in datasets]
 
     def verdict(self, runs):
         rows = []
@@ -401,6 +404,32 @@ def test_your_data_csv_becomes_a_dataset_usable_in_explore():
     assert_clean(at)
     assert at.multiselect(key="data.name").value == [name]
     assert not errors(at)
+
+
+def test_uploaded_data_runs_in_a_phenomenon():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50), "label": np.arange(50) % 2})
+    at = app("pages/your_data.py")
+    at.file_uploader(key="upload").upload("points.csv", csv_bytes(frame), "text/csv")
+    at.run()
+    at.button(key="use").click().run()
+    (name,) = list(at.session_state["uploads"])
+    link = [p for p in at.get("page_link") if "phenomenon" in p.proto.page or "Test a phenomenon" in p.proto.label]
+    assert link  # "Test a phenomenon on it"
+    at = at.switch_page("pages/phenomena.py")
+    at.query_params.update({"phenomenon": "tiny_test", "datasets": name, "size": "tiny"})
+    at.run()
+    assert_clean(at)
+    assert "your data: points.csv (50×2)" in at.multiselect(key="datasets").options  # offered, with its label
+    assert at.multiselect(key="datasets").value == [name]
+    at.button(key="run").click().run()
+    wait_for_job(at, "phenomena")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    (key,) = list(RunStore().list()["key"])
+    spec = RunStore().get(key).spec
+    assert (spec.data.name, spec.data.n_train, spec.data.n_test) == (name, 40, 10)  # 50 rows: 40 train, 10 test
+    assert len(table) == 2  # the run and the overall verdict
 
 
 @pytest.mark.parametrize("filename,payload,message", [

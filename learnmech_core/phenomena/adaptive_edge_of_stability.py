@@ -72,6 +72,7 @@ class AdaptiveEdgeOfStability(Phenomenon):
     archs = ("mlp", "cnn")
     datasets = ("digits", "gaussian_mixture")
     allowed_datasets = ("digits", "gaussian_mixture", "mnist", "fashion_mnist", "cifar10")
+    upload_tasks = ("classification",)
     normalisation = "\u03bb_max(P\u207b\u00b9H) / (38/\u03b7) against \u03b7 \u00d7 step"
 
     def _specs(self, size, archs, datasets):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..config import RunSpec
+from ..config import DataSpec, RunSpec
+from ..registry import UPLOAD_PREFIX
 from ..train import Run
 
 SIZES = ("tiny", "quick", "full")
@@ -62,6 +63,27 @@ def _fmt(x) -> str:
     return f"{x:.3g}"
 
 
+def data_spec(name: str, n_train: int, n_test: int, **extra) -> DataSpec:
+    """The DataSpec of a phenomenon's run; on uploaded data ("upload:<hash>") sized to fit the upload.
+
+    An upload keeps up to a fifth of its rows (at least one) for the test split and gives the training split
+    the rest, up to what the phenomenon asked for; generator settings in `extra` (dim, n_classes, ...) do not
+    apply to it and are dropped.
+    """
+    if not name.startswith(UPLOAD_PREFIX):
+        return DataSpec(name=name, n_train=n_train, n_test=n_test, **extra)
+    from ..data import describe
+
+    rows = describe(DataSpec(name=name)).n_available or 0
+    test = max(1, min(n_test, rows // 5))
+    return DataSpec(name=name, n_train=min(n_train, rows - test), n_test=test)
+
+
+def minibatch(batch: int, data: DataSpec) -> int:
+    """The minibatch size, or 0 (full batch) when the training split is no larger than it (small uploads)."""
+    return 0 if batch >= data.n_train else batch
+
+
 def run_row(run: Run, passed: bool | None, measured: float | None, **extra) -> dict:
     """A per-run verdict row."""
     s = run.spec
@@ -85,6 +107,9 @@ class Phenomenon:
     allowed_datasets: tuple[str, ...] | None = None
     normalisation: str = ""  # what the normalised overlay divides by, for the toggle label
     needs_weights: bool = False  # the verdict or figures read run.weights (kept in the gallery)
+    # tasks ("classification", "regression") of the user's own uploaded data ("upload:<hash>") this phenomenon
+    # can run on; empty: none. Such a phenomenon builds its DataSpecs with `data_spec` (sized to the upload).
+    upload_tasks: tuple[str, ...] = ()
 
     def specs(self, size: str = "quick", archs=None, datasets=None) -> list[RunSpec]:
         """The runs that test the prediction at a size, over chosen architectures and datasets."""
@@ -98,9 +123,29 @@ class Phenomenon:
             if a not in ok_a:
                 raise ValueError(f"{self.name} can use architectures {', '.join(ok_a)} (got {a!r})")
         for d in datasets:
-            if d not in ok_d:
+            if isinstance(d, str) and d.startswith(UPLOAD_PREFIX):
+                self._check_upload(d, archs)
+            elif d not in ok_d:
                 raise ValueError(f"{self.name} can use datasets {', '.join(ok_d)} (got {d!r})")
         return self._specs(size, archs, datasets)
+
+    def _check_upload(self, dataset: str, archs: tuple[str, ...]) -> None:
+        """An uploaded dataset must be loaded, of a task this phenomenon handles, and fit every architecture."""
+        from ..data import describe
+        from ..models import ARCH_INPUTS
+
+        if not self.upload_tasks:
+            raise ValueError(f"{self.name} cannot run on uploaded data: its prediction needs a dataset it builds "
+                             f"itself ({', '.join(self.allowed_datasets or self.datasets)})")
+        info = describe(DataSpec(name=dataset))
+        if info.task not in self.upload_tasks:
+            raise ValueError(f"{self.name} needs {' or '.join(self.upload_tasks)} data; the uploaded dataset "
+                             f"{info.description or dataset} is {info.task}")
+        for a in archs:
+            if info.kind not in ARCH_INPUTS[a]:
+                ok = [x for x in (self.allowed_archs or self.archs) if info.kind in ARCH_INPUTS[x]]
+                raise ValueError(f"architecture {a!r} cannot take the {info.kind} inputs of uploaded data; "
+                                 f"for it {self.name} can use {', '.join(ok) or 'no architecture'}")
 
     def _specs(self, size: str, archs: tuple[str, ...], datasets: tuple[str, ...]) -> list[RunSpec]:
         raise NotImplementedError

@@ -20,7 +20,7 @@ import numpy as np
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..data import describe
 from ..models import ARCH_INPUTS
-from .base import Phenomenon, Verdict, run_row
+from .base import Phenomenon, Verdict, data_spec, run_row
 
 SLOPE_EXPECTED, SLOPE_TOL = 2.0, 0.3
 DECAY_TOL = 0.10  # relative error of the fitted decay rate against 2 lambda
@@ -99,6 +99,7 @@ class ConservationLaws(Phenomenon):
     datasets = ("teacher_student",)
     allowed_archs = ("mlp", "deep_linear", "cnn")
     allowed_datasets = ("teacher_student", "digits", "gaussian_mixture", "linear_lowrank", "moons", "circles")
+    upload_tasks = ("classification", "regression")
     normalisation = "drift / eta^2 and b(t)/b(0) against 2 lambda t"
 
     def _specs(self, size, archs, datasets):
@@ -110,7 +111,7 @@ class ConservationLaws(Phenomenon):
                              f"{', '.join(datasets)} (cnn needs digits)")
         specs = []
         for arch, dataset in pairs:
-            base = RunSpec(model=_model(arch, width), data=DataSpec(name=dataset, n_train=n_train, n_test=64, dim=8),
+            base = RunSpec(model=_model(arch, width), data=data_spec(dataset, n_train, 64, dim=8),
                            optim=OptimSpec(name="gd", lr=lrs[0], steps=1, loss="mse", eval_every=0),
                            probes=ProbeSpec(log_every=1, layer_norms=True, save_weights=False), dtype="float64")
             for lr in lrs:

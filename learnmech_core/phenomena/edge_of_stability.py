@@ -28,6 +28,7 @@ import numpy as np
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..universality import normalise
 from .base import Phenomenon, Verdict, run_row
+from .base import data_spec as sized_data
 
 TOLERANCE = 0.10
 MIN_FRACTION = 2 / 3
@@ -50,7 +51,7 @@ _SIZES = {
 def data_spec(dataset: str, loss: str, n_train: int) -> DataSpec:
     """The dataset of a run: cross-entropy on gaussian_mixture uses 10 overlapping classes (not fit at once)."""
     extra = {"n_classes": 10, "separation": 1.5} if dataset == "gaussian_mixture" and loss == "ce" else {}
-    return DataSpec(name=dataset, n_train=n_train, n_test=128, **extra)
+    return sized_data(dataset, n_train, 128, **extra)
 
 
 def systems(archs, datasets) -> list[tuple[str, str, int, int, str]]:
@@ -152,6 +153,7 @@ class EdgeOfStability(Phenomenon):
     archs = ("mlp", "cnn")
     datasets = ("digits", "gaussian_mixture")
     allowed_datasets = ("digits", "gaussian_mixture", "mnist", "fashion_mnist", "cifar10")
+    upload_tasks = ("classification",)
     normalisation = "sharpness / (2/\u03b7) against \u03b7 \u00d7 step"
 
     def _specs(self, size, archs, datasets):

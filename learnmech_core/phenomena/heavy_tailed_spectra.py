@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Verdict, run_row
+from .base import Phenomenon, Verdict, data_spec, minibatch, run_row
 
 MIN_EIGENVALUES = 32
 MP_KS_MAX = 0.1  # mean KS distance to Marchenko-Pastur at initialisation
@@ -86,6 +86,7 @@ class HeavyTailedSpectra(Phenomenon):
     datasets = ("digits",)
     allowed_archs = ("mlp", "resnet", "cnn")
     allowed_datasets = ("digits", "gaussian_mixture", "mnist", "fashion_mnist", "cifar10")
+    upload_tasks = ("classification",)
     normalisation = "alpha / alpha at initialisation"
 
     def _specs(self, size, archs, datasets):
@@ -93,13 +94,14 @@ class HeavyTailedSpectra(Phenomenon):
         out = []
         for arch in archs:
             for dataset in datasets:
+                data = data_spec(dataset, n_train, 512 if n_train <= 1024 else 256)
                 for seed in seeds:
                     for batch in batches:
                         for lr in lrs:
                             out.append(RunSpec(
                                 model=ModelSpec(arch=arch, width=width, depth=depth, activation="relu"),
-                                data=DataSpec(name=dataset, n_train=n_train, n_test=512 if n_train <= 1024 else 256),
-                                optim=OptimSpec(name="sgd", lr=lr, steps=steps, batch_size=batch, loss="ce",
+                                data=data,
+                                optim=OptimSpec(name="sgd", lr=lr, steps=steps, batch_size=minibatch(batch, data), loss="ce",
                                                 eval_every=steps // 10),
                                 probes=ProbeSpec(log_every=steps // 10, esd_every=steps // 2, save_weights=False),
                                 seed=seed,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Verdict, run_row
+from .base import Phenomenon, Verdict, data_spec, run_row
 
 PROBE = "learnmech_core.phenomena.lazy_vs_rich_probe:LazyRichProbe"
 TOL = 0.15
@@ -71,6 +71,7 @@ class LazyVsRich(Phenomenon):
     archs = ("mlp",)
     datasets = ("teacher_student",)
     allowed_datasets = ("teacher_student", "gaussian_mixture", "moons", "circles")
+    upload_tasks = ("classification", "regression")
     normalisation = "each curve divided by its value at the narrowest width"
 
     def _specs(self, size, archs, datasets):
@@ -78,7 +79,7 @@ class LazyVsRich(Phenomenon):
         return [
             RunSpec(
                 model=ModelSpec(arch=arch, width=width, depth=1, activation="relu", param=param, base_width=BASE_WIDTH),
-                data=DataSpec(name=dataset, n_train=n_train, n_test=64, dim=8),
+                data=data_spec(dataset, n_train, 64, dim=8),
                 optim=OptimSpec(name="gd", lr=lr, steps=steps, loss="mse", eval_every=steps // 4),
                 probes=ProbeSpec(log_every=10, ntk_points=points, extra=(PROBE,), extra_every=steps // measurements,
                                  save_weights=False),

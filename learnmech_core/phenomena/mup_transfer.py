@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Verdict, run_row
+from .base import Phenomenon, Verdict, data_spec, minibatch, run_row
 
 PROBE = "learnmech_core.phenomena.mup_transfer_probe:CoordCheckProbe"
 ARGMIN_TOL = 1.0  # grid steps (factor 2)
@@ -106,15 +106,18 @@ class MupTransfer(Phenomenon):
     archs = ("mlp",)
     datasets = ("digits",)
     allowed_datasets = ("digits", "gaussian_mixture", "spirals")
+    upload_tasks = ("classification",)
     normalisation = "each width's loss divided by its best loss"
 
     def _specs(self, size, archs, datasets):
         widths, log2_lrs, steps, n_train, batch = SIZE_SETTINGS[size]
+        data = {d: data_spec(d, n_train, 256) for d in datasets}
         return [
             RunSpec(
                 model=ModelSpec(arch=arch, width=width, depth=2, activation="relu", param=param, base_width=widths[0]),
-                data=DataSpec(name=dataset, n_train=n_train, n_test=256),
-                optim=OptimSpec(name="adam", lr=2.0**k, steps=steps, loss="ce", batch_size=batch, eval_every=0),
+                data=data[dataset],
+                optim=OptimSpec(name="adam", lr=2.0**k, steps=steps, loss="ce", batch_size=minibatch(batch, data[dataset]),
+                                  eval_every=0),
                 probes=ProbeSpec(log_every=2, extra=(PROBE,), extra_every=steps, save_weights=False),
             )
             for arch in archs for dataset in datasets for param in ("sp", "mup") for width in widths for k in log2_lrs

@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..universality import normalise
-from .base import Phenomenon, Verdict, run_row
-from ..config import DataSpec
+from .base import Phenomenon, Verdict, data_spec, run_row
 from .edge_of_stability import gd_spec, label, systems
 
 RHO_MIN = 0.8
@@ -40,7 +39,7 @@ _NARROW, _SHALLOW = 32, 1
 
 def _data(dataset: str, n_train: int) -> DataSpec:
     """The same data for every run of a dataset (MSE and cross-entropy alike), so pairs differ in one thing."""
-    return DataSpec(name=dataset, n_train=n_train, n_test=128)
+    return data_spec(dataset, n_train, 128)
 
 
 def spearman(x, y) -> float:
@@ -118,6 +117,7 @@ class ProgressiveSharpening(Phenomenon):
     archs = ("mlp", "cnn")
     datasets = ("digits", "gaussian_mixture")
     allowed_datasets = ("digits", "gaussian_mixture", "teacher_student", "mnist", "fashion_mnist", "cifar10")
+    upload_tasks = ("classification",)
     normalisation = "sharpness / initial sharpness against \u03b7 \u00d7 step"
 
     def _specs(self, size, archs, datasets):
