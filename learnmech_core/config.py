@@ -9,6 +9,7 @@ width) come from the active profile, `LEARNMECH_PROFILE=local|hosted`, read at v
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -378,6 +379,12 @@ class RunSpec:
 _NESTED = {"model": ModelSpec, "data": DataSpec, "optim": OptimSpec, "probes": ProbeSpec}
 
 
+@functools.cache
+def _type_hints(cls) -> dict:
+    """typing.get_type_hints of a spec class (slow to compute, fixed per class)."""
+    return typing.get_type_hints(cls)
+
+
 def _from_dict(cls, data: dict, prefix: str):
     if not isinstance(data, dict):
         raise ValueError(f"{prefix.rstrip('.') or 'spec'} must be an object (got {type(data).__name__})")
@@ -386,7 +393,7 @@ def _from_dict(cls, data: dict, prefix: str):
     if unknown:
         raise ValueError(f"unknown field {prefix}{unknown[0]}; allowed: {', '.join(sorted(names))}")
     kwargs = {}
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for name, value in data.items():
         if cls is RunSpec and name in _NESTED:
             value = _from_dict(_NESTED[name], value, f"{name}.")
@@ -453,13 +460,15 @@ def _decode(path: str, raw: str, hint) -> object:
     return text
 
 
+@functools.cache
 def _field_types() -> dict[str, object]:
+    """Dotted field path -> type hint (computed once; callers only read it)."""
     hints = {}
     for name, cls in _NESTED.items():
-        for fname, hint in typing.get_type_hints(cls).items():
+        for fname, hint in _type_hints(cls).items():
             hints[f"{name}.{fname}"] = hint
     for fname in ("seed", "device", "dtype"):
-        hints[fname] = typing.get_type_hints(RunSpec)[fname]
+        hints[fname] = _type_hints(RunSpec)[fname]
     return hints
 
 

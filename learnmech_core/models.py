@@ -19,6 +19,7 @@ from the last position, and under muP scales attention logits by 1/d_head (times
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -308,8 +309,9 @@ def build(spec: ModelSpec, info: DataInfo, optimizer: str = "gd", generator: tor
     return model.to(device)
 
 
+@functools.lru_cache(maxsize=4096)
 def param_count(spec: ModelSpec, info: DataInfo) -> int:
-    """Number of trainable parameters, without allocating them (built on the meta device)."""
+    """Number of trainable parameters, without allocating them (built on the meta device; cached, specs are frozen)."""
     with torch.device("meta"):
         model = build(spec, info, device="meta")
     return sum(p.numel() for p in model.parameters())
