@@ -69,7 +69,9 @@ def phenomena_markdown(verdicts: dict) -> str:
         v = verdicts.get(ph.name)
         lines += ["", f"## {ph.name}", "", f"**{ph.title}** ({DIRECTIONS[ph.direction]})", "",
                   f"- Claim: {ph.prediction}", f"- Sources: {'; '.join(ph.sources)}", f"- What we measure: {ph.measures}",
-                  f"- Default grid: architectures {', '.join(ph.archs)}; datasets {', '.join(ph.datasets)}"]
+                  f"- Default grid: architectures {', '.join(ph.archs)}; datasets {', '.join(ph.datasets)}",
+                  f"- Your own uploaded data: " + (f"{' or '.join(ph.upload_tasks)} data, in the app's Phenomena page"
+                                                   if ph.upload_tasks else "not used (the prediction needs its own dataset)")]
         if v is not None:
             lines += [f"- Measured at quick size: {fmt(v['measured'])} (predicted {fmt(v['expected'])} "
                       f"± {fmt(v['tolerance'])}): **{'holds' if v['passed'] else 'fails'}**",
