@@ -42,7 +42,8 @@ from torch.func import functional_call, stack_module_state
 from . import models
 from .config import RunSpec, current_caps
 from .data import Dataset, load
-from .train import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, loss_function, lr_factor, probe_generator, resolve_device
+from .train import (MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, device_split, loss_function, lr_factor, probe_generator,
+                    resolve_device)
 
 MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
                  "optim.eps", "optim.diverge_factor", "model.init_scale", "probes.save_weights")
@@ -448,13 +449,7 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
     loss_fn = loss_function(spec0.optim.loss)
     member_loss = torch.vmap(loss_fn, in_dims=(0, None))
 
-    def on_device(x):
-        """A tensor on the run's device (floating tensors also in its dtype)."""
-        return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
-
-    x_train, x_test = on_device(data.x_train), on_device(data.x_test)
-    y_train = on_device(data.targets(data.y_train, spec0.optim.loss))
-    y_test = on_device(data.targets(data.y_test, spec0.optim.loss))
+    x_train, x_test, y_train, y_test = device_split(data, spec0.optim.loss, device, dtype)
     classification = data.info.task == "classification"
     n_probe = spec0.probes.probe_batch or len(x_train)
     o0, steps, log_every = spec0.optim, spec0.optim.steps, spec0.probes.log_every

@@ -171,6 +171,16 @@ def train(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None,
     return run
 
 
+def device_split(data, loss: str, device, dtype) -> tuple[torch.Tensor, ...]:
+    """(x_train, x_test, y_train, y_test) on the run's device, floating tensors in its dtype, targets for the loss."""
+
+    def on_device(x):
+        return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
+
+    return (on_device(data.x_train), on_device(data.x_test), on_device(data.targets(data.y_train, loss)),
+            on_device(data.targets(data.y_test, loss)))
+
+
 def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started):
     caps = current_caps()
     device = resolve_device(spec.device)
@@ -179,12 +189,7 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
     data = load(spec.data) if data is None else data
     loss_fn = loss_function(spec.optim.loss)
 
-    def on_device(x):
-        return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
-
-    x_train, x_test = on_device(data.x_train), on_device(data.x_test)
-    y_train = on_device(data.targets(data.y_train, spec.optim.loss))
-    y_test = on_device(data.targets(data.y_test, spec.optim.loss))
+    x_train, x_test, y_train, y_test = device_split(data, spec.optim.loss, device, dtype)
     classification = data.info.task == "classification"
     model = models.build(spec.model, data.info, spec.optim.name, generator, device, dtype)
     optimizer = make_optimizer(spec, model)
