@@ -13,8 +13,8 @@ import itertools
 
 import numpy as np
 
-from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Verdict, run_row
+from ..config import ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from .base import Phenomenon, Verdict, data_spec, minibatch, run_row
 
 PROBE_N = 256
 
@@ -99,6 +99,7 @@ class RepresentationConvergence(Phenomenon):
     datasets = ("digits",)
     allowed_archs = ("mlp", "cnn", "resnet")
     allowed_datasets = ("digits", "mnist", "fashion_mnist", "cifar10")
+    upload_tasks = ("classification",)  # with mlp and resnet (cnn needs images)
     normalisation = "CKA trained - CKA at initialisation"
 
     def _specs(self, size, archs, datasets):
@@ -106,12 +107,13 @@ class RepresentationConvergence(Phenomenon):
         out = []
         for arch in archs:
             for dataset in datasets:
+                data = data_spec(dataset, n_train, PROBE_N)
                 for width in widths:
                     for seed in seeds:
                         out.append(RunSpec(
                             model=ModelSpec(arch=arch, width=width, depth=_DEPTH[arch], activation="relu"),
-                            data=DataSpec(name=dataset, n_train=n_train, n_test=PROBE_N),
-                            optim=OptimSpec(name="adam", lr=1e-3, steps=steps, batch_size=64, loss="ce",
+                            data=data,
+                            optim=OptimSpec(name="adam", lr=1e-3, steps=steps, batch_size=minibatch(64, data), loss="ce",
                                             eval_every=steps // 4),
                             probes=ProbeSpec(log_every=steps // 20),
                             seed=seed,
