@@ -148,11 +148,11 @@ def reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, check: bool = 
 # ----------------------------------------------------------------------------- contenders
 
 
-def run_ours(model, x, y, seed: int, v0=None) -> tuple[float, int, torch.Tensor]:
-    """Our Lanczos: (value, HVPs, top vector)."""
+def run_ours(model, x, y, seed: int, v0=None) -> tuple[float, int, curvature.EigResult]:
+    """Our Lanczos: (value, HVPs, result -- passed whole as the next warm start, as the trainer does)."""
     res = curvature.top_eigenvalues(model, nn.CrossEntropyLoss(), x, y, k=1, tol=TOL, v0=v0,
                                     generator=torch.Generator().manual_seed(seed))
-    return float(res.values[0]), res.n_hvp, res.vectors
+    return float(res.values[0]), res.n_hvp, res
 
 
 def _counting_hvp(counter: list[int], fn: Callable) -> Callable:
@@ -298,8 +298,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--check-reference", action="store_true", help="cross-check references in float64")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated subset of mlp,cnn")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     try:
         importlib.import_module("pyhessian.hessian")
 

@@ -78,6 +78,9 @@ class EigResult:
     n_hvp: int
     converged: bool
     errors: np.ndarray = field(default_factory=lambda: np.zeros(0))  # estimated relative error per value
+    # estimated distance from each value to the nearest other eigenvalue (nan: unknown); lets a
+    # later warm start from this result stop after one product (see :func:`lanczos`)
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -411,8 +414,15 @@ class _Krylov:
     def expand(self, w: torch.Tensor) -> float:
         """Add the pending vector with image w = A q_m; return the new coupling beta (0 at breakdown)."""
         m = self.m
-        r, h = self._orthogonalise(w, m + 1)
-        alpha = float(h[m])
+        # the Lanczos recurrence first (O(n): the pending vector and the few vectors it couples to), then
+        # one full Gram-Schmidt pass removes what rounding left; a second only on the DGKS criterion
+        q = self.Q[m]
+        alpha = float(q @ w)
+        r = w - alpha * q
+        for j in np.flatnonzero(self.b):
+            r.sub_(self.Q[j], alpha=float(self.b[j]))
+        r, h = self._orthogonalise(r, m + 1)
+        alpha += float(h[m])
         T = np.zeros((m + 1, m + 1))
         T[:m, :m] = self.T
         T[:m, m] = self.b
@@ -476,19 +486,57 @@ def _priority(theta: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _relative_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, floor: float,
-                     use_gap: bool = True) -> np.ndarray:
-    """Residual-based relative error estimates min(res, res^2/gap) / max(|theta|, floor) for theta[idx]."""
+                     use_gap: bool = True, prior_gap: float | None = None) -> np.ndarray:
+    """Residual-based relative error estimates min(res, res^2/gap) / max(|theta|, floor) for theta[idx].
+
+    gap is the distance to the nearest other Ritz value (when use_gap), capped by
+    prior_gap (a gap estimate carried over from a previous measurement, when given);
+    with prior_gap the denominator is gap - res (Kato-Temple's theta - lambda_2 with
+    |lambda_1 - theta| <= res), so the estimate is used only where gap > 2 res.
+    """
     out = np.empty(len(idx))
     for j, i in enumerate(idx):
         others = np.delete(theta, i)
         err = res[i]
-        if use_gap and others.size:
-            gap = float(np.min(np.abs(others - theta[i])))
-            if gap > 0:
-                err = min(err, res[i] ** 2 / gap)
+        gap = float(np.min(np.abs(others - theta[i]))) if use_gap and others.size else math.inf
+        if prior_gap is not None and math.isfinite(prior_gap) and not math.isfinite(gap):
+            gap = min(gap, prior_gap) - res[i]
+        if math.isfinite(gap) and gap > res[i]:
+            err = min(err, res[i] ** 2 / gap)
         denom = max(abs(theta[i]), floor, np.finfo(np.float64).tiny)
         out[j] = 0.0 if res[i] == 0 else err / denom
     return out
+
+
+def _gap_estimates(theta: np.ndarray, res: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Distance from theta[i] to the nearest other eigenvalue, estimated as min_j |theta_i - theta_j| - res_j.
+
+    Each other Ritz value theta_j has an eigenvalue within res_j of it, so subtracting
+    res_j guards against unconverged neighbours (which sit below the eigenvalue they
+    approach); nan where that leaves nothing positive.
+    """
+    out = np.full(len(idx), np.nan)
+    # each Ritz value's own error estimate min(r, r^2/gap), as the stopping rule uses for the wanted ones
+    err = np.empty(len(theta))
+    for i in range(len(theta)):
+        dist = np.abs(np.delete(theta, i) - theta[i])
+        g = float(dist.min()) if dist.size else 0.0
+        err[i] = min(res[i], res[i] ** 2 / g) if g > res[i] else res[i]
+    for j, i in enumerate(idx):
+        mask = np.arange(len(theta)) != i
+        if mask.any():
+            gap = float(np.min(np.abs(theta[mask] - theta[i]) - err[mask]))
+            out[j] = gap if gap > 0 else np.nan
+    return out
+
+
+def _warm_prior(v0: object, k: int) -> tuple[torch.Tensor | None, float | None, float | None]:
+    """(vectors, previous value, previous gap) from v0; value and gap only for a k = 1 EigResult with a known gap."""
+    if not isinstance(v0, EigResult):
+        return v0, None, None
+    if k != 1 or len(v0.values) != 1 or len(v0.gaps) != 1 or not np.isfinite(v0.gaps[0]) or v0.gaps[0] <= 0:
+        return v0.vectors, None, None
+    return v0.vectors, float(v0.values[0]), float(v0.gaps[0])
 
 
 def _start_vector(v0: torch.Tensor | None, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -513,12 +561,14 @@ def _start_vector(v0: torch.Tensor | None, n: int, generator: torch.Generator, d
 
 
 def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: float = 1e-4,
-            v0: torch.Tensor | None = None, mode: str = "algebraic", max_iter: int | None = None,
+            v0: torch.Tensor | EigResult | None = None, mode: str = "algebraic", max_iter: int | None = None,
             max_basis: int | None = None, generator: torch.Generator | None = None) -> EigResult:
     """k extreme eigenpairs of a symmetric operator (attributes n, dtype, device) by thick-restart Lanczos.
 
     Full reorthogonalisation against a float64 Krylov basis (the products themselves
-    run in the operator's dtype). After every product the Ritz pairs of the projected
+    run in the operator's dtype): the three-term recurrence, then one classical
+    Gram-Schmidt pass over the basis, and a second only if the first removed more than
+    1 - 1/sqrt(2) of the vector (DGKS). After every product the Ritz pairs of the projected
     matrix are checked: the relative error estimate of Ritz value theta_i with residual
     norm r_i is ``min(r_i, r_i**2 / gap_i) / max(|theta_i|, sqrt(eps) * max|theta|)``,
     with gap_i the distance to the nearest other Ritz value (Kato-Temple; used once
@@ -531,6 +581,16 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
     if the cap was hit. ``v0`` (a vector or an r x n block, e.g. the previous
     measurement's eigenvectors) starts the Krylov space from the sum of its
     normalised rows, so a slightly perturbed operator converges in a few products.
+    ``v0`` may also be the previous :class:`EigResult` itself: for k = 1 its ``gaps``
+    estimate (distance from theta_1 to the next eigenvalue) then serves as the gap
+    while the Krylov space is too small to estimate one (fewer than k + 2 Ritz values),
+    so the first product doubles as a Rayleigh-quotient check of v0 (theta = v0.Hv0,
+    r = |Hv0 - theta v0|, Kato-Temple estimate r^2 / (gap - r)) and Lanczos simply goes
+    on from v0 if that does not meet tol. The carried gap is shrunk by twice the drift
+    |theta - previous value| (the neighbour may have moved towards theta by as much as
+    theta moved); a drift of half the gap or more voids it. ``gaps`` of a result are
+    min_j |theta_i - theta_j| - e_j over the other Ritz values, each less its own error
+    estimate e_j = min(r_j, r_j^2 / gap_j), or the carried gap when smaller.
     Without v0 the start is a seeded random unit vector. (Mixing in the loss gradient,
     which lies mostly in the top eigenspace, halved the products on an MLP but
     made a CNN converge to lambda_2 when the gradient was orthogonal to u_1, so it is
@@ -552,10 +612,11 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
     max_basis = min(max_basis, n)
     gen = _make_generator(generator)
     bdev = _basis_device(torch.device(operator.device))
+    v0, prior_value, prior_gap = _warm_prior(v0, k)
     krylov = _Krylov(n, max_basis, _start_vector(v0, n, gen, bdev))
     floor_rel = math.sqrt(torch.finfo(operator.dtype).eps) if operator.dtype.is_floating_point else 1e-8
     n_hvp, converged = 0, False
-    theta = Y = errors = idx = None
+    theta = Y = res = errors = idx = gap_now = None
     while True:
         w = operator(krylov.pending.to(device=operator.device, dtype=operator.dtype))
         n_hvp += 1
@@ -568,8 +629,11 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
             order = _priority(theta, mode)
             idx = order[:k]
             floor = floor_rel * float(np.max(np.abs(theta)))
-            # the gap refinement needs a few other Ritz values to estimate the gap from (else it is optimistic)
-            errors = _relative_errors(theta, res, idx, floor, use_gap=krylov.m >= k + 2 or krylov.exhausted)
+            # the gap refinement needs a few other Ritz values to estimate the gap from (else it is optimistic);
+            # a warm start from a previous result has a gap estimate from the start, widened by the drift
+            gap_now = None if prior_gap is None else prior_gap - 2 * abs(float(theta[idx[0]]) - prior_value)
+            errors = _relative_errors(theta, res, idx, floor, use_gap=krylov.m >= k + 2 or krylov.exhausted,
+                                      prior_gap=gap_now)
             converged = bool(np.all(errors <= tol)) or krylov.exhausted
             if converged:
                 break
@@ -588,6 +652,9 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
         order = _priority(theta, mode)
         idx = order[: min(k, len(theta))]
         errors = np.full(len(idx), np.inf)
+    gaps = _gap_estimates(theta, res, idx) if krylov.m >= k + 2 or krylov.exhausted else np.full(len(idx), np.nan)
+    if gap_now is not None and gap_now > 0:  # carry the previous estimate forward, never widen it
+        gaps = np.where(np.isfinite(gaps), np.minimum(gaps, gap_now), gap_now)
     vecs = krylov.vectors(Y, idx)
     desc = np.argsort(-theta[idx], kind="stable")
     return EigResult(
@@ -596,11 +663,12 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
         n_hvp=n_hvp,
         converged=converged,
         errors=np.asarray(errors)[desc],
+        gaps=gaps[desc],
     )
 
 
 def top_eigenvalues(model: nn.Module, loss_fn: LossFn, inputs: object, targets: object, k: int = 1,
-                    tol: float = 1e-4, v0: torch.Tensor | None = None, mode: str = "algebraic",
+                    tol: float = 1e-4, v0: torch.Tensor | EigResult | None = None, mode: str = "algebraic",
                     max_iter: int | None = None, params: ParamSelection = None,
                     precond: torch.Tensor | None = None, generator: torch.Generator | None = None,
                     max_basis: int | None = None) -> EigResult:
@@ -608,7 +676,8 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, inputs: object, targets: 
 
     ``mode``: "algebraic" (largest lambda), "magnitude" (largest |lambda|, so negative
     ones show) or "smallest" (most negative). ``values`` are always sorted descending.
-    ``v0`` warm-starts from previous eigenvectors (1-D or k x n). ``params`` restricts
+    ``v0`` warm-starts from previous eigenvectors (1-D or k x n) or from the previous
+    EigResult (which also carries a gap estimate; see :func:`lanczos`). ``params`` restricts
     to a parameter group (the diagonal block of H); ``precond`` gives P^{-1}H's spectrum
     (the vectors are then eigenvectors of P^{-1/2} H P^{-1/2}). Cost: one forward and
     backward with create_graph, then ``n_hvp`` products, each about 1.8 training steps.
@@ -619,7 +688,8 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, inputs: object, targets: 
     n = sum(p.numel() for p in plist)
     _check_k(k, n)
     if v0 is not None:
-        _start_vector(v0, n, torch.Generator(), torch.device("cpu"))  # validate before any forward pass
+        # validate before any forward pass
+        _start_vector(_warm_prior(v0, k)[0], n, torch.Generator(), torch.device("cpu"))
     op = hvp_operator(model, loss_fn, inputs, targets, params=params, precond=precond)
     return lanczos(op, k=k, tol=tol, v0=v0, mode=mode, max_iter=max_iter, max_basis=max_basis, generator=generator)
 
@@ -833,9 +903,9 @@ def _adam_stepped_params(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 
 def preconditioned_sharpness(model: nn.Module, loss_fn: LossFn, inputs: object, targets: object,
-                             optimizer: torch.optim.Optimizer, tol: float = 1e-4, v0: torch.Tensor | None = None,
-                             max_iter: int | None = None, generator: torch.Generator | None = None,
-                             momentum_correction: bool = True) -> float:
+                             optimizer: torch.optim.Optimizer, tol: float = 1e-4,
+                             v0: torch.Tensor | EigResult | None = None, max_iter: int | None = None,
+                             generator: torch.Generator | None = None, momentum_correction: bool = True) -> float:
     """Largest eigenvalue of P_t^{-1} H for Adam/AdamW's current preconditioner P_t (Cohen et al. 2022).
 
     Exactly: P_t = diag((1 - beta1^t) * (sqrt(v_t / (1 - beta2^t)) + eps)) with, per

@@ -204,6 +204,66 @@ def test_warm_start_after_one_gd_step_is_cheaper_than_cold():
     assert warm.n_hvp <= cold.n_hvp // 2
 
 
+def _known_operator(gap: float = 0.5, n: int = 200, seed: int = 4) -> tuple:
+    """(op, eigenvalues, eigenvectors) of a dense operator with eigenvalues 10, 10 - gap and a bulk in [-2, 2]."""
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    lam = torch.cat([torch.tensor([10.0, 10.0 - gap], dtype=torch.float64),
+                     torch.linspace(-2, 2, n - 2, dtype=torch.float64)])
+    return C.DenseOperator((Q * lam) @ Q.T), lam, Q
+
+
+def test_cold_result_carries_a_gap_estimate_that_does_not_exceed_the_true_gap():
+    op, lam, _ = _known_operator()
+    res = C.lanczos(op, k=1, tol=1e-8)
+    assert res.gaps.shape == (1,) and 0 < res.gaps[0] <= (lam[0] - lam[1]).item() * (1 + 1e-6)
+
+
+def test_warm_check_from_previous_result_stops_after_one_product():
+    op, lam, Q = _known_operator()
+    g = torch.Generator().manual_seed(5)
+    # a previous measurement: the top vector slightly off (as after a small training step) with an honest gap
+    v = Q[:, 0] + 1e-4 * torch.randn(op.n, generator=g, dtype=torch.float64)
+    prev = C.EigResult(values=np.array([10.0]), vectors=(v / v.norm())[None], n_hvp=0, converged=True,
+                       errors=np.zeros(1), gaps=np.array([0.5]))
+    res = C.lanczos(op, k=1, tol=1e-4, v0=prev)
+    assert res.n_hvp == 1 and res.converged
+    assert abs(res.values[0] - 10.0) / 10.0 <= 1e-4
+    assert res.errors[0] <= 1e-4 and 0 < res.gaps[0] <= 0.5
+    # the same vector as a plain tensor carries no gap, so Lanczos needs more products
+    plain = C.lanczos(op, k=1, tol=1e-4, v0=prev.vectors)
+    assert plain.n_hvp >= 3 and abs(plain.values[0] - 10.0) / 10.0 <= 1e-4
+
+
+def test_warm_check_falls_back_to_lanczos_when_v0_is_poor():
+    op, lam, Q = _known_operator()
+    g = torch.Generator().manual_seed(6)
+    v = Q[:, 0] + 0.3 * torch.randn(op.n, generator=g, dtype=torch.float64) / op.n ** 0.5 * 10
+    prev = C.EigResult(values=np.array([10.0]), vectors=(v / v.norm())[None], n_hvp=0, converged=True,
+                       errors=np.zeros(1), gaps=np.array([0.5]))
+    res = C.lanczos(op, k=1, tol=1e-8, v0=prev)
+    assert res.n_hvp > 2 and res.converged
+    assert abs(res.values[0] - 10.0) / 10.0 <= 1e-8
+    # a previous value far from the current one (a large drift) voids the carried gap
+    v = Q[:, 0] + 1e-3 * torch.randn(op.n, generator=g, dtype=torch.float64)
+    far = C.EigResult(values=np.array([12.0]), vectors=(v / v.norm())[None], n_hvp=0, converged=True,
+                      errors=np.zeros(1), gaps=np.array([0.5]))
+    res = C.lanczos(op, k=1, tol=1e-4, v0=far)
+    assert res.n_hvp >= 3 and abs(res.values[0] - 10.0) / 10.0 <= 1e-4
+
+
+def test_warm_start_from_previous_eig_result_on_a_model(exact):
+    for name in CASES:
+        model, lf, X, y = _case(name)
+        evals = exact[name][1]
+        cold = C.top_eigenvalues(model, lf, X, y, k=1, tol=1e-8)
+        warm = C.top_eigenvalues(model, lf, X, y, k=1, tol=1e-8, v0=cold)
+        assert warm.converged and warm.n_hvp <= 2
+        assert _rel(warm.values, evals[-1:]) < RTOL
+        block = C.top_eigenvalues(model, lf, X, y, k=2, tol=1e-8, v0=cold)  # k > 1: the vectors only
+        assert _rel(block.values, evals[::-1][:2]) < RTOL
+
+
 def test_deterministic_given_seed_and_global_rng_untouched():
     model, lf, X, y = _case("relu")
     state = torch.get_rng_state()

@@ -77,3 +77,29 @@ def test_adding_a_probe_never_changes_the_training_trajectory():
     plain = train(base)
     probed = train(base.replace(**{"probes.sharpness_every": 3, "probes.density_every": 6}))
     assert plain.history["loss"].tolist() == probed.history["loss"].tolist()
+
+
+def test_sharpness_probe_warm_starts_from_its_previous_result():
+    from types import SimpleNamespace
+
+    from learnmech_core.curvature import EigResult
+    from learnmech_core.probes import SharpnessProbe
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,), generator=g)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    ctx = SimpleNamespace(model=model, loss_fn=loss_fn, inputs=x, targets=y, state={},
+                          generator=torch.Generator().manual_seed(1))
+    probe = SharpnessProbe(every=1, tol=1e-6)
+    first, _ = probe.measure(ctx)
+    assert isinstance(ctx.state["sharpness_prev"], EigResult) and ctx.state["sharpness_v"].shape == (67,)
+    with torch.no_grad():  # a small step, as between two probed training steps
+        for p in model.parameters():
+            p.add_(1e-3 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    second, _ = probe.measure(ctx)
+    exact = torch.linalg.eigvalsh(full_hessian(model, loss_fn, x, y))[-1].item()
+    assert second["sharpness"] == pytest.approx(exact, rel=1e-5)
+    assert second["sharpness_hvps"] < first["sharpness_hvps"]
