@@ -71,7 +71,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EigResult:
-    """Eigenvalues (descending), their eigenvectors (k x n), the HVPs spent and whether tol was met."""
+    """Eigenvalues (descending), eigenvectors (k x n), HVPs spent, whether tol was met, error and gap estimates.
+
+    Pass the whole result as the next call's ``v0`` to warm-start from its vectors and gap.
+    """
 
     values: np.ndarray
     vectors: torch.Tensor
@@ -574,9 +577,13 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
     with gap_i the distance to the nearest other Ritz value (Kato-Temple; used once
     there are k + 2 Ritz values, before that the plain residual bound r_i); all k
     wanted values below ``tol`` stops the iteration. The estimate is usually
-    conservative (true errors 3-10x smaller) but can be optimistic by a small factor
-    when a cluster of eigenvalues near the top is not yet resolved. When the basis reaches
-    ``max_basis`` vectors it is restarted from the best Ritz vectors (Wu & Simon 2000).
+    conservative (true errors 3-15x smaller once the neighbouring Ritz value has
+    settled: the residual also holds components on far-away eigenvalues, which
+    r^2 / gap charges as if they were at the gap) but can be optimistic by a factor
+    of up to ~2.5 while a cluster of eigenvalues near the top is not yet resolved
+    (traced on benchmarks/curvature_eig.py's MLP and CNN at true errors of 3e-3 and
+    above). When the basis reaches ``max_basis`` vectors it is restarted from the best
+    Ritz vectors (Wu & Simon 2000).
     ``max_iter`` caps the number of products (default 500); ``converged`` is False
     if the cap was hit. ``v0`` (a vector or an r x n block, e.g. the previous
     measurement's eigenvectors) starts the Krylov space from the sum of its
