@@ -66,7 +66,9 @@ start took the previous EigResult:
 
 Reading it: targets from the issue -- cold <= 0.5x PyHessian's time at true error <= 1e-3, warm
 <= 0.1x. MLP cold: met, 0.45x (27-33 HVPs, true errors 6.5e-05..2.3e-04; the previous record was
-0.56x with the same HVP counts, run with two threads). What changed is the cost per product: numpy's eigh of the small
+0.56x with the same HVP counts, run with two threads), but with a thin margin: a --repeats 3 run
+right after gave 0.53x (repeats 1-3 only: our median 33 HVPs against PyHessian's 67; in HVPs
+alone the ratio is 0.40-0.49, and per-product times are at parity). What changed is the cost per product: numpy's eigh of the small
 projected matrix, called after every product, took 20-40 ms right after torch work on this busy
 machine (its multi-threaded OpenBLAS contends with torch's thread pool) -- as much as a Hessian-
 vector product -- and now takes ~0.3 ms through torch; Lanczos adds ~10% to the bare products
