@@ -368,7 +368,7 @@ def _random_vector(n: int, generator: torch.Generator, device: torch.device, rad
     return v.to(device)
 
 
-def _small_eigh(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def small_eigh(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigen-decomposition (ascending) of a small symmetric projected matrix, through torch's LAPACK.
 
     Not numpy's: with numpy's multi-threaded OpenBLAS, an eigh of a 30 x 30 matrix right
@@ -459,7 +459,7 @@ class _Krylov:
 
     def ritz(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ritz values (ascending), coefficient vectors (m x m) and residual norms."""
-        theta, Y = _small_eigh(self.T)
+        theta, Y = small_eigh(self.T)
         return theta, Y, np.abs(self.b @ Y)
 
     def restart(self, keep: np.ndarray, Y: np.ndarray, theta: np.ndarray) -> None:
@@ -716,7 +716,7 @@ def _lanczos_quadrature(operator: Callable[[torch.Tensor], torch.Tensor], q0: to
             raise FloatingPointError("a Hessian-vector product is not finite")
         if krylov.expand(w) == 0.0:
             break
-    theta, Y = _small_eigh(krylov.T)
+    theta, Y = small_eigh(krylov.T)
     return theta, Y[0] ** 2
 
 

@@ -41,6 +41,7 @@ from torch.func import functional_call, stack_module_state
 
 from . import models
 from .config import RunSpec, current_caps
+from .curvature import small_eigh
 from .data import Dataset, load
 from .train import (MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, device_split, loss_function, lr_factor, probe_generator,
                     resolve_device)
@@ -288,7 +289,7 @@ class MemberLanczos:
         """Take w = H @ pending (float64) and advance; sets `done` when finished."""
         self.n_hvp += 1
         beta = self._expand(w)
-        theta, Y = np.linalg.eigh(self.T)
+        theta, Y = small_eigh(self.T)
         res = np.abs(self.b @ Y)
         self.theta, self.Y = theta, Y
         top = int(np.argsort(-theta, kind="stable")[0])
