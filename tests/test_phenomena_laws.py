@@ -126,14 +126,19 @@ def test_fourier_concentration_of_a_pure_frequency_is_one():
 # critical batch size
 
 
-def _synthetic_cbs_runs(b_crit: float, b_simple_at_target: float, s_min: float = 10.0) -> list[Run]:
-    """Runs whose histories reach the target exactly at S(B) = S_min (1 + B_crit x(B)) for the best lr."""
+def _synthetic_cbs_runs(b_crit: float, b_noise: float, s_min: float = 10.0) -> list[Run]:
+    """Runs whose histories reach the target exactly at S(B) = S_min (1 + B_crit x(B)) for the best lr.
+
+    Along the noise run B_noise is constant (so its step mean is b_noise) while B_simple grows as the
+    loss falls (so its value at the target is b_noise, its step mean smaller).
+    """
     from learnmech_core.phenomena import critical_batch_size as cbs
 
     runs = []
     specs = phenomena.get("critical_batch_size").specs("tiny")
     for spec in specs:
         n = spec.data.n_train
+        target = cbs.target_loss(spec.data.name)
         steps = np.arange(spec.optim.steps + 1, dtype=float)
         if cbs.is_noise_run(spec_run := Run(spec=spec, history=pd.DataFrame())):
             s_hit = s_min
@@ -141,11 +146,11 @@ def _synthetic_cbs_runs(b_crit: float, b_simple_at_target: float, s_min: float =
             b = spec.optim.batch_size or n
             best_lr = 0.8
             s_hit = s_min * (1.0 + b_crit * cbs.effective_inverse_batch(b, n)) * (1.0 + abs(math.log2(spec.optim.lr / best_lr)))
-        loss = cbs.TARGET_LOSS ** (steps / s_hit)  # log-linear: crosses the target exactly at s_hit
+        loss = target ** (steps / s_hit)  # log-linear: crosses the target exactly at s_hit
         history = pd.DataFrame({"step": steps, "loss": loss, "train_loss": loss})
         if cbs.is_noise_run(spec_run):
-            history["b_simple"] = b_simple_at_target * (loss / cbs.TARGET_LOSS) ** -0.5
-            history["b_noise"] = history["b_simple"]
+            history["b_simple"] = b_noise * (loss / target) ** -0.5
+            history["b_noise"] = b_noise
         runs.append(Run(spec=spec, history=history))
     return runs
 
@@ -154,17 +159,45 @@ def test_critical_batch_size_verdict_recovers_the_hyperbola():
     from learnmech_core.phenomena import critical_batch_size as cbs
 
     ph = phenomena.get("critical_batch_size")
-    good = ph.verdict(_synthetic_cbs_runs(b_crit=60.0, b_simple_at_target=80.0))
+    good = ph.verdict(_synthetic_cbs_runs(b_crit=60.0, b_noise=80.0))
     assert good.passed, good.explanation
     assert good.details["b_crit"] == pytest.approx(60.0, rel=1e-3)
     assert good.details["s_min"] == pytest.approx(10.0, rel=1e-3)
     assert good.details["r2"] > 0.999
+    assert good.details["b_noise_mean"] == pytest.approx(80.0, rel=1e-9)
     assert good.details["b_simple"] == pytest.approx(80.0, rel=1e-6)
+    assert good.details["b_simple_mean"] < 80.0 * 0.9  # B_simple grows to 80 at the target: its step mean is lower
+    assert good.details["tuned"]
     assert good.measured == pytest.approx(60.0 / 80.0, rel=1e-3)
-    bad = ph.verdict(_synthetic_cbs_runs(b_crit=60.0, b_simple_at_target=600.0))
+    bad = ph.verdict(_synthetic_cbs_runs(b_crit=60.0, b_noise=600.0))
     assert not bad.passed and bad.measured == pytest.approx(0.1, rel=1e-3)
     assert "not within" in bad.explanation
     assert cbs.steps_to_target(pd.DataFrame({"step": [0, 10], "train_loss": [1.0, 0.01]})) == pytest.approx(5.0)
+    # a noise run far slower than the tuned full-batch run is not the S_min trajectory: it cannot pass
+    slow = _synthetic_cbs_runs(b_crit=60.0, b_noise=80.0)
+    noise = next(r for r in slow if cbs.is_noise_run(r))
+    noise.history["train_loss"] = cbs.target_loss(noise.spec.data.name) ** (noise.history["step"] / 15.0)
+    v = ph.verdict(slow)
+    assert not v.passed and not v.details["tuned"] and "NOT the tuned" in v.explanation
+
+
+def test_mean_to_target_matches_a_dense_integral():
+    from learnmech_core.phenomena import critical_batch_size as cbs
+
+    steps = np.arange(0, 21, 2, dtype=float)  # measured every 2 steps
+    loss = 2.0 * np.exp(-0.25 * steps)  # crosses 0.1 at 4 ln 20 = 11.98 (log-linear, so exactly)
+    value = 30.0 + 5.0 * steps**1.5
+    h = pd.DataFrame({"step": steps, "train_loss": loss, "b_noise": value})
+    s_end = 4.0 * math.log(20.0)
+    assert cbs.steps_to_target(h, 0.1) == pytest.approx(s_end, rel=1e-9)
+    # brute force: the piecewise-linear interpolant of the measurements averaged on a fine grid over [0, s_end]
+    grid = np.linspace(0.0, s_end, 200_001)
+    brute = float(np.mean(np.interp(grid, steps, value)))
+    assert cbs.mean_to_target(h, "b_noise", 0.1) == pytest.approx(brute, rel=1e-6)
+    assert 30.0 < cbs.mean_to_target(h, "b_noise", 0.1) < cbs.value_at_loss(h, "b_noise", 0.1)
+    assert math.isnan(cbs.mean_to_target(h, "b_noise", 1e-6))  # never reaches the target
+    assert math.isnan(cbs.mean_to_target(h.iloc[:3], "b_noise", 0.1))  # measurements end before the target
+    assert math.isnan(cbs.mean_to_target(h, "b_simple", 0.1))  # no such column
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +213,12 @@ def test_critical_batch_size_tiny_measures_and_doctoring_fails(cbs_runs):
     assert len(d["best_steps"]) == 3 and d["r2"] > 0.9
     assert 1.0 < d["s_min"] < 40.0 and d["b_crit"] > 1.0
     assert 5.0 < d["b_simple_init"] < 100.0 < d["b_simple"]  # the noise scale grows as the loss falls
-    assert v.measured == pytest.approx(d["b_crit"] / d["b_simple"])
+    assert d["b_simple_init"] < d["b_simple_mean"] < d["b_simple"] and d["tuned"]
+    assert v.measured == pytest.approx(d["b_crit"] / d["b_noise_mean"])
     _check_figures(ph, cbs_runs, v)
     doctored = _doctored(cbs_runs)
     noise = next(r for r in doctored if r.spec.probes.extra)
-    noise.history["b_simple"] *= 1000.0
+    noise.history["b_noise"] *= 1000.0
     assert not ph.verdict(doctored).passed
     assert ph.verdict(doctored).measured == pytest.approx(v.measured / 1000.0, rel=1e-6)
 

@@ -175,11 +175,11 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
             fig.add_trace(go.Scatter(x=grid, y=[fit["s_min"] + fit["e_min"] * effective_inverse_batch(v, fit["n_train"])
                                                 for v in grid], mode="lines", name="fit S_min + E_min (1/B - 1/n)",
                                      line={"color": PREDICTION_COLOR, "dash": "dot"}))
-        for value, label, dash in ((fit["b_crit"], "B_crit (fit)", "dot"), (fit["b_simple"], "B_simple at target",
-                                                                             "dash"),
+        for value, label, dash in ((fit["b_crit"], "B_crit (fit)", "dot"),
+                                   (fit["b_noise_mean"], "B_noise, step mean to target (prediction)", "solid"),
                                    (fit["b_noise"], "B_noise at target", "dashdot")):
             if _finite(value) and value > 0:
-                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "target" in label
+                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "B_noise" in label
                               else arch_color(fit["arch"]), annotation_text=label, annotation_position="top right")
     return layout(fig, "Does the noise scale mark where bigger batches stop saving steps?", "batch size B",
                   "steps to reach the target loss", presentation, log_x=True, log_y=True)
@@ -187,7 +187,7 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
 
 def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
     """Noise scales along the full-batch run against its training loss; the target loss and B_crit marked."""
-    from ..phenomena.critical_batch_size import TARGET_LOSS, analyse
+    from ..phenomena.critical_batch_size import analyse
 
     fits, _ = analyse(runs)
     fig = go.Figure()
@@ -195,6 +195,9 @@ def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
         run = fit["noise_run"]
         if run is None:
             continue
+        if fit is fits[0] or fit["target"] != fits[0]["target"]:
+            fig.add_vline(x=fit["target"], line_dash="dot", line_color=PREDICTION_COLOR,
+                          annotation_text=f"target loss {fit['target']:g}")
         h = run.history.dropna(subset=["train_loss"])
         for column, label, dash in (("b_simple", "B_simple = tr(Sigma)/|G|^2", "solid"),
                                     ("b_noise", "B_noise = tr(H Sigma)/G^T H G", "dash")):
@@ -204,9 +207,10 @@ def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
                                     dash=dash, mode="lines+markers"))
         if _finite(fit["b_crit"]):
             reference_line(fig, fit["b_crit"], f"B_crit = E_min/S_min = {fit['b_crit']:.3g} (fit)")
-    fig.add_vline(x=TARGET_LOSS, line_dash="dot", line_color=PREDICTION_COLOR, annotation_text="target loss")
-    fig = layout(fig, "How large is the gradient noise scale at the target loss?", "full training loss (falls to the "
-                 "right)", "noise scale (examples)", presentation, log_x=True, log_y=True)
+        if _finite(fit["b_noise_mean"]):
+            reference_line(fig, fit["b_noise_mean"], f"B_noise step mean to target = {fit['b_noise_mean']:.3g}")
+    fig = layout(fig, "How large is the gradient noise scale on the way to the target loss?",
+                 "full training loss (falls to the right)", "noise scale (examples)", presentation, log_x=True, log_y=True)
     fig.update_xaxes(autorange="reversed")
     return fig
 
