@@ -6,9 +6,10 @@ the terminal phase; MSE with SGD momentum, lr 0.1, weight decay 5e-4 takes the M
 The small CNN and ResNet reach NC1 falls of 8-50x but their class means stay 0.1 from a simplex ETF at
 quick size, so the quick verdict fails there (shown, not hidden).
 
-Measured at quick (digits, n_train 1024, seed 0, 1 torch thread, load average ~4 on 2 cores):
+Measured at quick (digits, n_train 1024, seed 0, 1 torch thread, load average ~4 on 2 cores; 62 s in all;
+with 2 threads under that load the CNN's small convolutions slow ~5x, so quick then takes minutes):
 
-| arch | NC1 init -> at 100% train acc -> final | ETF deviation | NCC agreement | time |
+| arch | NC1 init -> at 100% train acc -> final | ETF deviation | NCC agreement | time (1 thread) |
 |---|---|---|---|---|
 | mlp 3x256 | 1.25 -> 0.028 (step 200) -> 0.0016 (804x; 18x in the terminal phase) | 0.038 | 1.000 | 18 s |
 | cnn 2x64 | 0.94 -> 0.137 (step 400) -> 0.111 (8.4x; 1.2x) | 0.098 | 0.991 | 32 s |
@@ -28,12 +29,14 @@ Tried on the conv nets (single runs, seed 0, ETF deviation at the end; cnn width
 - read-out feature dimension (width 8/16/32, i.e. 128-512 features vs 1024 examples): 0.116-0.161;
   depth 3 (width 16/32, lr 0.1/0.2): 0.084-0.121.
 - full batch (300 steps) 0.116; batch 32: 0.074-0.085 (train accuracy 0.967 at lr 0.2).
-- output multiplier 0.25 (same as scaling the MSE labels x4) 0.123-0.154; muP (base width 8) 0.142;
+- output multiplier 0.25 (same as scaling the MSE labels x4) 0.123-0.154; 0.5 with lr x4 and weight
+  decay / 4 (Chizat's rescaling) 0.098, 0.25 with lr x16 kills every ReLU; muP (base width 8) 0.142;
   init scale 0.5 0.137; tanh 0.118; no biases 0.102.
 - cross-entropy (lr 0.05): the CNN's class-mean geometry does not move at all (0.200 = its value at
   initialisation, NC1 falls 1.1x): its 1024 random conv features are nearly linearly separable, so
   training stays close to the lazy regime (Chizat, Oyallon & Bach 2019) and collapse, which needs
-  feature learning, only comes slowly, driven by weight decay (~0.01 of ETF deviation per 1000 steps).
+  feature learning, only comes slowly, driven by weight decay (~0.015 of ETF deviation per 1000 steps
+  at lr 0.1).
 - resnet: lr 0.1 0.162 (96.9% train acc); depth 2 0.119 (99.7%); width 32 0.077 (99.7%, ~50 s alone);
   weight decay 2e-3 / 5e-3 (n 512) 0.21 / 0.19 at 90-91%; cross-entropy 0.368.
 
