@@ -88,16 +88,21 @@ def noise_scale(
     targets: torch.Tensor,
     unbiased: bool = False,
     chunk_size: int | None = None,
+    population: int | None = None,
 ) -> NoiseScale:
     """Simple noise scale tr(Sigma) / |G|^2 over the batch, streaming over chunks of examples.
 
     Sigma is the sample covariance of the per-example gradients with the unbiased ``1 / (n - 1)``
     normalisation; G is their mean. ``|G|^2`` is ``|mean|^2``, which overestimates the true squared
     gradient norm by ``tr(Sigma) / n`` on average; with ``unbiased=True`` it is ``|mean|^2 - tr(Sigma) / n``
-    instead. Chunks are merged with Chan et al.'s pairwise update (float64), so memory is one chunk.
+    instead. When the batch is drawn without replacement from a finite set of ``population`` examples
+    (a training set), the overestimate is ``(1 - n / population) tr(Sigma) / n`` and that is subtracted
+    (nothing when the batch is the whole set, whose mean gradient is exact). Chunks are merged with Chan et al.'s pairwise update (float64), so memory is one chunk.
     """
     _check(model, inputs, targets, chunk_size)
     n = inputs.shape[0]
+    if population is not None and (not isinstance(population, int) or population < n):
+        raise ValueError(f"population must be an integer at least the batch size {n} (got {population!r})")
     if n < 2:
         raise ValueError(f"inputs must hold at least 2 examples for a covariance (got {n})")
     fn = _per_example_fn(model, loss_fn)
@@ -118,6 +123,6 @@ def noise_scale(
     trace_sigma = sum_sq / (n - 1)
     grad_sq = float((mean**2).sum())
     if unbiased:
-        grad_sq -= trace_sigma / n
+        grad_sq -= trace_sigma / n * (1.0 if population is None else 1.0 - n / population)
     b_simple = trace_sigma / grad_sq if grad_sq > 0 else float("inf")
     return NoiseScale(b_simple=b_simple, trace_sigma=trace_sigma, grad_sq_norm=grad_sq, n=n, unbiased=bool(unbiased))

@@ -65,6 +65,26 @@ def test_noise_scale_is_zero_for_identical_examples():
     assert result.trace_sigma == pytest.approx(0.0, abs=1e-20) and result.b_simple == pytest.approx(0.0, abs=1e-12)
 
 
+def test_finite_population_estimate_is_exactly_unbiased_over_all_subsets():
+    """Averaged over every batch of 3 drawn without replacement from 8 examples, the estimate is |G|^2 exactly."""
+    import itertools
+
+    model, loss_fn, x, y = setup("ce")
+    x, y = x[:8], y[:8]
+    grads = brute_force(model, loss_fn, x, y)
+    exact = grads.mean(axis=0) @ grads.mean(axis=0)
+    estimates = [noise.noise_scale(model, loss_fn, x[list(s)], y[list(s)], unbiased=True, population=8).grad_sq_norm
+                 for s in itertools.combinations(range(8), 3)]
+    assert np.mean(estimates) == pytest.approx(exact, rel=1e-10)
+    infinite = [noise.noise_scale(model, loss_fn, x[list(s)], y[list(s)], unbiased=True).grad_sq_norm
+                for s in itertools.combinations(range(8), 3)]
+    assert np.mean(infinite) < exact  # the infinite-population correction over-corrects a finite set
+    whole = noise.noise_scale(model, loss_fn, x, y, unbiased=True, population=8)
+    assert whole.grad_sq_norm == pytest.approx(exact, rel=1e-10)  # the whole set: no correction
+    with pytest.raises(ValueError, match="population must be an integer at least the batch size 8"):
+        noise.noise_scale(model, loss_fn, x, y, unbiased=True, population=5)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
