@@ -59,3 +59,26 @@ def test_datasets_and_models_listings(capsys):
     assert "digits" in out and "modular_arithmetic" in out and "cifar10" in out
     assert main(["models"]) == 0
     assert "transformer" in capsys.readouterr().out
+
+
+def test_gallery_build_times_trained_runs_keeps_time_when_reusing_and_strips_weights(tmp_path):
+    from learnmech_core import phenomena
+    from learnmech_core.cli_gallery import build_gallery, phenomena_markdown
+    from learnmech_core.store import RunStore
+
+    first = build_gallery(tmp_path, ["saxe_dynamics"], size="tiny", log=lambda s: None)["saxe_dynamics"]
+    assert first["seconds"] > 0 and first["threads"] >= 1
+    store = RunStore(tmp_path)
+    keys = [s.key() for s in phenomena.get("saxe_dynamics").specs("tiny")]
+    assert all(store.has(k) and store.get(k).weights is None for k in keys)  # its verdict needs no weights
+    created = {k: store.list().set_index("key").loc[k, "created"] for k in keys}
+    (tmp_path / "verdicts.json").write_text(json.dumps({"saxe_dynamics": first | {"seconds": 123.0}}))
+    again = build_gallery(tmp_path, ["saxe_dynamics"], size="tiny", log=lambda s: None)["saxe_dynamics"]
+    assert again["seconds"] == 123.0 and again["passed"] == first["passed"]  # reused runs: the recorded time stays
+    fresh = build_gallery(tmp_path, ["saxe_dynamics"], size="tiny", log=lambda s: None, fresh=True)["saxe_dynamics"]
+    assert fresh["seconds"] != 123.0
+    assert all(RunStore(tmp_path).list().set_index("key").loc[k, "created"] > created[k] for k in keys)  # retrained
+    row = next(line for line in phenomena_markdown({"saxe_dynamics": fresh}).splitlines()
+               if line.startswith("| [saxe_dynamics]"))
+    assert row.endswith(f"| {fresh['seconds']} | {fresh['threads']} |")
+    assert phenomena.get("representation_convergence").needs_weights  # its verdict rebuilds the trained models

@@ -100,6 +100,7 @@ class RepresentationConvergence(Phenomenon):
     allowed_archs = ("mlp", "cnn", "resnet")
     allowed_datasets = ("digits", "mnist", "fashion_mnist", "cifar10")
     upload_tasks = ("classification",)  # with mlp and resnet (cnn needs images)
+    needs_weights = True  # the verdict rebuilds every trained model for its features
     normalisation = "CKA trained - CKA at initialisation"
 
     def _specs(self, size, archs, datasets):
