@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import numpy as np
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -167,3 +168,27 @@ def test_presentation_mode_link(server, page):
     open_ready(page, f"{server['url']}/?present=true")
     shot(page, "home_presentation")
     assert page.locator(EXCEPTION).count() == 0
+
+
+def test_uploaded_csv_tested_in_a_phenomenon(server, page, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["a,b,c,label"] + [f"{x[0]:.4f},{x[1]:.4f},{x[2]:.4f},{i % 2}"
+                              for i, x in enumerate(rng.normal(size=(60, 3)) + np.arange(60)[:, None] % 2 * 3)]
+    csv = tmp_path / "blobs.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    open_ready(page, f"{server['url']}/your_data")
+    page.locator("input[type='file']").set_input_files(str(csv))
+    page.locator(".st-key-use button").click()
+    page.get_by_text("Test a phenomenon on it").click()
+    page.wait_for_url(lambda u: "/phenomena" in u and "upload" in u, timeout=60_000)
+    page.wait_for_selector(READY, timeout=60_000)
+    page.get_by_text("your data: blobs.csv (60×3)").first.wait_for(timeout=60_000)  # chosen in the dataset picker
+    page.locator(".st-key-size button", has_text="tiny").click()
+    page.wait_for_url(lambda u: "size=tiny" in u, timeout=30_000)
+    page.wait_for_selector(READY, timeout=60_000)
+    page.locator(".st-key-run button").click()
+    page.get_by_text("Verdict per run").wait_for(timeout=240_000)
+    page.wait_for_selector(READY, timeout=60_000)
+    shot(page, "phenomena_on_uploaded_data")
+    assert page.locator(EXCEPTION).count() == 0
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 1
