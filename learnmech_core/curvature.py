@@ -492,10 +492,10 @@ def _relative_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, floor:
                      use_gap: bool = True, prior_gap: float | None = None) -> np.ndarray:
     """Residual-based relative error estimates min(res, res^2/gap) / max(|theta|, floor) for theta[idx].
 
-    gap is the distance to the nearest other Ritz value (when use_gap), capped by
-    prior_gap (a gap estimate carried over from a previous measurement, when given);
-    with prior_gap the denominator is gap - res (Kato-Temple's theta - lambda_2 with
-    |lambda_1 - theta| <= res), so the estimate is used only where gap > 2 res.
+    gap is the distance to the nearest other Ritz value (when use_gap); when there is
+    none, a gap estimate carried over from a previous measurement (prior_gap) stands in,
+    less res (Kato-Temple's theta - lambda_2 with |lambda_1 - theta| <= res). The
+    refinement is applied only where gap > res.
     """
     out = np.empty(len(idx))
     for j, i in enumerate(idx):
