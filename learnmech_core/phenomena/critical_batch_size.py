@@ -52,8 +52,9 @@ greedy optimum. A factor-2 agreement is not what this set-up shows, so the verdi
 
 No two-batch (McCandlish App. A) estimator is needed: SGD samples this training set, whose mean
 gradient G and covariance are computed exactly from all n per-example gradients. (noise_scale's
-`unbiased=True` subtracts tr(Sigma) / b for an i.i.d. population; on 256 of the 1024 examples it
-reads 1265 against the exact 950, since it ignores the without-replacement factor.)
+`unbiased=True` alone subtracts tr(Sigma) / b as for an unlimited population; on 256 of the 1024
+examples it read 1265 against the exact 950, because it ignores the without-replacement factor;
+`population=n` applies that factor, 1 - b / n.)
 
 Quick wall time: 31.9 s for 32 runs (`benchmarks/phenomena.py --only critical_batch_size`, 2
 threads, load average 2.3); 27 s with 1 thread while another 2-thread benchmark ran. Two 2-thread
