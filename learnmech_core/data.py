@@ -437,6 +437,16 @@ def register_array_dataset(x: np.ndarray, y: np.ndarray, task: str, label: str =
     return name
 
 
+def display_name(name: str) -> str:
+    """A dataset's name for legends and tables: registry names as they are, an upload by its label when loaded."""
+    if not name.startswith(UPLOAD_PREFIX):
+        return name
+    with _UPLOADS_LOCK:
+        upload = _UPLOADS.get(name)
+    short = name[: len(UPLOAD_PREFIX) + 6]
+    return f"{upload.info.description} ({short})" if upload is not None and upload.info.description else short
+
+
 def _uploads_get(name: str) -> _Upload:
     with _UPLOADS_LOCK:
         if name not in _UPLOADS:

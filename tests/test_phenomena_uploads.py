@@ -83,3 +83,15 @@ def test_edge_of_stability_runs_on_uploaded_data_and_judges_it(tmp_path):
     assert {row["dataset"] for row in v.per_run} == {data}
     measured = [row["measured"] for row in v.per_run if row["measured"] is not None]
     assert measured and all(np.isfinite(measured))  # sharpness x eta/2 measured on the user's data
+
+
+def test_uploads_are_shown_by_their_label_in_legends():
+    from learnmech_core.data import display_name
+    from learnmech_core.plots.runs import run_label
+
+    data = blobs(n=40, seed=3)
+    assert display_name(data) == f"blobs ({data[:13]})"
+    assert display_name("upload:ffffffffffff") == "upload:ffffff"  # not loaded here: the short name
+    assert display_name("digits") == "digits"
+    spec = phenomena.get("edge_of_stability").specs("tiny", ("mlp",), (data,))[0]
+    assert run_label(spec) == f"mlp · blobs ({data[:13]})"

@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from ..data import display_name
 from .base import Phenomenon, Verdict, data_spec, run_row
 
 TOLERANCE = 0.10
@@ -113,7 +114,7 @@ def _boundary(rows, low: str, high: str) -> float:
 
 
 def system_name(spec) -> str:
-    return f"{spec.model.arch} {spec.model.activation} {spec.data.name} seed {spec.seed}"
+    return f"{spec.model.arch} {spec.model.activation} {display_name(spec.data.name)} seed {spec.seed}"
 
 
 class Catapult(Phenomenon):

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from ..data import display_name
 from ..universality import normalise
 from .base import Phenomenon, Verdict, run_row
 from .base import data_spec as sized_data
@@ -99,7 +100,7 @@ def eos_ratio(run) -> tuple[float, int, float]:
 
 def label(spec) -> str:
     """Short run label: architecture, activation, dataset, loss and rate."""
-    return f"{spec.model.arch} {spec.model.activation} {spec.data.name} {spec.optim.loss} \u03b7={spec.optim.lr:g}"
+    return f"{spec.model.arch} {spec.model.activation} {display_name(spec.data.name)} {spec.optim.loss} \u03b7={spec.optim.lr:g}"
 
 
 def ratio_verdict(runs, ratio_fn, expected_text: str, what: str,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from ..data import describe
+from ..data import describe, display_name
 from .base import Phenomenon, Verdict, run_row
 from .eigenlearning_theory import learning_curve
 
@@ -131,10 +131,10 @@ class Eigenlearning(Phenomenon):
             rows.append(run_row(run, c["passed"], c["max_rel"], kernel=name, r2_log=c["r2_log"],
                                 max_rel_error=c["max_rel"], mean_rel_error=c.get("mean_rel", float("nan"))))
             if np.isfinite(c["r2_log"]):
-                notes.append(f"{name} on {run.spec.data.name}: R^2(log) {c['r2_log']:.3f}, relative error mean "
+                notes.append(f"{name} on {display_name(run.spec.data.name)}: R^2(log) {c['r2_log']:.3f}, relative error mean "
                              f"{c['mean_rel']:.1%} max {c['max_rel']:.1%} over n = {c['n'][0]}..{c['n'][-1]}")
             else:
-                notes.append(f"{name} on {run.spec.data.name}: no kernel-regression data ({run.status})")
+                notes.append(f"{name} on {display_name(run.spec.data.name)}: no kernel-regression data ({run.status})")
         finite = [v for v in r2s if np.isfinite(v)]
         worst_r2 = float(min(finite)) if len(finite) == len(r2s) and finite else float("nan")
         worst_rel = max((r["max_rel_error"] for r in rows), default=float("nan"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from ..data import display_name
 from .base import Phenomenon, Verdict, run_row
 
 MIN_FRACTION = 2 / 3
@@ -118,7 +119,7 @@ class HessianOutliers(Phenomenon):
             c, gap = m["classes"], m["gap_rank"]
             ok = run.status == "ok" and gap is not None and gap in (c - 1, c)
             rows.append(run_row(run, ok, None if gap is None else float(gap), **m,
-                                label=f"{run.spec.model.arch} {run.spec.data.name} C={c}"))
+                                label=f"{run.spec.model.arch} {display_name(run.spec.data.name)} C={c}"))
         if not rows:
             return Verdict(False, float("nan"), 1.0, 1 - MIN_FRACTION, "no runs to judge")
         fraction = sum(bool(r["passed"]) for r in rows) / len(rows)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from ..data import display_name
 from ..universality import KINDS, normalise, stability_threshold
 from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
 
@@ -223,7 +224,7 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
         y = h["loss"] / h["loss"].iloc[0] if normalised else h["loss"]
         if not normalised and float(h["loss"].iloc[0]) not in initial:
             initial.append(float(h["loss"].iloc[0]))
-        name = f"{run.spec.model.arch} {run.spec.data.name}: " + \
+        name = f"{run.spec.model.arch} {display_name(run.spec.data.name)}: " + \
             (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
             (f" ({r['phase']})" if r.get("phase") else "")
         fig.add_trace(_line(run, name, h["step"], y, color=family_color(i)))
@@ -261,7 +262,7 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
         y = values / values[0] if normalised and values[0] > 0 else values
         if n_classes:
             classes.add(n_classes)
-        name = f"{run.spec.model.arch} · {run.spec.data.name} · C={n_classes}" + \
+        name = f"{run.spec.model.arch} · {display_name(run.spec.data.name)} · C={n_classes}" + \
             (f" (gap at {r['gap_rank']})" if r.get("gap_rank") else "")
         trace = _line(run, name, x, y, mode="lines+markers", opacity=0.55 + 0.45 * (i % 2))
         trace.marker = {"symbol": "circle" if (n_classes or 0) <= 5 else "diamond", "size": 9 if presentation else 6}

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..data import display_name
 from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, layout, reference_line, spec_hover
 
 
@@ -301,7 +302,7 @@ def collapse_nc1(runs, normalised: bool = True, presentation: bool = False) -> g
         h = run.history.dropna(subset=["nc1"])
         s = collapse_summary(run.history)
         y = h["nc1"] / s["nc1_init"] if normalised else h["nc1"]
-        fig.add_trace(_line(run, f"{run.spec.model.arch} / {run.spec.data.name}", np.maximum(h["step"], 1.0), y,
+        fig.add_trace(_line(run, f"{run.spec.model.arch} / {display_name(run.spec.data.name)}", np.maximum(h["step"], 1.0), y,
                             mode="lines+markers"))
         if _finite(s["step_tpt"]):
             fig.add_vline(x=max(s["step_tpt"], 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch),

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..data import display_name
 from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, spec_hover
 
 
@@ -175,7 +176,7 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
         idx = downsample(len(t))
         x = 2 * o.weight_decay * t if normalised else t
         y = b / b[0] if normalised else np.abs(b)
-        fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", name=f"{run.spec.model.arch} / {run.spec.data.name} "
+        fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", name=f"{run.spec.model.arch} / {display_name(run.spec.data.name)} "
                                  f"({col}, rate {fit['rate']:.3g})",
                                  line={"color": arch_color(run.spec.model.arch),
                                        "dash": dataset_dash(run.spec.data.name)},
@@ -350,7 +351,7 @@ def eigenlearning_curve_figure(runs, normalised: bool = True, presentation: bool
             stored = el.curves(run)
             scale = float(np.sum(stored["power"])) if stored else 1.0
         color = arch_color(spec.model.arch)
-        name = f"{el.kernel_name(spec)} / {spec.data.name} (R\u00b2 log {c['r2_log']:.3f})"
+        name = f"{el.kernel_name(spec)} / {display_name(spec.data.name)} (R\u00b2 log {c['r2_log']:.3f})"
         fig.add_trace(go.Scatter(x=c["n"], y=c["measured"] / scale, mode="markers+lines", name=name,
                                  marker={"color": color, "size": 9, "symbol": _ACT_SYMBOL.get(spec.model.activation)},
                                  line={"color": color, "dash": dataset_dash(spec.data.name), "width": 1},
@@ -381,7 +382,7 @@ def eigenlearning_spectrum_figure(runs, presentation: bool = False) -> go.Figure
         idx = np.arange(1, len(lam) + 1)[keep]
         sel = downsample(len(idx))
         fig.add_trace(go.Scatter(x=idx[sel], y=lam[keep][sel], mode="lines+markers",
-                                 name=f"{el.kernel_name(spec)} / {spec.data.name}",
+                                 name=f"{el.kernel_name(spec)} / {display_name(spec.data.name)}",
                                  line={"color": arch_color(spec.model.arch), "dash": dataset_dash(spec.data.name)},
                                  marker={"symbol": _ACT_SYMBOL.get(spec.model.activation), "maxdisplayed": 25,
                                          "color": arch_color(spec.model.arch), "size": 7},

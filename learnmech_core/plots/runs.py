@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import universality
+from ..data import display_name
 from .style import arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
 
 X_AXES = {
@@ -155,7 +156,7 @@ def run_label(spec, varying: Sequence[str] = (), max_fields: int = LABEL_FIELDS)
     for k in fields[:max_fields]:
         short = _SHORT.get(k, k.split(".")[-1])
         parts.append(f"{short}={_fmt(flat.get(k))}" if short else _fmt(flat.get(k)))
-    base = f"{spec.model.arch} · {spec.data.name}"
+    base = f"{spec.model.arch} · {display_name(spec.data.name)}"
     return base + (" (" + ", ".join(parts) + ")" if parts else "")
 
 
