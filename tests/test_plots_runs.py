@@ -204,3 +204,31 @@ def test_alpha_figure_from_history_columns():
                       "alpha_mean": [6.5, 3.75]})
     fig = psp.alpha_figure(h)
     assert [t.name for t in fig.data] == ["layers.0.weight", "layers.1.weight"]
+
+
+def test_annotations_on_log_axes_sit_at_their_data_value():
+    """Plotly reads annotation coordinates on a log axis as log10; shapes as data values. Both must agree."""
+    import math
+
+    from learnmech_core.plots.spectra import esd_figure
+    from learnmech_core.plots.style import layout
+    from learnmech_core.spectra import marchenko_pastur_fit
+
+    fig = go.Figure(go.Scatter(x=[1, 10, 1000], y=[1, 0.1, 0.01]))
+    fig.add_vline(x=200, annotation_text="100% train")
+    fig.add_hline(y=0.2, annotation_text="prediction")
+    for _ in range(2):  # idempotent
+        layout(fig, "t", log_x=True, log_y=True)
+    vline, hline = fig.layout.annotations
+    assert fig.layout.shapes[0].x0 == 200 and vline.x == pytest.approx(math.log10(200))
+    assert fig.layout.shapes[1].y0 == 0.2 and hline.y == pytest.approx(math.log10(0.2))
+    linear = layout(go.Figure(go.Scatter(x=[1, 2], y=[1, 2])).add_vline(x=1.5, annotation_text="a"), "t")
+    assert linear.layout.annotations[0].x == 1.5  # linear axes untouched
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((400, 100))
+    evals = np.linalg.eigvalsh(w.T @ w / 400)
+    mp = marchenko_pastur_fit(evals, 100 / 400)
+    esd = esd_figure(evals, "layer", mp=mp)
+    (edge,) = [a for a in esd.layout.annotations if a.xref == "x"]
+    assert edge.x == pytest.approx(math.log10(mp.lambda_plus))  # the MP edge label sits on the MP edge line

@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..data import display_name
-from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, spec_hover
+from .style import (PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, log_axis_annotations,
+                    spec_hover)
 
 
 def _ref(x, y, name, dash="dash", showlegend=True, **kw) -> go.Scatter:
@@ -287,7 +288,7 @@ def mup_lr_figure(runs, normalised: bool = True, presentation: bool = False) -> 
               else "training loss (mean of the last 20% of steps)")
     layout(fig, "Does the best learning rate stay put as width grows?", "", ylabel, presentation, log_y=True)
     fig.update_xaxes(type="log", title_text="Adam learning rate")
-    return fig
+    return log_axis_annotations(fig)
 
 
 def mup_coord_figure(runs, presentation: bool = False) -> go.Figure:

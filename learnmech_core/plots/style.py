@@ -63,6 +63,36 @@ def layout(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", pre
     fig.update_yaxes(title_text=y_title, type="log" if log_y else None)
     if presentation:
         fig.update_traces(line={"width": 4}, selector={"type": "scatter"})
+    return log_axis_annotations(fig)
+
+
+_ON_LOG_AXIS = "log-axis position"  # marks an annotation whose data coordinate is already log10
+
+
+def log_axis_annotations(fig: go.Figure) -> go.Figure:
+    """Put annotations that sit on log axes where they belong.
+
+    Plotly places shapes on a log axis by data value but annotations by log10 of it, so the label
+    that `add_vline(x=200, annotation_text=...)` adds on a log x axis lands at 10^200 (and stretches
+    the axis to reach it). Each such coordinate is converted once (marked); call after the axis
+    types are set and the annotated lines added -- `layout` does.
+    """
+    import math
+
+    for ann in fig.layout.annotations:
+        if ann.name == _ON_LOG_AXIS:
+            continue
+        moved = False
+        for letter in ("x", "y"):
+            ref, value = getattr(ann, f"{letter}ref"), getattr(ann, letter)
+            if not ref or " " in ref or ref == "paper" or not isinstance(value, (int, float)):
+                continue
+            axis = fig.layout[f"{letter}axis{ref[1:]}"]
+            if axis.type == "log" and value > 0:
+                setattr(ann, letter, math.log10(value))
+                moved = True
+        if moved:
+            ann.name = _ON_LOG_AXIS
     return fig
 
 
