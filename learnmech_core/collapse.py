@@ -80,6 +80,12 @@ def neural_collapse(
     within = h - means[y_index]
     pinv = np.linalg.pinv(centred, rcond=max(centred.shape) * np.finfo(np.float64).eps * 10)  # (d, C)
     nc1 = float(np.sum((within @ pinv) ** 2) / h.shape[0])
+    # class means that coincide (e.g. every ReLU dead: all features 0) leave Sigma_B = 0, whose pseudo-inverse
+    # 0 would read as perfect collapse; NC1 and NC3 are undefined there
+    scale = float(np.linalg.norm(h)) / np.sqrt(h.shape[0])
+    separated = float(np.linalg.norm(centred)) > 1e-12 * max(scale, np.finfo(np.float64).tiny)
+    if not separated:
+        nc1 = float("nan")
 
     norms = np.linalg.norm(centred, axis=1)
     nc2_equinorm = float(np.std(norms) / np.mean(norms)) if np.mean(norms) > 0 else float("nan")
@@ -100,7 +106,9 @@ def neural_collapse(
         b = np.zeros(n_classes) if classifier_bias is None else _array(classifier_bias, "classifier_bias")
         if b.shape != (n_classes,):
             raise ValueError(f"classifier_bias must have shape ({n_classes},) (got {b.shape})")
-        nc3 = float(np.sum((w / np.linalg.norm(w) - centred / np.linalg.norm(centred)) ** 2))
+        w_norm = float(np.linalg.norm(w))
+        nc3 = (float(np.sum((w / w_norm - centred / np.linalg.norm(centred)) ** 2)) if separated and w_norm > 0
+               else float("nan"))
         predicted = np.argmax(h @ w.T + b, axis=1)
         distances = np.sum(h**2, axis=1)[:, None] - 2.0 * h @ means.T + np.sum(means**2, axis=1)[None, :]
         nearest = np.argmin(distances, axis=1)

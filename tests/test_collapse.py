@@ -96,3 +96,18 @@ def test_penultimate_features_hook_last_linear():
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_coincident_class_means_are_not_read_as_collapse():
+    """Dead ReLUs (all features 0) or identical class means: NC1 and NC3 are undefined, not 0 (perfect collapse)."""
+    from learnmech_core.phenomena.neural_collapse import _fall
+
+    labels = np.repeat(np.arange(3), 4)
+    dead = collapse.neural_collapse(np.zeros((12, 5)), labels, classifier_weight=np.ones((3, 5)))
+    assert np.isnan(dead.nc1) and np.isnan(dead.nc3)
+    assert dead.nc2_etf_distance == pytest.approx(0.5)  # cosines 0 against -1/(C-1) = -0.5: far from a simplex
+    same_means = np.random.default_rng(0).standard_normal((12, 5))
+    same_means -= np.stack([same_means[labels == c].mean(0) for c in range(3)])[labels]  # every class mean 0
+    assert np.isnan(collapse.neural_collapse(same_means, labels).nc1)
+    assert _fall(1.0, float("nan")) != _fall(1.0, float("nan"))  # NaN, so ">= 5x" fails
+    assert _fall(1.0, 0.0) == float("inf") and _fall(2.0, 0.5) == 4.0

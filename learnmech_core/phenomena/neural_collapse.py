@@ -129,6 +129,13 @@ _MODELS = {
 WEIGHT_DECAY = 5e-4
 
 
+def _fall(before: float, after: float) -> float:
+    """before / after: inf when NC1 reached exactly 0, NaN when either is undefined (e.g. coincident class means)."""
+    if not (math.isfinite(before) and math.isfinite(after)):
+        return float("nan")
+    return before / after if after > 0 else math.inf
+
+
 def collapse_summary(history) -> dict:
     """NC numbers of one run: at init, at the first 100%-train-accuracy step (terminal phase), and final."""
     nan = float("nan")
@@ -146,8 +153,7 @@ def collapse_summary(history) -> dict:
     ncc = 1.0 - float(h["nc4"].iloc[-1]) if "nc4" in h else nan
     return {"nc1_init": nc1_init, "nc1_tpt": nc1_tpt, "nc1_final": nc1_final,
             "step_tpt": float(h["step"].iloc[i_tpt]) if i_tpt is not None else nan, "etf_final": etf,
-            "ncc_final": ncc, "fall_from_init": nc1_init / nc1_final if nc1_final > 0 else math.inf,
-            "fall_in_tpt": nc1_tpt / nc1_final if nc1_final > 0 else math.inf,
+            "ncc_final": ncc, "fall_from_init": _fall(nc1_init, nc1_final), "fall_in_tpt": _fall(nc1_tpt, nc1_final),
             "rise": nc1_final / nc1_tpt if nc1_tpt > 0 else nan}
 
 
