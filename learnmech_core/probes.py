@@ -113,7 +113,6 @@ class SharpnessProbe(Probe):
         res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=1, tol=self.tol,
                               v0=ctx.state.get("sharpness_prev"), generator=ctx.generator)
         ctx.state["sharpness_prev"] = res
-        ctx.state["sharpness_v"] = res.vectors[0].detach()
         return {"sharpness": float(res.values[0]), "sharpness_hvps": res.n_hvp}, []
 
 

@@ -95,7 +95,7 @@ def test_sharpness_probe_warm_starts_from_its_previous_result():
                           generator=torch.Generator().manual_seed(1))
     probe = SharpnessProbe(every=1, tol=1e-6)
     first, _ = probe.measure(ctx)
-    assert isinstance(ctx.state["sharpness_prev"], EigResult) and ctx.state["sharpness_v"].shape == (67,)
+    assert isinstance(ctx.state["sharpness_prev"], EigResult) and ctx.state["sharpness_prev"].vectors.shape == (1, 67)
     with torch.no_grad():  # a small step, as between two probed training steps
         for p in model.parameters():
             p.add_(1e-3 * torch.randn(p.shape, generator=g, dtype=torch.float64))
