@@ -43,7 +43,7 @@ def build_gallery(root: Path, names: list[str], size: str = "quick", log=print, 
                     store.delete(spec.key())
         reused = sum(store.has(spec.key()) for spec in specs)
         started = time.perf_counter()
-        result = run_phenomenon(name, size, store=store)
+        result = run_phenomenon(name, size, store=store, specs=specs)
         if not getattr(ph, "needs_weights", False):
             for run in result.runs:
                 if run.weights is not None:

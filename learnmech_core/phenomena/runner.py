@@ -37,14 +37,15 @@ def tag(name: str, size: str) -> list[str]:
 def run_phenomenon(name: str, size: str = "quick", archs=None, datasets=None, store: RunStore | None = None,
                    on_progress: Callable[[int, int, str], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, device: str | None = None,
-                   sources: list[RunStore] | None = None) -> PhenomenonResult:
+                   sources: list[RunStore] | None = None, specs: list | None = None) -> PhenomenonResult:
     """Train (or read) every run of a phenomenon and compute its verdict.
 
     `on_progress(done, total, key)` after each run; `sources` are read-only stores consulted first
-    (the gallery). `device` overrides the specs' device (e.g. cuda for `full`).
+    (the gallery). `device` overrides the specs' device (e.g. cuda for `full`). `specs`: the result of
+    `specs(size, archs, datasets)` when the caller already has it (building them can cost a measurement).
     """
     ph = get(name)
-    specs = ph.specs(size, archs, datasets)
+    specs = ph.specs(size, archs, datasets) if specs is None else specs
     if device:
         specs = [s.replace(device=device) for s in specs]
     store = store or RunStore()
