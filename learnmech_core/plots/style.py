@@ -6,6 +6,8 @@ shows its run's spec; presentation mode makes fonts and lines larger for project
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 
 from ..registry import ARCHITECTURES, DATASETS
@@ -77,8 +79,6 @@ def log_axis_annotations(fig: go.Figure) -> go.Figure:
     the axis to reach it). Each such coordinate is converted once (marked); call after the axis
     types are set and the annotated lines added -- `layout` does.
     """
-    import math
-
     for ann in fig.layout.annotations:
         if ann.name == _ON_LOG_AXIS:
             continue
