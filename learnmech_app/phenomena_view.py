@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from learnmech_core import phenomena
+from learnmech_core.data import display_name
 from learnmech_core.phenomena.base import Verdict
 from learnmech_core.plots import runs as prun
 from learnmech_core.store import gallery_root
@@ -124,7 +125,7 @@ def verdict_table(verdict: Verdict) -> pd.DataFrame:
     """Per run: measured, expected, tolerance, pass/fail and the run's other numbers; then the overall row."""
     rows = []
     for r in verdict.per_run:
-        row = {"run": f"{r.get('arch', '')} · {r.get('dataset', '')}", "key": r.get("key", ""),
+        row = {"run": f"{r.get('arch', '')} · {display_name(r.get('dataset', ''))}", "key": r.get("key", ""),
                "status": r.get("status", ""), "measured": r.get("measured"), "expected": verdict.expected,
                "tolerance": verdict.tolerance, "verdict": _word(r.get("passed"))}
         for k, v in r.items():

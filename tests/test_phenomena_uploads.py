@@ -95,3 +95,7 @@ def test_uploads_are_shown_by_their_label_in_legends():
     assert display_name("digits") == "digits"
     spec = phenomena.get("edge_of_stability").specs("tiny", ("mlp",), (data,))[0]
     assert run_label(spec) == f"mlp · blobs ({data[:13]})"
+    from learnmech_core.plots.phenomena_curvature import run_label as curvature_label
+    from learnmech_core.plots.style import spec_hover
+
+    assert f"blobs ({data[:13]})" in curvature_label(spec) and f"blobs ({data[:13]}) n=" in spec_hover(spec)

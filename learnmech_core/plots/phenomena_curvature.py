@@ -30,7 +30,7 @@ def _finite(x) -> bool:
 def run_label(spec) -> str:
     """Legend label of a run: architecture, activation, dataset, loss, optimiser rate."""
     m, d, o = spec.model, spec.data, spec.optim
-    return f"{m.arch} {m.activation} · {d.name} · {o.loss} · η={o.lr:g}"
+    return f"{m.arch} {m.activation} · {display_name(d.name)} · {o.loss} · η={o.lr:g}"
 
 
 def _line(run, name: str, x, y, opacity: float = 1.0, width: float | None = None, mode: str = "lines",

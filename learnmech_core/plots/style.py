@@ -10,6 +10,7 @@ import math
 
 import plotly.graph_objects as go
 
+from ..data import display_name
 from ..registry import ARCHITECTURES, DATASETS
 
 ARCH_COLORS = dict(zip(ARCHITECTURES, ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")))
@@ -44,7 +45,7 @@ def downsample(n: int, max_points: int = MAX_POINTS):
 def spec_hover(spec) -> str:
     """Hover text for a run: architecture, dataset, optimiser and the numbers that distinguish runs."""
     m, d, o = spec.model, spec.data, spec.optim
-    return (f"{m.arch} w={m.width} d={m.depth} {m.activation} {m.param}<br>{d.name} n={d.n_train}<br>"
+    return (f"{m.arch} w={m.width} d={m.depth} {m.activation} {m.param}<br>{display_name(d.name)} n={d.n_train}<br>"
             f"{o.name} lr={o.lr:g} {o.loss} steps={o.steps} bs={o.batch_size or 'full'}<br>seed={spec.seed} key={spec.key()}")
 
 
