@@ -43,7 +43,7 @@ MEASURE_LABELS = {k: v[1] for k, v in MEASURES.items()} | {LAYER_NORMS: "Per-lay
 # widget key -> label (errors name the widget the user sees)
 LABELS = {
     "model.arch": "Architecture", "model.width": "Width", "model.depth": "Depth", "model.activation": "Activation",
-    "model.param": "Parametrisation", "data.name": "Dataset", "data.n_train": "Training examples",
+    "model.param": "Parametrisation", "model.head_width": "Dense layer before read-out (cnn)", "data.name": "Dataset", "data.n_train": "Training examples",
     "data.n_test": "Test examples", "optim.name": "Optimiser", "optim.loss": "Loss", "optim.lr": "Learning rate",
     "optim.steps": "Steps", "optim.batch_size": "Batch size", "optim.weight_decay": "Weight decay",
     "optim.schedule": "Schedule", "optim.momentum": "Momentum", "seed": "Seed", "device": "Device",
@@ -181,6 +181,10 @@ def form(container=None) -> FormResult:
                                  key="optim.weight_decay", **bind)
             momentum = st.number_input(LABELS["optim.momentum"], value=d.optim.momentum, step=0.05, format="%g",
                                        key="optim.momentum", help="For SGD + momentum.", **bind)
+            head = st.number_input(LABELS["model.head_width"], value=d.model.head_width, step=64,
+                                   key="model.head_width", help="Units of a fully connected hidden layer between the "
+                                   "flattened convolutions and the read-out (LeNet/VGG style); 0 = none. Other "
+                                   "architectures ignore it.", **bind)
             schedule = st.selectbox(LABELS["optim.schedule"], SCHEDULES, key="optim.schedule", **bind)
             device = st.selectbox(LABELS["device"], available_devices(), key="device",
                                   help="auto: a GPU when there is one, else the CPU.", **bind)
@@ -208,7 +212,8 @@ def form(container=None) -> FormResult:
     base["probes"]["layer_norms"] = LAYER_NORMS in measure
     problems: dict[tuple, str] = {}
     for arch, data_name in itertools.product(archs, names):
-        spec_dict = {**base, "model": {**base["model"], "arch": arch}, "data": {**base["data"], "name": data_name}}
+        model = {**base["model"], "arch": arch, "head_width": head if arch == "cnn" else 0}
+        spec_dict = {**base, "model": model, "data": {**base["data"], "name": data_name}}
         try:
             result.specs.append(RunSpec.from_dict(spec_dict))
         except ValueError as err:

@@ -14,6 +14,8 @@ def check_compatible(spec: RunSpec) -> None:
     if info.kind not in ARCH_INPUTS[spec.model.arch]:
         names = "token datasets (modular_arithmetic)" if spec.model.arch == "transformer" else "image datasets (digits, mnist, fashion_mnist, cifar10)"
         raise ValueError(f"model.arch {spec.model.arch!r} needs {names} (got data.name {spec.data.name!r})")
+    if spec.model.head_width and spec.model.arch != "cnn":
+        raise ValueError(f"model.head_width applies only to model.arch 'cnn' (got {spec.model.arch!r}); set it to 0")
     if spec.optim.loss == "ce" and info.task != "classification":
         raise ValueError(f"optim.loss 'ce' needs a classification dataset; {spec.data.name} is regression (use mse)")
     if info.n_available is not None and spec.data.n_train + spec.data.n_test > info.n_available and not spec.data.classes:

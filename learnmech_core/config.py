@@ -31,6 +31,8 @@ from .registry import (
 )
 
 SPEC_VERSION = 1  # bump when the meaning of a field changes: old keys then stop matching
+# fields added since version 1 -> default; at their default they stay out of RunSpec.key()
+ADDED_FIELDS = {("model", "head_width"): 0}
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class ModelSpec:
     `depth` counts hidden layers for mlp/resnet/cnn (conv layers or residual blocks), weight matrices
     for deep_linear, and transformer blocks for transformer. `width` is hidden units, channels or
     d_model. `param`: sp (standard), ntk, or mup (relative to `base_width`). `output_mult` scales the
-    read-out (Chizat's lazy-training alpha); `init_scale` multiplies every initial weight.
+    read-out (Chizat's lazy-training alpha); `init_scale` multiplies every initial weight. `head_width`
+    (cnn only) puts a fully connected hidden layer of that many units between the flattened
+    convolutions and the read-out, as in LeNet and VGG; 0 reads the convolutions out directly.
     """
 
     arch: str = "mlp"
@@ -107,6 +111,7 @@ class ModelSpec:
     output_mult: float = 1.0
     bias: bool = True
     heads: int = 4
+    head_width: int = 0
 
     def __post_init__(self):
         caps = current_caps()
@@ -119,6 +124,7 @@ class ModelSpec:
         _set(self, "init_scale", _float("model.init_scale", self.init_scale, 0.0, 100.0, lo_open=True))
         _set(self, "output_mult", _float("model.output_mult", self.output_mult, 0.0, 1e4, lo_open=True))
         _set(self, "heads", _int("model.heads", self.heads, 1, 64))
+        _set(self, "head_width", _int("model.head_width", self.head_width, 0, caps.max_width))
         if not isinstance(self.bias, bool):
             raise ValueError(f"model.bias must be true or false (got {self.bias!r})")
         if self.arch == "transformer" and self.width % self.heads:
@@ -320,8 +326,16 @@ class RunSpec:
         return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
 
     def key(self) -> str:
-        """Stable 16-hex-digit hash of the canonical JSON (and SPEC_VERSION)."""
-        payload = f"v{SPEC_VERSION}:" + self.to_json()
+        """Stable 16-hex-digit hash of the canonical JSON (and SPEC_VERSION).
+
+        Fields added after SPEC_VERSION 1 enter the hash only when they differ from their default, so
+        adding a field leaves the keys of every stored run unchanged.
+        """
+        data = self.to_dict()
+        for (part, name), default in ADDED_FIELDS.items():
+            if data[part][name] == default:
+                del data[part][name]
+        payload = f"v{SPEC_VERSION}:" + json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @classmethod

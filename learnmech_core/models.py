@@ -185,7 +185,7 @@ def _pool_sides(side: int, depth: int) -> list[bool]:
 
 
 class CNN(nn.Module):
-    """depth x [3x3 conv -> act -> 2x2 avg-pool while side >= 8], flatten, linear read-out."""
+    """depth x [3x3 conv -> act -> 2x2 avg-pool while side >= 8], flatten, [dense -> act,] linear read-out."""
 
     def __init__(self, spec: ModelSpec, info: DataInfo):
         super().__init__()
@@ -198,7 +198,9 @@ class CNN(nn.Module):
         final = side
         for p in self.pools:
             final = final // 2 if p else final
-        self.readout = PLinear(spec.width * final * final, info.n_outputs, spec.bias, "output")
+        features = spec.width * final * final
+        self.head = PLinear(features, spec.head_width, spec.bias, "hidden") if spec.head_width else None
+        self.readout = PLinear(spec.head_width or features, info.n_outputs, spec.bias, "output")
         self.act = activation(spec.activation)
 
     def forward(self, x):
@@ -206,7 +208,10 @@ class CNN(nn.Module):
             x = self.act(conv(x))
             if pool:
                 x = F.avg_pool2d(x, 2)
-        return self.readout(x.flatten(1))
+        x = x.flatten(1)
+        if self.head is not None:
+            x = self.act(self.head(x))
+        return self.readout(x)
 
 
 class ResNet(nn.Module):

@@ -37,6 +37,16 @@ def test_key_is_stable_and_sensitive():
     assert json.loads(a.to_json())["optim"]["lr"] == 0.05
 
 
+def test_fields_added_later_leave_stored_keys_unchanged():
+    # keys computed before model.head_width existed: stored runs and the gallery keep their names
+    assert RunSpec().key() == "d6d73c07905e9352"
+    assert RunSpec(model=ModelSpec(arch="cnn"), data=DataSpec(name="digits")).key() == "5af43c06c6bdff65"
+    with_head = RunSpec(model=ModelSpec(arch="cnn", head_width=8), data=DataSpec(name="digits"))
+    assert with_head.key() not in ("5af43c06c6bdff65", RunSpec(model=ModelSpec(arch="cnn", head_width=16),
+                                                               data=DataSpec(name="digits")).key())
+    assert RunSpec.from_json(with_head.to_json()).key() == with_head.key()
+
+
 def test_default_spec_has_empty_query_and_replace():
     assert RunSpec().to_query() == {}
     spec = RunSpec().replace(**{"optim.lr": 0.2, "model.width": 64})

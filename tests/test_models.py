@@ -22,7 +22,8 @@ def _expected_params(spec: ModelSpec, info) -> int:
         total = c * 9 * w + b * w + (depth - 1) * (9 * w * w + b * w)
         for _ in range(depth):
             side = side // 2 if side >= 8 else side
-        return total + w * side * side * o + b * o
+        features, hw = w * side * side, spec.head_width
+        return total + (features * hw + b * hw + hw * o + b * o if hw else features * o + b * o)
     if spec.arch == "resnet":
         if info.kind == "image":
             return info.input_shape[0] * 9 * w + b * w + depth * 2 * (9 * w * w + b * w) + w * o + b * o
@@ -39,6 +40,7 @@ CASES = [
     (ModelSpec(arch="deep_linear", width=10, depth=1), DataSpec(name="linear_lowrank")),
     (ModelSpec(arch="deep_linear", width=10, depth=4), DataSpec(name="linear_lowrank")),
     (ModelSpec(arch="cnn", width=6, depth=3), DataSpec(name="digits")),
+    (ModelSpec(arch="cnn", width=6, depth=2, head_width=7), DataSpec(name="digits")),
     (ModelSpec(arch="resnet", width=6, depth=2), DataSpec(name="digits")),
     (ModelSpec(arch="resnet", width=9, depth=3), DataSpec(name="spirals")),
     (ModelSpec(arch="transformer", width=16, depth=2, heads=2), DataSpec(name="modular_arithmetic", modulus=7, n_train=20, n_test=5)),
@@ -119,3 +121,19 @@ def test_mup_learning_rate_multipliers():
 def test_incompatible_input_kind_is_a_named_error():
     with pytest.raises(ValueError, match="model.arch 'cnn' cannot take vector inputs of moons"):
         build(ModelSpec(arch="cnn"), describe(DataSpec(name="moons")))
+
+
+def test_cnn_dense_head_feeds_the_readout_and_is_refused_elsewhere():
+    info = describe(DataSpec(name="digits"))
+    model = build(ModelSpec(arch="cnn", width=4, depth=2, head_width=5, activation="relu"), info,
+                  generator=torch.Generator().manual_seed(0))
+    x = load(DataSpec(name="digits")).x_train[:3]
+    feats = torch.relu(model.convs[0](x))
+    feats = torch.relu(model.convs[1](torch.nn.functional.avg_pool2d(feats, 2))).flatten(1)
+    expected = model.readout(torch.relu(model.head(feats)))
+    torch.testing.assert_close(model(x), expected)
+    assert model.readout.weight.shape == (10, 5)
+    with pytest.raises(ValueError, match="model.head_width applies only to model.arch 'cnn'"):
+        from learnmech_core import RunSpec
+
+        RunSpec(model=ModelSpec(arch="mlp", head_width=8))

@@ -103,3 +103,37 @@ def test_sharpness_probe_warm_starts_from_its_previous_result():
     exact = torch.linalg.eigvalsh(full_hessian(model, loss_fn, x, y))[-1].item()
     assert second["sharpness"] == pytest.approx(exact, rel=1e-5)
     assert second["sharpness_hvps"] < first["sharpness_hvps"]
+
+
+def test_noise_scale_probe_equals_the_dense_reference_and_stops_at_the_target(monkeypatch):
+    from learnmech_core.phenomena import critical_batch_size as cbs
+
+    monkeypatch.setattr(cbs, "N_RADEMACHER", 2000)
+    spec = SPEC.replace(**{"optim.steps": 30, "optim.loss": "mse", "probes.extra": (cbs.PROBE,), "probes.extra_every": 1,
+                           "probes.sharpness_every": 0, "probes.topk_every": 0, "probes.esd_every": 0,
+                           "probes.ntk_every": 0, "probes.noise_every": 0, "probes.collapse_every": 0,
+                           "probes.density_every": 0})
+    target = {}
+    monkeypatch.setattr(cbs, "target_loss", lambda name: target["loss"])
+    target["loss"] = float(train(spec.replace(**{"probes.extra": ()})).history["loss"].iloc[6])
+    run = train(spec)
+    assert run.status == "ok" and run.probe_errors == []
+    h = run.history
+    # measured at every step up to and including the first one at or below the target, then no more
+    assert h["b_noise"].notna().tolist() == [True] * 7 + [False] * (len(h) - 7)
+    model, data = build_model(spec)
+    model = model.double()
+    x, y = data.x_train.double(), data.targets(data.y_train, "mse")
+    loss_fn = loss_function("mse")
+    params = list(model.parameters())
+    grads = []
+    for i in range(len(x)):
+        g = torch.autograd.grad(loss_fn(model(x[i:i + 1]), y[i:i + 1]), params)
+        grads.append(torch.cat([t.reshape(-1) for t in g]))
+    g = torch.stack(grads)
+    mean, sigma = g.mean(0), torch.cov(g.T)
+    hess = full_hessian(model, loss_fn, x, y)
+    b_simple = float(torch.trace(sigma) / (mean @ mean))
+    b_noise = float(torch.trace(hess @ sigma) / (mean @ hess @ mean))
+    assert h["b_simple"].iloc[0] == pytest.approx(b_simple, rel=1e-9)
+    assert h["b_noise"].iloc[0] == pytest.approx(b_noise, rel=0.05)  # 2000 Rademacher probes (seeded)

@@ -11,44 +11,53 @@ S_min = int dL / dL_max and E_min = int B_noise dL / dL_max: the hyperbola holds
 and B_crit = E_min / S_min is B_noise averaged over the steps of the tuned full-batch (S_min) run.
 It equals B_noise at the target only when B_noise is constant; here it grows ~20x from
 initialisation to the target. The verdict therefore compares B_crit with `mean_to_target` of B_noise
-along a full-batch run at the best full-batch learning rate of the grid (checked: that run must reach
-the target within NOISE_STEP_TOLERANCE of the best full-batch S); B_noise and B_simple = tr(Sigma) /
-|G|^2 at the target and at initialisation are reported beside it.
+along the tuned full-batch run: every full-batch run of the grid measures the noise scales, and the one
+that reaches the target first is used (B_noise and B_simple = tr(Sigma) / |G|^2 at the target and at
+initialisation are reported beside it, and so is the step mean along every full-batch run).
 
 Our minibatches are drawn without replacement from n training examples, which scales the gradient
 noise by (n - B) / (n - 1); the fit therefore uses S(B) = S_min + E_min (1 / B - 1 / n) n / (n - 1).
-`NoiseScaleProbe` measures both noise scales on the whole training set (the set SGD samples) at
-every step of the noise run (tr(H Sigma) by a Rademacher estimate over per-example gradients, 16 HVPs;
-G^T H G by one HVP).
+`NoiseScaleProbe` measures both noise scales on the whole training set (the set SGD samples) at every
+step until the loss reaches the target (tr(H Sigma) by a Rademacher estimate over per-example
+gradients, 16 HVPs; G^T H G by one HVP).
 
-Measured at quick size (digits MLP 64-64-64-10 tanh, n 1024, SGD, target loss 0.1, seed 0): the
-hyperbola fits (R^2 0.990 over 8 batch sizes; S_min 11.6, E_min 1095, B_crit 95), but B_noise
-averaged to the target is 397 (B_simple 421): B_crit / mean B_noise = 0.24, so the prediction FAILS
-by ~4x. At the target B_noise = 575, B_simple = 788 (ratios 0.17, 0.12); at initialisation
-B_simple = 32. What was checked:
+Measured at quick size (digits MLP 64-64-64-10 tanh, n 1024, SGD, target loss 0.1, seed 0; learning
+rates 0.2-3.2 in factors of sqrt 2): the hyperbola fits (R^2 0.995 over 8 batch sizes; S_min 11.3,
+E_min 1061, B_crit 94). The tuned full-batch run (lr 2.26, target at step 12.1) averages B_noise 38.7
+on the way: B_crit / mean B_noise = 2.43, just outside the factor 2, so the prediction FAILS. The
+number is ill-conditioned, not just off:
+
+| full-batch lr | steps to target | mean B_noise | B_crit / mean B_noise |
+|---|---|---|---|
+| 0.8 | 24.4 | 3,870 | 0.024 |
+| 1.13 | 17.3 | 3,790 | 0.025 |
+| 1.6 | 12.5 | 389 | 0.24 |
+| 2.26 (tuned) | 12.1 | 38.7 | 2.43 |
+| 2.0 (separate run) | 11.2 | 68.2 | 1.4 |
+| 2.4 (separate run) | 10.4 | 48.9 | 1.9 |
+| 2.8 and 3.2 | diverge | | |
+
+Runs 3% apart in steps differ 10x in mean B_noise, and a finer grid could land the verdict on either
+side of the factor 2 (lr 2.0 or 2.4 would read 1.4 or 1.9). Near the stability limit the gradient keeps a large
+component along the sharpest Hessian directions, so G^T H G stays large and B_noise small; a slightly
+smaller learning rate lets those directions relax and B_noise grows 100x. The exactly solvable model
+in `learnmech_core.sgd_quadratic` (noiseless linear regression, Gaussian inputs, 1/k spectrum, d 64)
+shows the same: full-batch lr 1.8 vs 1.9 reaches 5% of the initial loss in 16.6 vs 17.0 steps with
+mean B_noise 93.6 vs 8.5 (tested). There, with the best constant learning rate of a fine grid, the
+ratio is 1.07 (1/k spectrum), 1.19 (condition number 100), 1.66 (10), 2.4 (4) and 7.4 (isotropic,
+where S_min < 1 step): the factor-2 agreement is a property of spectra with many slow directions,
+not a law. Earlier findings on this set-up:
 
 - The issue's calibration (B_crit 168 vs B_noise 247, 0.68x) is reproduced as an artefact: on 256
   examples drawn from the 1024, the plain |mean gradient|^2 estimator reads B_simple 213-226 at the
   target where the whole training set gives 950 (same weights, loss 0.087). That estimator obeys
   1 / B_measured = 1 / B_true + (1 / 256 - 1 / n) n / (n - 1), so it cannot exceed ~340 here.
-- The learning-rate grid: the best lr is interior for B = 8 (0.2; 0.1 and 0.4 slower) and B = 16;
-  trying every lr in {0.1, 0.2, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 3.2} at every batch size moves the best
-  full-batch lr from 1.6 to 2.4 (S 12.5 -> 10.4) and B_crit only from 95 to 102 (R^2 0.996). The
-  grid does not explain a 4x gap.
+- Independent minibatches (with replacement across steps) instead of epochs: B_crit 119, ratio
+  still far from 1 at lr 1.6: the epoch structure is not the cause.
 - B << n (gaussian_mixture, dim 8, 4 classes, separation 6, n 4096, target 0.2, the `_SETUPS`
-  entry kept for it): seed 0 gives B_crit 53 vs mean B_noise 45 (ratio 1.17; at the target 0.48),
-  but seeds 1 and 2 give 0.31 and 0.22 (seed 2's noise run at lr 0.8 was not the tuned one: the
-  best full-batch lr was 1.2). S_min is only 2-5 steps there, so the result is fragile. With dim
-  32, 8 classes (target 0.3, S_min ~10, n 4096) the ratio is 0.05-0.08 for three seeds (B_crit
-  200-250 from the batch sizes >= 64 that reached the target in their budget, vs mean B_noise
-  3300-4100). n = 16384 (dim 8, noise scales on 2048 of the examples) gave 1.34 at seed 0 only.
-- At tiny size (digits, n 512, 3 batch sizes) the ratio is 0.66: three points, not evidence.
-
-Reading: small batches reach the target with far fewer examples than the noise scale predicts
-(digits: B = 8 needs 1245 examples, 1.2 epochs, where S_min B_noise ~ 4600). The one-step
-(greedy) model charges every step the full noise penalty; over many small steps much of that noise
-averages out, and full-batch steps are limited by stability (lr 3.2 diverges) rather than by the
-greedy optimum. A factor-2 agreement is not what this set-up shows, so the verdict fails.
+  entry kept for it): seed 0 gave B_crit 53 vs mean B_noise 45 (ratio 1.17) and seeds 1 and 2 gave
+  0.31 and 0.22 with the coarse grid; S_min is only 2-5 steps there, so the result is fragile.
+- At tiny size (digits, n 512, 3 batch sizes) the ratio is a three-point fit, not evidence.
 
 No two-batch (McCandlish App. A) estimator is needed: SGD samples this training set, whose mean
 gradient G and covariance are computed exactly from all n per-example gradients. (noise_scale's
@@ -56,9 +65,8 @@ gradient G and covariance are computed exactly from all n per-example gradients.
 examples it read 1265 against the exact 950, because it ignores the without-replacement factor;
 `population=n` applies that factor, 1 - b / n.)
 
-Quick wall time: 31.9 s for 32 runs (`benchmarks/phenomena.py --only critical_batch_size`, 2
-threads, load average 2.3); 27 s with 1 thread while another 2-thread benchmark ran. Two 2-thread
-benchmarks at once on the 2 cores slowed it past 10 minutes (thread contention, not this code).
+Quick wall time: 49 s for 38 runs (1 torch thread, quiet machine). The noise-scale probe costs ~0.33 s
+a step on 1024 examples (per-example gradients and 17 HVPs) and stops once the target is reached.
 """
 
 from __future__ import annotations
@@ -79,7 +87,11 @@ N_RADEMACHER = 16
 
 
 class NoiseScaleProbe(Probe):
-    """Simple (tr Sigma / |G|^2) and Hessian-weighted (tr(H Sigma) / G^T H G) gradient noise scales."""
+    """Simple (tr Sigma / |G|^2) and Hessian-weighted (tr(H Sigma) / G^T H G) gradient noise scales.
+
+    Measures at every due step until the first one whose loss on the probe batch (the training set) is at
+    or below the set-up's target loss, then stops: the verdict needs the noise scales only up to the target.
+    """
 
     name = "noise_scales"
     columns = ("b_simple", "b_noise")
@@ -88,22 +100,26 @@ class NoiseScaleProbe(Probe):
         from ..curvature import hvp_operator
         from ..noise import per_example_grads
 
+        if ctx.state.get("noise_scales_done"):
+            return {}, []
         model, x, y = ctx.model, ctx.inputs, ctx.targets
-        grads = torch.as_tensor(per_example_grads(model, ctx.loss_fn, x, y)).double()
-        n = grads.shape[0]
-        mean = grads.mean(dim=0)
-        dev = grads - mean
-        trace_sigma = float((dev**2).sum()) / (n - 1)
         op = hvp_operator(model, ctx.loss_fn, x, y)
+        with torch.no_grad():
+            loss = float(ctx.loss_fn(model(x), y))
+        ctx.state["noise_scales_done"] = loss <= target_loss(ctx.spec.data.name)
+        grads = torch.as_tensor(per_example_grads(model, ctx.loss_fn, x, y))
+        n = grads.shape[0]
+        mean = grads.mean(dim=0, dtype=torch.float64)
+        # tr(Sigma) = (sum_i |g_i|^2 - n |mean|^2) / (n - 1), sums in float64 without forming the deviations
+        trace_sigma = (float(torch.linalg.vector_norm(grads, dtype=torch.float64) ** 2) - n * float(mean @ mean)) / (n - 1)
         dtype = op.dtype
-        g = mean.to(dtype)
-        gHg = float(g @ op(g))
+        gHg = float(mean.to(dtype) @ op(mean.to(dtype)))
+        # Rademacher probes v = sum_i z_i (g_i - mean) / sqrt(n - 1): E[v^T H v] = tr(H Sigma)
         gen = torch.Generator().manual_seed(int(ctx.spec.seed) * 100_003 + int(ctx.step))
-        trace_h_sigma = 0.0
-        for _ in range(N_RADEMACHER):
-            z = torch.randint(0, 2, (n,), generator=gen, dtype=torch.float64) * 2.0 - 1.0
-            v = (dev.T @ z / math.sqrt(n - 1)).to(dtype)
-            trace_h_sigma += float(v @ op(v)) / N_RADEMACHER
+        z = torch.randint(0, 2, (n, N_RADEMACHER), generator=gen, dtype=grads.dtype) * 2.0 - 1.0
+        vs = (grads.T @ z).double() - mean[:, None] * z.sum(dim=0).double()
+        vs = vs / math.sqrt(n - 1)
+        trace_h_sigma = sum(float(v @ op(v)) for v in vs.T.to(dtype)) / N_RADEMACHER
         grad_sq = float(mean @ mean)
         return {"b_simple": trace_sigma / grad_sq if grad_sq > 0 else float("inf"),
                 "b_noise": trace_h_sigma / gHg if gHg > 0 else float("nan")}, []
@@ -120,10 +136,8 @@ class Setup:
     batches: tuple[int, ...]  # 0 = full batch
     lrs: tuple[float, ...]  # the learning-rate grid; batch B tries the top `lrs_per_batch` of those <= lr_cap sqrt(B)
     full_steps: int  # step budget at full batch (about 3 S_min or more)
-    noise_steps: int  # steps of the full-batch run that measures the noise scales (past the target)
     seeds: tuple[int, ...]
     target: float  # full training loss (cross-entropy) that defines "steps to target"
-    noise_lr: float  # learning rate of that run (the best full-batch lr of the grid; checked in the verdict)
     lr_cap: float
     lrs_per_batch: int = 3
     b_crit_guess: float = 120.0  # sets each batch size's step budget (full_steps (1 + B_CRIT_GUESS x(B)))
@@ -131,24 +145,22 @@ class Setup:
 
 _GM = dict(dim=8, n_classes=4, separation=6.0)  # gaussian_mixture generator settings (Bayes loss about 0.14)
 _GRID_GM = (0.1, 0.2, 0.4, 0.8, 1.2)
+_ROOT2_GRID = tuple(round(0.1 * 2 ** (k / 2), 4) for k in range(11))  # 0.1 ... 3.2 in factors of sqrt(2)
 _SETUPS = {
     "gaussian_mixture": {
-        "tiny": Setup(1024, (16, 64, 0), (0.2, 0.4, 0.8), 16, 7, (0,), 0.2, 0.8, 0.15, 2, 40.0),
-        "quick": Setup(4096, (8, 16, 32, 64, 128, 256, 512, 0), _GRID_GM, 20, 7, (0,), 0.2, 0.8, 0.15, 3, 40.0),
+        "tiny": Setup(1024, (16, 64, 0), (0.2, 0.4, 0.8), 16, (0,), 0.2, 0.15, 2, 40.0),
+        "quick": Setup(4096, (8, 16, 32, 64, 128, 256, 512, 0), _GRID_GM, 20, (0,), 0.2, 0.15, 3, 40.0),
         "full": Setup(16384, (4, 8, 16, 32, 64, 128, 256, 512, 1024, 0), tuple(0.1 * 2 ** (k / 2) for k in range(8)),
-                      30, 10, (0, 1, 2), 0.2, 0.8, 0.15, 5, 40.0),
+                      30, (0, 1, 2), 0.2, 0.15, 5, 40.0),
     },
-    "digits": {  # the memorisation regime (B up to n = 1024): see the docstring for why it fails
-        "tiny": Setup(512, (32, 128, 0), (0.4, 0.8, 1.6), 40, 16, (0,), 0.1, 1.6, 0.2),
-        "quick": Setup(1024, (8, 16, 32, 64, 128, 256, 512, 0), (0.2, 0.4, 0.8, 1.6, 3.2), 40, 16, (0,), 0.1, 1.6,
-                       0.2, 5),
-        "full": Setup(1536, (4, 8, 16, 32, 64, 128, 256, 512, 1024, 0), tuple(0.1 * 2 ** (k / 2) for k in range(11)),
-                      80, 30, (0, 1, 2), 0.1, 1.6, 0.2, 11),
+    "digits": {  # the memorisation regime (B up to n = 1024): see the docstring
+        "tiny": Setup(512, (32, 128, 0), (0.4, 0.8, 1.6), 40, (0,), 0.1, 0.2),
+        "quick": Setup(1024, (8, 16, 32, 64, 128, 256, 512, 0), _ROOT2_GRID[2:], 40, (0,), 0.1, 0.2, 5),
+        "full": Setup(1536, (4, 8, 16, 32, 64, 128, 256, 512, 1024, 0), _ROOT2_GRID, 80, (0, 1, 2), 0.1, 0.2, 11),
     },
 }
 _SETUPS["spirals"] = _SETUPS["digits"]
 TARGET_LOSS = 0.1  # default target (digits); each set-up carries its own
-NOISE_STEP_TOLERANCE = 1.25  # the noise run counts as the tuned full-batch run if within this of the best full-batch S
 
 
 def setup(dataset: str, size: str) -> Setup:
@@ -175,7 +187,12 @@ def step_budget(batch: int, n: int, full_steps: int, guess: float = 120.0) -> in
 
 
 def effective_inverse_batch(batch: float, n: int) -> float:
-    """(1/B - 1/n) n/(n-1): gradient-noise variance of a without-replacement minibatch, per unit of tr(Sigma)."""
+    """(1/B - 1/n) n/(n-1): gradient-noise variance of a without-replacement minibatch, per unit of tr(Sigma).
+
+    An unlimited population (n = inf) gives 1/B (0 for B = inf).
+    """
+    if math.isinf(n):
+        return 1.0 / batch
     return (1.0 / batch - 1.0 / n) * n / (n - 1)
 
 
@@ -262,7 +279,7 @@ def mean_to_target(history, column: str, target: float = TARGET_LOSS) -> float:
 
 
 def is_noise_run(run) -> bool:
-    """Whether a run is the full-batch run that measures the noise scales."""
+    """Whether a run measures the noise scales (every full-batch run of the grid does)."""
     return PROBE in run.spec.probes.extra
 
 
@@ -281,50 +298,59 @@ def _ratio(b_crit: float, b: float) -> float:
 
 
 def _analyse_group(group, rows) -> dict:
-    """Fit one group's steps-to-target, read its noise scales and append its per-run rows."""
-    noise_runs = [r for r in group if is_noise_run(r)]
+    """Fit one group's steps-to-target, read its noise scales and append its per-run rows.
+
+    The noise scales come from the tuned full-batch run, the one whose steps to target S_min counts: the
+    noise-measuring (full-batch) run of the grid that reaches the target first.
+    """
     n = group[0].spec.data.n_train
     target = target_loss(group[0].spec.data.name)
     best: dict[int, float] = {}
     best_lr: dict[int, float] = {}
-    points = []
+    points, noise_runs = [], []
     for run in group:
-        if is_noise_run(run):
-            continue
         b = run.spec.optim.batch_size or n
         s = steps_to_target(run.history, target) if run.status == "ok" else float("nan")
-        rows.append(run_row(run, None, s, batch_size=b, lr=run.spec.optim.lr, steps_to_target=s))
         points.append((b, run.spec.optim.lr, s))
         if math.isfinite(s) and s < best.get(b, math.inf):
             best[b], best_lr[b] = s, run.spec.optim.lr
+        if is_noise_run(run):
+            noise_runs.append((s if math.isfinite(s) else math.inf, run.spec.optim.lr, run))
+        else:
+            rows.append(run_row(run, None, s, batch_size=b, lr=run.spec.optim.lr, steps_to_target=s))
     batches = sorted(best)
     fit = fit_tradeoff(batches, [best[b] for b in batches], n)
-    noise = noise_runs[0] if noise_runs else None
+    noise_runs.sort(key=lambda t: (t[0], t[1]))
+    noise = noise_runs[0][2] if noise_runs and math.isfinite(noise_runs[0][0]) else None
     nan = float("nan")
     h = noise.history if noise is not None else None
     b_simple = value_at_loss(h, "b_simple", target) if h is not None else nan
     b_noise = value_at_loss(h, "b_noise", target) if h is not None else nan
     mean_simple = mean_to_target(h, "b_simple", target) if h is not None else nan
     mean_noise = mean_to_target(h, "b_noise", target) if h is not None else nan
-    noise_steps = steps_to_target(h, target) if h is not None else nan
     init = h["b_simple"].dropna() if h is not None and "b_simple" in h else []
     b_init = float(init.iloc[0]) if len(init) else nan
     ratio = _ratio(fit["b_crit"], mean_noise)
-    # the noise scales must come from (near) the tuned full-batch trajectory, the one S_min counts
-    tuned = math.isfinite(noise_steps) and n in best and noise_steps <= NOISE_STEP_TOLERANCE * best[n]
     passed = bool(math.isfinite(ratio) and 1.0 / RATIO_TOLERANCE <= ratio <= RATIO_TOLERANCE
-                  and fit["r2"] >= R2_MIN and len(batches) >= 3 and tuned)
-    if noise is not None:
-        rows.append(run_row(noise, passed, ratio, role="noise scale", b_noise_mean=mean_noise,
-                            b_simple_mean=mean_simple, b_simple=b_simple, b_noise=b_noise, b_crit=fit["b_crit"],
-                            r2=fit["r2"]))
+                  and fit["r2"] >= R2_MIN and len(batches) >= 3)
+    # every full-batch run: how the step mean of B_noise depends on its learning rate
+    by_lr = [{"lr": lr, "steps": s, "b_noise_mean": mean_to_target(r.history, "b_noise", target)}
+             for s, lr, r in sorted(noise_runs, key=lambda t: t[1])]
+    for s, _lr, run in noise_runs:
+        m = mean_to_target(run.history, "b_noise", target)
+        rows.append(run_row(run, passed if run is noise else None, _ratio(fit["b_crit"], m),
+                            role="noise scale (tuned)" if run is noise else "noise scale", batch_size=n,
+                            lr=run.spec.optim.lr, steps_to_target=s, b_noise_mean=m,
+                            b_simple_mean=mean_to_target(run.history, "b_simple", target),
+                            b_noise=value_at_loss(run.history, "b_noise", target), b_crit=fit["b_crit"], r2=fit["r2"]))
     s0 = group[0].spec
     return {**fit, "arch": s0.model.arch, "dataset": s0.data.name, "seed": s0.seed, "n_train": n, "target": target,
             "n_points": len(batches), "b_simple": b_simple, "b_noise": b_noise, "b_simple_init": b_init,
             "b_simple_mean": mean_simple, "b_noise_mean": mean_noise, "ratio": ratio,
             "ratio_simple": _ratio(fit["b_crit"], b_simple), "ratio_noise": _ratio(fit["b_crit"], b_noise),
-            "ratio_simple_mean": _ratio(fit["b_crit"], mean_simple), "noise_steps": noise_steps,
-            "noise_lr": noise.spec.optim.lr if noise is not None else nan, "tuned": tuned,
+            "ratio_simple_mean": _ratio(fit["b_crit"], mean_simple),
+            "noise_steps": steps_to_target(h, target) if h is not None else nan,
+            "noise_lr": noise.spec.optim.lr if noise is not None else nan, "by_lr": by_lr,
             "best_lr": {int(b): best_lr[b] for b in batches}, "passed": passed,
             "best_steps": {int(b): best[b] for b in batches}, "points": points, "noise_run": noise}
 
@@ -365,11 +391,10 @@ class CriticalBatchSize(Phenomenon):
                     )
                     for batch in st.batches:
                         steps = step_budget(batch, st.n_train, st.full_steps, st.b_crit_guess)
+                        noise = {"probes.extra": (PROBE,), "probes.extra_every": 1} if batch == 0 else {}
                         for lr in batch_lrs(st, batch):
                             out.append(base.replace(**{"optim.batch_size": batch, "optim.lr": lr,
-                                                       "optim.steps": steps}))
-                    out.append(base.replace(**{"optim.lr": st.noise_lr, "optim.steps": st.noise_steps,
-                                               "probes.extra": (PROBE,), "probes.extra_every": 1}))
+                                                       "optim.steps": steps, **noise}))
         return out
 
     def verdict(self, runs):
@@ -380,27 +405,30 @@ class CriticalBatchSize(Phenomenon):
         worst = max(ratios, key=lambda r: abs(math.log(r)) if r > 0 and math.isfinite(r) else math.inf)
         parts = []
         for f in fits:
-            tuned = ("" if f["tuned"] else " NOT the tuned full-batch run (noise scales off the S_min trajectory):")
+            sweep = ", ".join(f"lr {e['lr']:g}: {e['b_noise_mean']:.3g} (S {e['steps']:.3g})" for e in f["by_lr"]
+                              if math.isfinite(e["steps"]))
             parts.append(
                 f"{f['arch']}/{f['dataset']} (n {f['n_train']}, target loss {f['target']:g}) seed {f['seed']}: "
                 f"S_min = {f['s_min']:.3g} steps, E_min = {f['e_min']:.4g} examples, B_crit = {f['b_crit']:.3g} "
-                f"(fit R^2 {f['r2']:.3f} over {f['n_points']} batch sizes). Along the full-batch run (lr "
-                f"{f['noise_lr']:g}, target at step {f['noise_steps']:.3g}; best full-batch S "
-                f"{f['best_steps'].get(f['n_train'], float('nan')):.3g}){tuned} mean B_noise = "
+                f"(fit R^2 {f['r2']:.3f} over {f['n_points']} batch sizes). Along the tuned full-batch run (lr "
+                f"{f['noise_lr']:g}, target at step {f['noise_steps']:.3g}) mean B_noise = "
                 f"{f['b_noise_mean']:.4g} (B_crit/mean B_noise = {f['ratio']:.3g}), mean B_simple = "
                 f"{f['b_simple_mean']:.4g} (ratio {f['ratio_simple_mean']:.3g}); at the target B_noise = "
                 f"{f['b_noise']:.4g} (ratio {f['ratio_noise']:.3g}), B_simple = {f['b_simple']:.4g} (ratio "
-                f"{f['ratio_simple']:.3g}); at initialisation B_simple = {f['b_simple_init']:.3g}."
+                f"{f['ratio_simple']:.3g}); at initialisation B_simple = {f['b_simple_init']:.3g}. Mean B_noise "
+                f"along each full-batch run that reached the target: {sweep}."
             )
         passed = all(f["passed"] for f in fits)
         word = "within" if passed else "not within"
         explanation = (" ".join(parts) + f" B_crit / mean B_noise is {word} a factor {RATIO_TOLERANCE:g} of 1 (fit R^2 "
-                       f"needs >= {R2_MIN:g}, and the noise run must reach the target within "
-                       f"{NOISE_STEP_TOLERANCE:g}x the best full-batch steps).")
+                       f"needs >= {R2_MIN:g}). The step mean of B_noise depends steeply on the full-batch learning "
+                       "rate: near the stability limit the gradient stays in the sharpest directions (G^T H G large), "
+                       "so B_noise stays small; the exactly solvable linear-regression model (learnmech_core."
+                       "sgd_quadratic) shows the same.")
         keys = ("s_min", "e_min", "b_crit", "r2", "b_simple", "b_noise", "b_simple_mean", "b_noise_mean", "ratio",
-                "ratio_simple", "ratio_noise", "ratio_simple_mean", "b_simple_init", "noise_steps", "target")
+                "ratio_simple", "ratio_noise", "ratio_simple_mean", "b_simple_init", "noise_steps", "noise_lr", "target")
         details = {k: fits[0][k] for k in keys}
-        details["tuned"] = bool(fits[0]["tuned"])
+        details["b_noise_mean_by_lr"] = {f"{e['lr']:g}": e["b_noise_mean"] for e in fits[0]["by_lr"]}
         details["best_steps"] = {str(b): v for b, v in fits[0]["best_steps"].items()}
         details["best_lr"] = {str(b): v for b, v in fits[0]["best_lr"].items()}
         return Verdict(passed, float(worst), 1.0, RATIO_TOLERANCE, explanation, per_run=rows, details=details)
