@@ -61,6 +61,12 @@ def build_gallery(root: Path, names: list[str], size: str = "quick", log=print, 
         path.write_text(json.dumps(verdicts, indent=1, sort_keys=True))
         log(f"{name:28s} {result.verdict.summary()}  [{seconds:.1f} s now, {reused} of {len(result.runs)} runs "
             f"reused; recorded {entry['seconds']} s]")
+    kept = {r["key"] for v in verdicts.values() for r in v["runs"]}
+    stale = [k for k in store.list()["key"] if k not in kept]
+    for key in stale:  # runs of earlier grids that no verdict reads any more
+        store.delete(key)
+    if stale:
+        log(f"removed {len(stale)} runs no verdict uses")
     return verdicts
 
 

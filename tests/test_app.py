@@ -272,6 +272,18 @@ def test_explore_incompatible_combination_is_skipped_with_a_warning():
     assert not at.button(key="run").disabled
 
 
+def test_explore_dense_head_goes_to_cnn_runs_only_and_into_the_link():
+    at = app("pages/explore.py", {"model.arch": ["mlp", "cnn"], "data.name": "digits", "model.head_width": "32",
+                                  "model.width": "8", "optim.steps": "3", "measure": ""})
+    assert_clean(at)
+    assert at.number_input(key="model.head_width").value == 32
+    at.button(key="run").click().run()
+    wait_for_job(at, "explore")
+    specs = {s.model.arch: s for s in at.session_state["job:explore"].specs}
+    assert specs["cnn"].model.head_width == 32 and specs["mlp"].model.head_width == 0
+    assert RunStore().get(specs["cnn"].key()).spec.model.head_width == 32
+
+
 def test_explore_shows_stored_runs_at_once_from_a_link():
     from learnmech_app.spec_form import explore_params
 

@@ -334,7 +334,7 @@ def _analyse_group(group, rows) -> dict:
     passed = bool(math.isfinite(ratio) and 1.0 / RATIO_TOLERANCE <= ratio <= RATIO_TOLERANCE
                   and fit["r2"] >= R2_MIN and len(batches) >= 3)
     # every full-batch run: how the step mean of B_noise depends on its learning rate
-    by_lr = [{"lr": lr, "steps": s, "b_noise_mean": mean_to_target(r.history, "b_noise", target)}
+    by_lr = [{"lr": lr, "steps": s, "b_noise_mean": mean_to_target(r.history, "b_noise", target), "run": r}
              for s, lr, r in sorted(noise_runs, key=lambda t: t[1])]
     for s, _lr, run in noise_runs:
         m = mean_to_target(run.history, "b_noise", target)
@@ -405,13 +405,13 @@ class CriticalBatchSize(Phenomenon):
         worst = max(ratios, key=lambda r: abs(math.log(r)) if r > 0 and math.isfinite(r) else math.inf)
         parts = []
         for f in fits:
-            sweep = ", ".join(f"lr {e['lr']:g}: {e['b_noise_mean']:.3g} (S {e['steps']:.3g})" for e in f["by_lr"]
+            sweep = ", ".join(f"lr {e['lr']:.3g}: {e['b_noise_mean']:.3g} (S {e['steps']:.3g})" for e in f["by_lr"]
                               if math.isfinite(e["steps"]))
             parts.append(
                 f"{f['arch']}/{f['dataset']} (n {f['n_train']}, target loss {f['target']:g}) seed {f['seed']}: "
                 f"S_min = {f['s_min']:.3g} steps, E_min = {f['e_min']:.4g} examples, B_crit = {f['b_crit']:.3g} "
                 f"(fit R^2 {f['r2']:.3f} over {f['n_points']} batch sizes). Along the tuned full-batch run (lr "
-                f"{f['noise_lr']:g}, target at step {f['noise_steps']:.3g}) mean B_noise = "
+                f"{f['noise_lr']:.3g}, target at step {f['noise_steps']:.3g}) mean B_noise = "
                 f"{f['b_noise_mean']:.4g} (B_crit/mean B_noise = {f['ratio']:.3g}), mean B_simple = "
                 f"{f['b_simple_mean']:.4g} (ratio {f['ratio_simple_mean']:.3g}); at the target B_noise = "
                 f"{f['b_noise']:.4g} (ratio {f['ratio_noise']:.3g}), B_simple = {f['b_simple']:.4g} (ratio "

@@ -187,7 +187,8 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
 
 
 def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
-    """Noise scales along the full-batch run against its training loss; the target loss and B_crit marked."""
+    """Noise scales along the tuned full-batch run against its training loss (B_noise of the other full-batch
+    runs thin and dotted); the target loss and B_crit marked."""
     from ..phenomena.critical_batch_size import analyse
 
     fits, _ = analyse(runs)
@@ -204,8 +205,15 @@ def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
                                     ("b_noise", "B_noise = tr(H Sigma)/G^T H G", "dash")):
             if column in h:
                 rows = h.dropna(subset=[column])
-                fig.add_trace(_line(run, f"{_group_label(fit)} {label}", rows["train_loss"], rows[column],
-                                    dash=dash, mode="lines+markers"))
+                fig.add_trace(_line(run, f"{_group_label(fit)} {label} (tuned lr {run.spec.optim.lr:.3g})",
+                                    rows["train_loss"], rows[column], dash=dash, mode="lines+markers", width=3))
+        others = [e for e in fit["by_lr"] if e["run"] is not run and "b_noise" in e["run"].history
+                  and math.isfinite(e["steps"])]  # those that reached the target
+        for i, e in enumerate(others):  # the other full-batch runs: how much B_noise depends on the lr
+            rows = e["run"].history.dropna(subset=["train_loss", "b_noise"])
+            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B_noise at lr {e['lr']:.3g}", rows["train_loss"],
+                                rows["b_noise"], dash="dot", mode="lines", opacity=_opacity_ramp(i, len(others)) * 0.6,
+                                width=1.5))
         if _finite(fit["b_crit"]):
             reference_line(fig, fit["b_crit"], f"B_crit = E_min/S_min = {fit['b_crit']:.3g} (fit)")
         if _finite(fit["b_noise_mean"]):
