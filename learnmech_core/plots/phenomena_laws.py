@@ -176,12 +176,13 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
             fig.add_trace(go.Scatter(x=grid, y=[fit["s_min"] + fit["e_min"] * effective_inverse_batch(v, fit["n_train"])
                                                 for v in grid], mode="lines", name="fit S_min + E_min (1/B - 1/n)",
                                      line={"color": PREDICTION_COLOR, "dash": "dot"}))
-        for value, label, dash in ((fit["b_crit"], "B_crit (fit)", "dot"),
-                                   (fit["b_noise_mean"], "B_noise, step mean to target (prediction)", "solid"),
-                                   (fit["b_noise"], "B_noise at target", "dashdot")):
-            if _finite(value) and value > 0:
+        for value, label, dash, where in ((fit["b_crit"], "B_crit (fit)", "dot", "top right"),
+                                          (fit["b_noise_mean"], "B_noise, step mean to target (prediction)", "solid",
+                                           "top left"),
+                                          (fit["b_noise"], "B_noise at target", "dashdot", "bottom right")):
+            if _finite(value) and value > 0:  # labels on different corners so they never overlap
                 fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "B_noise" in label
-                              else arch_color(fit["arch"]), annotation_text=label, annotation_position="top right")
+                              else arch_color(fit["arch"]), annotation_text=label, annotation_position=where)
     return layout(fig, "Does the noise scale mark where bigger batches stop saving steps?", "batch size B",
                   "steps to reach the target loss", presentation, log_x=True, log_y=True)
 
