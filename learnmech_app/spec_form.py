@@ -43,7 +43,8 @@ MEASURE_LABELS = {k: v[1] for k, v in MEASURES.items()} | {LAYER_NORMS: "Per-lay
 # widget key -> label (errors name the widget the user sees)
 LABELS = {
     "model.arch": "Architecture", "model.width": "Width", "model.depth": "Depth", "model.activation": "Activation",
-    "model.param": "Parametrisation", "model.head_width": "Dense layer before read-out (cnn)", "data.name": "Dataset", "data.n_train": "Training examples",
+    "model.param": "Parametrisation", "model.head_width": "Dense layer before read-out (cnn)",
+    "data.name": "Dataset", "data.n_train": "Training examples",
     "data.n_test": "Test examples", "optim.name": "Optimiser", "optim.loss": "Loss", "optim.lr": "Learning rate",
     "optim.steps": "Steps", "optim.batch_size": "Batch size", "optim.weight_decay": "Weight decay",
     "optim.schedule": "Schedule", "optim.momentum": "Momentum", "seed": "Seed", "device": "Device",

@@ -61,9 +61,11 @@ def build_gallery(root: Path, names: list[str], size: str = "quick", log=print, 
         path.write_text(json.dumps(verdicts, indent=1, sort_keys=True))
         log(f"{name:28s} {result.verdict.summary()}  [{seconds:.1f} s now, {reused} of {len(result.runs)} runs "
             f"reused; recorded {entry['seconds']} s]")
+    # phenomenon runs of earlier grids that no verdict reads any more (other runs in the folder stay)
     kept = {r["key"] for v in verdicts.values() for r in v["runs"]}
-    stale = [k for k in store.list()["key"] if k not in kept]
-    for key in stale:  # runs of earlier grids that no verdict reads any more
+    listing = store.list()
+    stale = [k for k, tags in zip(listing["key"], listing["tags"]) if k not in kept and "phenomenon:" in str(tags)]
+    for key in stale:
         store.delete(key)
     if stale:
         log(f"removed {len(stale)} runs no verdict uses")
@@ -131,7 +133,8 @@ def register(commands: dict) -> None:
         p.add_argument("action", help="build")
         p.add_argument("--only", help="comma-separated phenomena (default: all)")
         p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
-        p.add_argument("--root", help="write to this folder instead of data/gallery (docs are then left alone)")
+        p.add_argument("--root", help="write to this folder instead of data/gallery (docs are then left alone); "
+                       "phenomenon runs there that no verdict reads are removed, other runs are kept")
         p.add_argument("--fresh", action="store_true",
                        help="retrain (and time) every run instead of reusing the stored ones")
 

@@ -172,6 +172,7 @@ def test_critical_batch_size_verdict_recovers_the_hyperbola():
     assert good.details["b_simple_mean"] < 80.0 * 0.9  # B_simple grows to 80 at the target: its step mean is lower
     assert good.measured == pytest.approx(60.0 / 80.0, rel=1e-3)
     assert "lr 0.4: 800 (S 20)" in good.explanation
+    assert "Mean B_noise differs 10x between full-batch runs" in good.explanation
     bad = ph.verdict(_synthetic_cbs_runs(b_crit=60.0, b_noise=600.0))
     assert not bad.passed and bad.measured == pytest.approx(0.1, rel=1e-3)
     assert "not within" in bad.explanation
