@@ -41,7 +41,7 @@ from torch.func import functional_call, stack_module_state
 
 from . import models
 from .config import RunSpec, current_caps
-from .curvature import small_eigh
+from .curvature import DEFAULT_MAX_ITER, _Krylov, _relative_errors
 from .data import Dataset, load
 from .train import (MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, device_split, loss_function, lr_factor, probe_generator,
                     resolve_device)
@@ -51,8 +51,6 @@ MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "op
 UNSUPPORTED_PROBES = ("topk_every", "precond_sharpness_every", "density_every", "esd_every", "ntk_every",
                       "noise_every", "collapse_every")
 MAX_MEMBERS = 64  # larger groups are split into several ensembles
-LANCZOS_MAX_ITER = 500  # curvature.DEFAULT_MAX_ITER
-BREAKDOWN_RTOL = 1e-10
 
 
 class EnsembleUnsupported(ValueError):
@@ -189,23 +187,24 @@ class StackedOptimizer:
 
 
 class MemberLanczos:
-    """Top eigenpair of one member's Hessian by thick-restart Lanczos (curvature.lanczos with k = 1).
+    """Top eigenpair of one member's Hessian by thick-restart Lanczos on curvature's Krylov basis (k = 1).
 
-    A cold start is a random unit vector from the member's generator plus the unit loss gradient
-    (as curvature.lanczos does for an HVP operator); a warm start is the previous top vector.
-
-    Fed one product at a time (`feed(w)` with w = H @ pending), so many members can share batched HVPs.
+    The basis, its expansion (recurrence plus DGKS reorthogonalisation), breakdown handling, thick
+    restart and the Kato-Temple error estimate are curvature's (`_Krylov`, `_relative_errors`); this
+    class only drives them one product at a time (`feed(w)` with w = H @ pending), so many members can
+    share batched HVPs. A warm start is the previous top vector; a cold start is a random unit vector
+    from the member's generator plus the unit loss gradient (`hint`). curvature.lanczos no longer mixes
+    in the gradient (on a CNN whose gradient was orthogonal to u_1 it converged to lambda_2); this
+    solver still does.
     """
 
     def __init__(self, n: int, tol: float, dtype: torch.dtype, v0: torch.Tensor | None,
-                 generator: torch.Generator, hint: torch.Tensor | None = None, max_iter: int = LANCZOS_MAX_ITER):
+                 generator: torch.Generator, hint: torch.Tensor | None = None, max_iter: int = DEFAULT_MAX_ITER):
         self.n, self.tol, self.generator, self.max_iter = n, tol, generator, max_iter
         self.max_basis = min(n, 30)  # curvature's default max(2k + 10, 30) for k = 1
         self.floor_rel = math.sqrt(torch.finfo(dtype).eps)
-        self.Q = torch.zeros(self.max_basis + 1, n, dtype=torch.float64)
-        self.Q[0] = self._start(v0, hint)
-        self.m, self.T, self.b = 0, np.zeros((0, 0)), np.zeros(0)
-        self.exhausted, self.done, self.converged, self.n_hvp = False, False, False, 0
+        self.krylov = _Krylov(n, self.max_basis, self._start(v0, hint))
+        self.done, self.converged, self.n_hvp = False, False, 0
         self.theta = self.Y = None
 
     def _start(self, v0, hint):
@@ -225,89 +224,31 @@ class MemberLanczos:
     @property
     def pending(self) -> torch.Tensor:
         """The vector to multiply by H next."""
-        return self.Q[self.m]
-
-    def _orthogonalise(self, r, upto):
-        """r minus its projection on Q[:upto], twice (DGKS), and the coefficients removed."""
-        Qa = self.Q[:upto]
-        h = Qa @ r
-        r = r - Qa.T @ h
-        h2 = Qa @ r
-        return r - Qa.T @ h2, h + h2
-
-    def _expand(self, w) -> float:
-        """Add the pending vector with image w; return the new coupling beta (0 at breakdown)."""
-        m = self.m
-        r, h = self._orthogonalise(w, m + 1)
-        T = np.zeros((m + 1, m + 1))
-        T[:m, :m], T[:m, m], T[m, :m], T[m, m] = self.T, self.b, self.b, float(h[m])
-        self.T, self.m = T, m + 1
-        beta = float(r.norm())
-        self.b = np.zeros(self.m)
-        if beta > BREAKDOWN_RTOL * float(w.norm()) and self.m < self.n:
-            self.Q[self.m] = r / beta
-            self.b[-1] = beta
-            return beta
-        self.exhausted = self.m >= self.n
-        return 0.0
-
-    def _random_direction(self) -> bool:
-        """After a breakdown, continue from a random vector orthogonal to the basis."""
-        if self.m >= self.n:
-            self.exhausted = True
-            return False
-        for _ in range(3):
-            r, _ = self._orthogonalise(torch.randn(self.n, generator=self.generator, dtype=torch.float64), self.m)
-            if float(r.norm()) > 1e-8:
-                self.Q[self.m] = r / r.norm()
-                return True
-        self.exhausted = True
-        return False
-
-    def _restart(self, theta, Y):
-        """Thick restart: keep the best Ritz vectors and the pending vector."""
-        order = np.argsort(-theta, kind="stable")
-        keep = order[: min(self.m - 1, 1 + max(2, (self.max_basis - 1) // 2))]
-        Yk = torch.from_numpy(np.ascontiguousarray(Y[:, keep].T))
-        pending = self.Q[self.m].clone()
-        self.Q[: len(keep)] = Yk @ self.Q[: self.m]
-        self.Q[len(keep)] = pending
-        self.b, self.T, self.m = self.b @ Y[:, keep], np.diag(theta[keep]), len(keep)
-
-    def _error(self, theta, res, i) -> float:
-        """Kato-Temple relative error estimate of Ritz value theta[i]."""
-        others = np.delete(theta, i)
-        err = res[i]
-        if others.size:
-            gap = float(np.min(np.abs(others - theta[i])))
-            if gap > 0:
-                err = min(err, res[i] ** 2 / gap)
-        floor = self.floor_rel * float(np.max(np.abs(theta)))
-        return 0.0 if res[i] == 0 else err / max(abs(theta[i]), floor, np.finfo(np.float64).tiny)
+        return self.krylov.pending
 
     def feed(self, w: torch.Tensor) -> None:
         """Take w = H @ pending (float64) and advance; sets `done` when finished."""
         self.n_hvp += 1
-        beta = self._expand(w)
-        theta, Y = small_eigh(self.T)
-        res = np.abs(self.b @ Y)
+        k = self.krylov
+        beta = k.expand(w)
+        theta, Y, res = k.ritz()
         self.theta, self.Y = theta, Y
-        top = int(np.argsort(-theta, kind="stable")[0])
-        self.converged = self._error(theta, res, top) <= self.tol or self.exhausted
+        order = np.argsort(-theta, kind="stable")
+        floor = self.floor_rel * float(np.max(np.abs(theta)))
+        self.converged = _relative_errors(theta, res, order[:1], floor)[0] <= self.tol or k.exhausted
         if self.converged or self.n_hvp >= self.max_iter:
             self.done = True
-        elif beta == 0.0 and not self.exhausted and not self._random_direction():
+        elif beta == 0.0 and not k.exhausted and not k.add_random_direction(self.generator):
             self.converged, self.done = True, True
-        elif self.exhausted:
+        elif k.exhausted:
             self.done = True
-        elif self.m >= self.max_basis:
-            self._restart(theta, Y)
+        elif k.m >= self.max_basis:
+            k.restart(order[: min(k.m - 1, 1 + max(2, (self.max_basis - 1) // 2))], Y, theta)
 
     def result(self) -> tuple[float, torch.Tensor]:
         """(top eigenvalue, its unit eigenvector in float64)."""
-        top = int(np.argsort(-self.theta, kind="stable")[0])
-        y = torch.from_numpy(np.ascontiguousarray(self.Y[:, top]))
-        return float(self.theta[top]), y @ self.Q[: self.m]
+        top = np.argsort(-self.theta, kind="stable")[:1]
+        return float(self.theta[top[0]]), self.krylov.vectors(self.Y, top)[0]
 
 
 # ------------------------------------------------------------------------------------------------
