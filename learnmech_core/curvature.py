@@ -488,9 +488,9 @@ def _priority(theta: np.ndarray, mode: str) -> np.ndarray:
     return np.argsort(-np.abs(theta), kind="stable")
 
 
-def _relative_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, floor: float,
-                     use_gap: bool = True, prior_gap: float | None = None) -> np.ndarray:
-    """Residual-based relative error estimates min(res, res^2/gap) / max(|theta|, floor) for theta[idx].
+def _error_bounds(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, use_gap: bool = True,
+                  prior_gap: float | None = None) -> np.ndarray:
+    """Absolute error bounds min(res, res^2/gap) of theta[idx] (res where the refinement does not apply).
 
     gap is the distance to the nearest other Ritz value (when use_gap); when there is
     none, a gap estimate carried over from a previous measurement (prior_gap) stands in,
@@ -500,14 +500,21 @@ def _relative_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, floor:
     out = np.empty(len(idx))
     for j, i in enumerate(idx):
         others = np.delete(theta, i)
-        err = res[i]
         gap = float(np.min(np.abs(others - theta[i]))) if use_gap and others.size else math.inf
         if prior_gap is not None and math.isfinite(prior_gap) and not math.isfinite(gap):
             gap = min(gap, prior_gap) - res[i]
-        if math.isfinite(gap) and gap > res[i]:
-            err = min(err, res[i] ** 2 / gap)
+        out[j] = min(res[i], res[i] ** 2 / gap) if math.isfinite(gap) and gap > res[i] else res[i]
+    return out
+
+
+def _relative_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray, floor: float,
+                     use_gap: bool = True, prior_gap: float | None = None) -> np.ndarray:
+    """Residual-based relative error estimates `_error_bounds` / max(|theta|, floor) for theta[idx]."""
+    bounds = _error_bounds(theta, res, idx, use_gap, prior_gap)
+    out = np.empty(len(idx))
+    for j, i in enumerate(idx):
         denom = max(abs(theta[i]), floor, np.finfo(np.float64).tiny)
-        out[j] = 0.0 if res[i] == 0 else err / denom
+        out[j] = 0.0 if res[i] == 0 else bounds[j] / denom
     return out
 
 
@@ -520,11 +527,7 @@ def _gap_estimates(theta: np.ndarray, res: np.ndarray, idx: np.ndarray) -> np.nd
     """
     out = np.full(len(idx), np.nan)
     # each Ritz value's own error estimate min(r, r^2/gap), as the stopping rule uses for the wanted ones
-    err = np.empty(len(theta))
-    for i in range(len(theta)):
-        dist = np.abs(np.delete(theta, i) - theta[i])
-        g = float(dist.min()) if dist.size else 0.0
-        err[i] = min(res[i], res[i] ** 2 / g) if g > res[i] else res[i]
+    err = _error_bounds(theta, res, np.arange(len(theta)))
     for j, i in enumerate(idx):
         mask = np.arange(len(theta)) != i
         if mask.any():
