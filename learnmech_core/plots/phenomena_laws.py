@@ -407,11 +407,16 @@ def esd_before_after(runs, presentation: bool = False) -> go.Figure:
 
 
 def _aspect_ratio(run, layer: str) -> float:
-    """Marchenko-Pastur aspect ratio q = M/N of a layer's weight matrix (rebuilt from the spec for its shape)."""
-    from ..spectra import weight_matrix
-    from ..train import build_model
+    """Marchenko-Pastur aspect ratio q = M/N of a layer's weight matrix (its shape from the spec, on the meta
+    device: no data read, nothing allocated)."""
+    import torch
 
-    model, _ = build_model(run.spec)
+    from ..data import describe
+    from ..models import build
+    from ..spectra import weight_matrix
+
+    with torch.device("meta"):
+        model = build(run.spec.model, describe(run.spec.data), device="meta")
     shape = weight_matrix(dict(model.named_parameters())[layer]).shape
     return min(shape) / max(shape)
 
