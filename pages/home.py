@@ -23,6 +23,11 @@ per_row = 2 if present else 3
 pv.start_building()  # the small figures are drawn in the background; verdicts show at once
 
 
+def drawing(info: dict) -> bool:
+    """Whether a card's figure is still being drawn in the background."""
+    return info.get("figure") is None and info["state"] in ("ok", "pending")
+
+
 def show_card(ph) -> bool:
     """One card; returns whether its figure is still being drawn."""
     info = pv.card(ph.name, present)
@@ -40,7 +45,7 @@ def show_card(ph) -> bool:
         st.caption(f"Not available: {info.get('message', 'unknown problem')}")
     st.page_link("pages/phenomena.py", label="Open", icon=":material/arrow_forward:",
                  query_params={"phenomenon": ph.name})
-    return info.get("figure") is None and info["state"] in ("ok", "pending")
+    return drawing(info)
 
 
 def catalogue(polling: bool = False) -> None:
@@ -60,7 +65,7 @@ def catalogue(polling: bool = False) -> None:
         st.rerun(scope="app")  # everything drawn: stop polling
 
 
-if any(pv.card(ph.name).get("figure") is None and pv.card(ph.name)["state"] in ("ok", "pending") for ph in phs):
+if any(drawing(pv.card(ph.name)) for ph in phs):
     st.fragment(run_every=1.5)(catalogue)(polling=True)
 else:
     catalogue()
