@@ -47,18 +47,11 @@ def loss_curves(eigenvalues, e2, lrs, batch: float, steps: int) -> np.ndarray:
 
 def steps_to(curves: np.ndarray, target: float) -> np.ndarray:
     """First (fractional, log-interpolated) step where each curve reaches the target; inf if never."""
-    out = np.full(curves.shape[0], np.inf)
-    for i, c in enumerate(curves):
-        hit = np.flatnonzero(c <= target)
-        if not len(hit):
-            continue
-        j = int(hit[0])
-        if j == 0:
-            out[i] = 0.0
-            continue
-        l0, l1 = math.log(c[j - 1]), math.log(c[j])
-        out[i] = j - 1 + (l0 - math.log(target)) / (l0 - l1)
-    return out
+    from .phenomena.critical_batch_size import crossing_step
+
+    steps = np.arange(curves.shape[1], dtype=float)
+    out = np.array([crossing_step(steps, c, target) for c in curves])
+    return np.where(np.isnan(out), np.inf, out)
 
 
 def noise_scales(eigenvalues, e2, lr: float, steps: int) -> np.ndarray:

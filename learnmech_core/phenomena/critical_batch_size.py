@@ -209,7 +209,11 @@ def steps_to_target(history, target: float = TARGET_LOSS) -> float:
     if "train_loss" not in history:
         return float("nan")
     h = history.dropna(subset=["train_loss"])
-    steps, loss = h["step"].to_numpy(dtype=float), h["train_loss"].to_numpy(dtype=float)
+    return crossing_step(h["step"].to_numpy(dtype=float), h["train_loss"].to_numpy(dtype=float), target)
+
+
+def crossing_step(steps: np.ndarray, loss: np.ndarray, target: float) -> float:
+    """First step where loss <= target, interpolated linearly in log loss between measurements (NaN if never)."""
     hit = np.flatnonzero(loss <= target)
     if not len(hit):
         return float("nan")
