@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,7 +18,7 @@ import streamlit as st
 
 from learnmech_core import phenomena
 from learnmech_core.data import display_name
-from learnmech_core.phenomena.base import Verdict
+from learnmech_core.phenomena.base import Verdict, combine_seeds
 from learnmech_core.plots import runs as prun
 from learnmech_core.store import gallery_root
 
@@ -61,47 +61,64 @@ def safe_get(name: str):
 
 @dataclass
 class Result:
-    runs: list
-    verdict: Verdict | None
+    runs: list  # every seed's runs, seed by seed
+    verdict: Verdict | None  # combined over seeds
     verdict_error: str
     sources: list[str]
+    per_seed: dict = field(default_factory=dict)  # seed -> Verdict
+    seed_runs: dict = field(default_factory=dict)  # seed -> runs
 
 
-def result(ph, size: str, archs, datasets) -> tuple[list, Result | None]:
-    """(specs, result) where result is None unless every run is stored (store first, then gallery)."""
-    specs = ph.specs(size, archs or None, datasets or None)
-    keys = tuple(spec.key() for spec in specs)
-    where = tuple(resources.locate(k) for k in keys)
+def all_specs(ph, size: str, archs, datasets, seeds) -> dict[int, list]:
+    """seed -> specs of that replicate (ValueError names a bad choice)."""
+    return {int(s): ph.specs(size, archs or None, datasets or None, seed=int(s)) for s in seeds}
+
+
+def result(ph, size: str, archs, datasets, seeds=(0,)) -> tuple[list, Result | None]:
+    """(specs of every seed, result) where result is None unless every run is stored (store, then gallery)."""
+    by_seed = all_specs(ph, size, archs, datasets, seeds)
+    specs = [s for grid in by_seed.values() for s in grid]
+    keys = tuple(tuple(spec.key() for spec in grid) for grid in by_seed.values())
+    where = tuple(resources.locate(k) for grid in keys for k in grid)
     if not all(where):
         return specs, None
-    return specs, _result(ph.name, keys, where)
+    return specs, _result(ph.name, tuple(by_seed), keys, where)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _result(name: str, keys: tuple, where: tuple) -> Result:
-    """Runs and verdict of a complete set of stored runs (shared read-only by all sessions)."""
+def _result(name: str, seeds: tuple, keys: tuple, where: tuple) -> Result:
+    """Runs and verdicts of a complete set of stored runs (shared read-only by all sessions)."""
     ph = safe_get(name)
-    runs = [resources.load_run(k)[0] for k in keys]
+    seed_runs = {s: [resources.load_run(k)[0] for k in grid] for s, grid in zip(seeds, keys)}
+    runs = [r for grid in seed_runs.values() for r in grid]
     if any(r is None for r in runs) or ph is None:
         return Result([r for r in runs if r is not None], None, "some runs could not be read", list(where))
-    verdict, problem = None, ""
+    verdict, problem, per_seed = None, "", {}
     try:
-        verdict = ph.verdict(runs)
+        per_seed = {s: ph.verdict(r) for s, r in seed_runs.items()}
+        verdict = combine_seeds(per_seed)
     except Exception as err:  # a verdict that cannot be computed is shown as such
         problem = f"the verdict could not be computed ({type(err).__name__}: {err})"
-    return Result(runs, verdict, problem, list(where))
+    return Result(runs, verdict, problem, list(where), per_seed, seed_runs)
 
 
 def result_figures(ph, res: Result, normalised: bool, presentation: bool) -> tuple[list, str]:
-    """The phenomenon's figures of a stored result (cached: drawing them can take a second)."""
-    keys = tuple(r.spec.key() for r in res.runs)
-    return _result_figures(ph.name, keys, tuple(res.sources), normalised, presentation)
+    """The phenomenon's figures of a stored result, drawn from its first seed (cached: they take a second)."""
+    seed = min(res.seed_runs) if res.seed_runs else 0
+    runs = res.seed_runs.get(seed, res.runs)
+    keys = tuple(r.spec.key() for r in runs)
+    return _result_figures(ph.name, seed, keys, tuple(res.sources), normalised, presentation)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _result_figures(name: str, keys: tuple, where: tuple, normalised: bool, presentation: bool):
-    res = _result(name, keys, where)
-    return figures(safe_get(name), res.runs, res.verdict, normalised, presentation)
+def _result_figures(name: str, seed: int, keys: tuple, where: tuple, normalised: bool, presentation: bool):
+    runs = [resources.load_run(k)[0] for k in keys]
+    ph = safe_get(name)
+    try:
+        verdict = ph.verdict(runs)
+    except Exception:
+        verdict = None
+    return figures(ph, runs, verdict, normalised, presentation)
 
 
 def figures(ph, runs, verdict, normalised: bool, presentation: bool) -> tuple[list, str]:
@@ -121,25 +138,41 @@ def summary(verdict: Verdict | None) -> str:
         return f"measured {verdict.measured}"
 
 
+def clause_table(verdict: Verdict) -> pd.DataFrame:
+    """One row per clause of the claim: the clause, what is measured, the criterion, the number, the verdict."""
+    return pd.DataFrame([{"clause": c.claim, "measured quantity": c.quantity, "criterion": c.criterion.text,
+                          "measured": c.measured, "verdict": _word(c.passed, c.needs), "per seed": c.note}
+                         for c in verdict.clauses])
+
+
+def seed_table(per_seed: dict) -> pd.DataFrame:
+    """One row per seed: its headline number, its verdict and which clauses held."""
+    return pd.DataFrame([{"seed": s, "headline": v.measured, "verdict": _word(v.passed),
+                          "clauses holding": f"{sum(bool(c.passed) for c in v.clauses)} of {len(v.clauses)}"}
+                         for s, v in sorted(per_seed.items())])
+
+
 def verdict_table(verdict: Verdict) -> pd.DataFrame:
-    """Per run: measured, expected, tolerance, pass/fail and the run's other numbers; then the overall row."""
+    """Per run: its seed, measured number, its own criterion, pass/fail and the run's other numbers."""
     rows = []
     for r in verdict.per_run:
-        row = {"run": f"{r.get('arch', '')} · {display_name(r.get('dataset', ''))}", "key": r.get("key", ""),
-               "status": r.get("status", ""), "measured": r.get("measured"), "expected": verdict.expected,
-               "tolerance": verdict.tolerance, "verdict": _word(r.get("passed"))}
+        row = {"run": f"{r.get('arch', '')} · {display_name(r.get('dataset', ''))}", "seed": r.get("seed", 0),
+               "key": r.get("key", ""), "status": r.get("status", ""), "measured": r.get("measured"),
+               "criterion": r.get("criterion", ""), "verdict": _word(r.get("passed"))}
         for k, v in r.items():
             if k not in row and k not in ("arch", "dataset", "passed") and isinstance(v, (int, float, str)):
                 row[k] = v
         rows.append(row)
-    rows.append({"run": "overall", "key": "", "status": "", "measured": verdict.measured, "expected": verdict.expected,
-                 "tolerance": verdict.tolerance, "verdict": _word(verdict.passed)})
-    table = pd.DataFrame(rows)
-    return table
+    return pd.DataFrame(rows)
 
 
-def _word(passed) -> str:
-    return {True: "holds", False: "fails"}.get(passed, "n/a")
+def tried_table(ph) -> pd.DataFrame:
+    """The set-ups that did not reproduce the claim, as the phenomenon's module records them."""
+    return pd.DataFrame([{"set-up": t.setup, "outcome": t.outcome, "seeds": t.seeds} for t in ph.tried])
+
+
+def _word(passed, needs: str = "") -> str:
+    return {True: "holds", False: "fails"}.get(passed, f"not tested here ({needs})" if needs else "n/a")
 
 
 def _fmt(x) -> str:

@@ -24,16 +24,40 @@ def cmd_phenomena(args) -> int:
 
 
 def format_table(result) -> str:
-    """The verdict table as text: one line per run, then the overall verdict."""
-    lines = [f"{'key':16s} {'arch':12s} {'dataset':18s} {'status':9s} {'measured':>10s}  verdict"]
+    """The verdict as text: one line per run (with its own criterion), per seed, per clause, then overall."""
+    lines = [f"{'key':16s} {'seed':>4s} {'arch':12s} {'dataset':18s} {'status':9s} {'measured':>10s}  verdict  criterion"]
     for r in result.verdict.per_run:
         measured = "" if r.get("measured") is None else f"{r['measured']:.4g}"
         word = {True: "holds", False: "fails", None: ""}[r.get("passed")]
-        lines.append(f"{r['key']:16s} {r['arch']:12s} {r['dataset']:18s} {r.get('status', ''):9s} {measured:>10s}  {word}")
+        lines.append(f"{r['key']:16s} {r.get('seed', 0):>4} {r['arch']:12s} {r['dataset']:18s} "
+                     f"{r.get('status', ''):9s} {measured:>10s}  {word:7s}  {r.get('criterion', '')}")
+    if len(result.per_seed) > 1:
+        for seed, sv in sorted(result.per_seed.items()):
+            lines.append(f"seed {seed}: {sv.summary()}")
     v = result.verdict
+    for c in v.clauses:
+        lines.append(f"  - {c.claim}: {c.line()}" + (f"  [{c.note}]" if c.note else ""))
     lines.append(f"{result.name}: {v.summary()}  [{result.seconds:.1f} s]")
     lines.append(v.explanation)
     return "\n".join(lines)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' or '0..2' -> (0, 1, 2); a usage error names the bad value."""
+    out: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if ".." in part:
+                lo, hi = (int(x) for x in part.split(".."))
+                out += list(range(lo, hi + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise UsageError(f"--seeds must be whole numbers such as 0,1,2 or 0..2 (got {text!r})") from None
+    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
+        raise UsageError(f"--seeds must be distinct whole numbers >= 0 (got {text!r})")
+    return tuple(out)
 
 
 def cmd_verify(args) -> int:
@@ -45,6 +69,7 @@ def cmd_verify(args) -> int:
         phenomena.get(args.name)
         archs = args.arch.split(",") if args.arch else None
         datasets = args.dataset.split(",") if args.dataset else None
+        seeds = parse_seeds(args.seeds)
         phenomena.get(args.name).specs(args.size, archs, datasets)  # validate before any work
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -58,7 +83,7 @@ def cmd_verify(args) -> int:
 
     try:
         result = run_phenomenon(args.name, args.size, archs, datasets, store=_store(args), on_progress=progress,
-                                device=args.device)
+                                device=args.device, seeds=seeds)
     except Exception as err:  # an error while running, not a failed prediction
         bar.close()
         print(f"learnmech: error while running {args.name}: {type(err).__name__}: {err}", file=sys.stderr)
@@ -75,6 +100,9 @@ def register(commands: dict) -> None:
         p.add_argument("--arch", help="comma-separated architectures (default: the phenomenon's grid)")
         p.add_argument("--dataset", help="comma-separated datasets (default: the phenomenon's grid)")
         p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override the runs' device")
+        p.add_argument("--seeds", default="0,1,2",
+                       help="replicates of the whole grid, e.g. 0,1,2 or 0..4 (default 0,1,2); the prediction holds "
+                            "when each clause holds on at least 2 of 3 seeds")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     commands["phenomena"] = (lambda p: p.add_argument("--json", action="store_true"), cmd_phenomena,

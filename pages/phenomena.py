@@ -3,8 +3,9 @@
 import streamlit as st
 
 from learnmech_app import live, spec_form, ui
-from learnmech_app.urlstate import choice
 from learnmech_app import phenomena_view as pv
+from learnmech_app import verdict_view as vv
+from learnmech_app.urlstate import choice
 from learnmech_app.datasets import dataset_options, uploads
 from learnmech_core.config import current_caps
 from learnmech_core.phenomena import DIRECTIONS, SIZES
@@ -13,8 +14,10 @@ from learnmech_core.phenomena.runner import tag
 ui.header(
     "Phenomena: does the prediction hold?",
     "Each phenomenon is a claim from the learning-mechanics literature turned into a number that can be measured: "
-    "its source, its prediction with a tolerance, and a verdict computed from training runs. Results appear at "
-    "once when the runs are stored (the gallery holds every phenomenon at the *quick* size); otherwise press "
+    "the sentence of its source that is tested, each clause of the claim with the criterion fixed before the runs, "
+    "and a verdict computed from training runs on three seeds (it holds when every clause holds on at least 2 of 3). "
+    "Results appear at once when the runs are stored (the gallery holds every phenomenon at the *quick* size on "
+    "seeds 0, 1 and 2); otherwise press "
     "**Run** to train them here. Change the architectures and datasets to test whether the behaviour is universal, "
     "and switch the overlay between raw and normalised axes to see the curves fall onto one another.",
 )
@@ -39,10 +42,12 @@ left.markdown(f"**Prediction.** {ph.prediction}")
 left.markdown(f"**What is measured.** {ph.measures}")
 right.markdown(f"**Direction.** {DIRECTIONS[ph.direction]}")
 right.markdown("**Sources.**\n" + "\n".join(f"- {s}" for s in ph.sources))
+with left:
+    vv.source(ph)
 
 sizes = [s for s in SIZES if s != "full" or current_caps().profile != "hosted"]
 with ui.controls("Runs"):
-    cols = st.columns([3, 3, 2, 1.6])
+    cols = st.columns([3, 3, 2, 1.6, 1.6])
     archs = cols[0].multiselect("Architectures", list(ph.allowed_archs or ph.archs), default=list(ph.archs),
                                 key="archs", bind="query-params")
     data_options = list(ph.allowed_datasets or ph.datasets)
@@ -59,9 +64,12 @@ with ui.controls("Runs"):
                                           "papers, for the command line or a GPU.") or "quick"
     normalised = cols[3].toggle("Normalise", value=True, key="normalised", bind="query-params",
                                 help=ph.normalisation or "Axes that make different systems comparable.")
+    seeds = sorted(cols[4].multiselect("Seeds", [0, 1, 2, 3, 4], default=[0, 1, 2], key="seeds", bind="query-params",
+                                       help="Independent replicates of the whole grid (new initialisation and data "
+                                            "draw). The gallery holds seeds 0, 1 and 2.")) or [0]
 
 try:
-    specs, res = pv.result(ph, size, archs, datasets)
+    specs, res = pv.result(ph, size, archs, datasets, seeds)
 except ValueError as err:
     ui.error(err)
     st.stop()
@@ -72,7 +80,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if res is None and st.button("Run", type="primary", icon=":material/play_arrow:", key="run",
                                  disabled=job is not None and not job.done):
         job, mine = live.start_job("phenomena", specs, tags=tag(name, size)), True
-    st.caption(f"{len(specs)} runs at size {size}")
+    st.caption(f"{len(specs)} runs at size {size} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
     ui.share_link()
     if specs:
         st.page_link("pages/explore.py", label="Rerun one of them in Explore", icon=":material/play_circle:",
@@ -94,25 +102,23 @@ elif res is None:
     st.info(f"Not in the gallery or the store yet: press **Run** to train {len(specs)} runs.", icon=":material/info:")
 
 if res is not None:
-    v = res.verdict
     if res.verdict_error:
         ui.error(res.verdict_error)
-    if v is not None:
-        st.markdown(f"### {ui.verdict_badge(v.passed)} {pv.summary(v)}")
-        st.caption(v.explanation)
+    vv.verdict(ph, res, present)
     figs, problem = pv.result_figures(ph, res, normalised, present)
     if problem:
         ui.error(problem)
+    if figs and len(res.seed_runs) > 1:
+        st.caption(f"Figures show seed {min(res.seed_runs)}; the verdict above judges every seed.")
     long_titles = any(len(str(f.layout.title.text or "")) > 55 for f in figs)
     per_row = 1 if present or len(figs) == 1 or long_titles else 2
     for i in range(0, len(figs), per_row):
         for col, (j, fig) in zip(st.columns(per_row), list(enumerate(figs))[i:i + per_row]):
             with col:
                 ui.show_figure(fig, key=f"ph_{name}_{j}", name=f"{name}_{j}")
-    if v is not None:
-        st.subheader("Verdict per run")
-        ui.show_table(pv.verdict_table(v), f"{name}_verdict", hide_index=True)
+    vv.per_run(ph, res)
     src = sorted(set(res.sources))
     st.caption(f"Runs read from: {', '.join(src)}.")
     st.page_link("pages/compare.py", label="Compare these runs", icon=":material/stacked_line_chart:",
                  query_params={"runs": [r.spec.key() for r in res.runs]})
+vv.tried(ph)

@@ -20,7 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, phenomena, train
-from learnmech_core.phenomena.base import Phenomenon, Verdict, data_spec, run_row
+from learnmech_core.phenomena.base import Clause, Phenomenon, Verdict, at_most, data_spec, run_row
 from learnmech_core.store import RunStore
 from learnmech_core.train import Run
 
@@ -51,7 +51,7 @@ class TinyPhenomenon(Phenomenon):
     upload_tasks = ("classification",)
     normalisation = "loss / initial loss"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         sized = {d: data_spec(d, 64, 16) for d in datasets}
         return [tiny_spec(**{"model.arch": a, "data.name": d, "data.n_train": sized[d].n_train,
                              "data.n_test": sized[d].n_test}) for a in archs for d in datasets]
@@ -60,9 +60,10 @@ class TinyPhenomenon(Phenomenon):
         rows = []
         for run in runs:
             ratio = run.final("loss") / float(run.history["loss"].iloc[0])
-            rows.append(run_row(run, ratio < 1.0, ratio))
+            rows.append(run_row(run, ratio < 1.0, ratio, at_most(1.0)))
         worst = max(r["measured"] for r in rows)
-        return Verdict(all(r["passed"] for r in rows), worst, 0.5, 0.5, "final / initial loss", per_run=rows)
+        return Verdict.of([Clause.judge("the loss falls", "largest final / initial loss", at_most(1.0), worst)],
+                          "final / initial loss", per_run=rows)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from learnmech_core.plots import runs as prun
@@ -350,7 +351,7 @@ def test_spectra_page_draws_weight_spectra_and_a_landscape():
 
 
 def test_phenomenon_runs_live_then_shows_verdict_and_table():
-    at = app("pages/phenomena.py", {"phenomenon": "tiny_test"})
+    at = app("pages/phenomena.py", {"phenomenon": "tiny_test", "seeds": ["0", "1"]})
     assert_clean(at)
     assert any("Not in the gallery" in i.value for i in at.info)
     assert any("ratio < 1" in m.value for m in at.markdown)  # the prediction
@@ -358,9 +359,14 @@ def test_phenomenon_runs_live_then_shows_verdict_and_table():
     wait_for_job(at, "phenomena")
     assert_clean(at)
     assert any("holds" in m.value or "fails" in m.value for m in at.markdown)
-    table = at.dataframe[0].value
-    assert list(table["run"])[-1] == "overall" and {"measured", "expected", "tolerance", "verdict"} <= set(table)
-    assert "phenomenon:tiny_test" in RunStore().list()["tags"].iloc[0]
+    assert any("largest final / initial loss" in m.value and "(predicted: \u2264 1)" in m.value
+               for m in at.markdown)  # the clause, read as its criterion reads
+    seeds = at.dataframe[0].value  # one row per seed
+    assert list(seeds["seed"]) == [0, 1] and set(seeds["verdict"]) <= {"holds", "fails"}
+    table = at.dataframe[1].value  # one row per run, each with its own criterion
+    assert sorted(table["seed"]) == [0, 1] and set(table["criterion"]) == {"\u2264 1"}
+    assert {"measured", "criterion", "verdict"} <= set(table) and "expected" not in table
+    assert len(RunStore().list()) == 2 and "phenomenon:tiny_test" in RunStore().list()["tags"].iloc[0]
 
 
 def test_home_shows_gallery_cards_without_training(app_env):
@@ -429,7 +435,7 @@ def test_uploaded_data_runs_in_a_phenomenon():
     link = [p for p in at.get("page_link") if "phenomenon" in p.proto.page or "Test a phenomenon" in p.proto.label]
     assert link  # "Test a phenomenon on it"
     at = at.switch_page("pages/phenomena.py")
-    at.query_params.update({"phenomenon": "tiny_test", "datasets": name, "size": "tiny"})
+    at.query_params.update({"phenomenon": "tiny_test", "datasets": name, "size": "tiny", "seeds": "0"})
     at.run()
     assert_clean(at)
     assert "your data: points.csv (50×2)" in at.multiselect(key="datasets").options  # offered, with its label
@@ -441,7 +447,7 @@ def test_uploaded_data_runs_in_a_phenomenon():
     (key,) = list(RunStore().list()["key"])
     spec = RunStore().get(key).spec
     assert (spec.data.name, spec.data.n_train, spec.data.n_test) == (name, 40, 10)  # 50 rows: 40 train, 10 test
-    assert len(table) == 2  # the run and the overall verdict
+    assert len(table) == 1  # the one run of seed 0
 
 
 @pytest.mark.parametrize("filename,payload,message", [

@@ -2,9 +2,10 @@
 
 Cohen et al. 2022: with Adam's diagonal preconditioner P_t, the top eigenvalue of P_t^-1 H rises to
 the stability threshold of momentum GD on a quadratic, (2 + 2 beta1) / ((1 - beta1) eta) = 38/eta for
-beta1 = 0.9, and hovers there. Same systems and verdict form as `edge_of_stability`: per run the
-median of lambda_max(P^-1 H) / (38/eta) over the second half of training, the median over runs within
-10% of 1 and at least two thirds of the runs within.
+beta1 = 0.9, and hovers there. Same systems and verdict as `edge_of_stability` (`ratio_verdict`): per
+run the median of lambda_max(P^-1 H) / (38/eta) over the second half of training; clauses: the median
+over runs within 10% of 1 ("equilibrates at ... 38/eta") and at least two thirds of the runs within
+("typically"). The sentence tested says nothing of the loss, so no loss clause is judged here.
 
 Choices. beta2 = 0.99 (not torch's 0.999): with the slower second-moment average the preconditioner
 lags the instability and the preconditioned sharpness saw-tooths between about 0.8 and 1.1 of the
@@ -19,12 +20,9 @@ smaller rates with the cross-entropy window of `edge_of_stability` (until traini
 from __future__ import annotations
 
 
-import numpy as np
-
 from ..config import ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from ..universality import normalise
-from .base import Phenomenon
-from .edge_of_stability import CE_LOSS_FLOOR, MIN_POINTS, TOLERANCE, data_spec, ratio_verdict, systems
+from .base import Phenomenon, Source
+from .edge_of_stability import TOLERANCE, data_spec, hover_ratio, ratio_verdict, systems
 
 BETA1, BETA2 = 0.9, 0.99
 _LRS = {"mse": (0.01, 0.02, 0.03), "ce": (0.001, 0.002, 0.004)}
@@ -44,18 +42,7 @@ def adam_spec(arch, act, width, depth, data, loss: str, lr: float, steps: int, e
 
 def aeos_ratio(run) -> tuple[float, int, float]:
     """(median lambda_max(P^-1 H) / threshold over the window's second half, points used, window end)."""
-    h = run.history
-    if run.status == "failed" or "precond_sharpness" not in h:
-        return float("nan"), 0, 0.0
-    table = normalise(h, run.spec, "precond_sharpness")
-    end = float(h["step"].max())
-    if run.spec.optim.loss == "ce" and "loss" in h:
-        low = h.loc[h["loss"] < CE_LOSS_FLOOR, "step"]
-        end = float(low.iloc[0]) if len(low) else end
-    half = table[(table["step"] <= end) & (table["step"] >= end / 2)]
-    if len(half) < MIN_POINTS:
-        return float("nan"), len(half), end
-    return float(np.median(half["y_norm"])), len(half), end
+    return hover_ratio(run, "precond_sharpness")
 
 
 class AdaptiveEdgeOfStability(Phenomenon):
@@ -64,9 +51,16 @@ class AdaptiveEdgeOfStability(Phenomenon):
     direction = "laws"
     sources = ("Cohen, Ghorbani, Krishnan, Agarwal, Medapati, Badura, Suo, Cardoze, Nado, Dahl & Gilmer 2022, "
                "Adaptive gradient methods at the edge of stability (arXiv:2207.14484)",)
-    prediction = ("Under full-batch Adam the top eigenvalue of the preconditioned Hessian P\u207b\u00b9H rises to "
-                  "(2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7) = 38/\u03b7 for \u03b2\u2081 = 0.9 and hovers there: median "
-                  f"\u03bb_max(P\u207b\u00b9H) \u00d7 \u03b7/38 over the second half of training = 1 \u00b1 {TOLERANCE:g}.")
+    source = Source("Cohen, Ghorbani, Krishnan, Agarwal, Medapati, Badura, Suo, Cardoze, Nado, Dahl & Gilmer 2022, "
+                    "abstract",
+                    "Specifically, we empirically demonstrate that during full-batch training, the maximum eigenvalue "
+                    "of the preconditioned Hessian typically equilibrates at a certain numerical value -- the "
+                    "stability threshold of a gradient descent algorithm. For Adam with step size \u03b7 and "
+                    "\u03b2\u2081 = 0.9, this stability threshold is 38/\u03b7.")
+    prediction = ("Under full-batch Adam the top eigenvalue of the preconditioned Hessian $P^{-1}H$ rises to "
+                  "$(2+2\\beta_1)/((1-\\beta_1)\\eta) = 38/\\eta$ for $\\beta_1 = 0.9$ and hovers there: median "
+                  "$\\lambda_{\\max}(P^{-1}H)\\,\\eta/38$ over the second half of training within "
+                  f"{TOLERANCE:.0%} of 1, in at least two thirds of the runs.")
     measures = ("\u03bb_max of P\u207b\u00b9H with Adam's bias-corrected preconditioner every 10 steps (Lanczos on "
                 "P^-1/2 H P^-1/2), divided by 38/\u03b7, for tanh and ReLU MLPs and a CNN on two datasets.")
     archs = ("mlp", "cnn")
@@ -75,7 +69,7 @@ class AdaptiveEdgeOfStability(Phenomenon):
     upload_tasks = ("classification",)
     normalisation = "\u03bb_max(P\u207b\u00b9H) / (38/\u03b7) against \u03b7 \u00d7 step"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         n_train, steps, every, mult = _SIZES[size]
         grid = systems(archs, datasets)
         out = []

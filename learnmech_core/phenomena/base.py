@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..config import DataSpec, RunSpec
 from ..registry import UPLOAD_PREFIX
 from ..train import Run
@@ -26,11 +28,173 @@ DIRECTIONS = {
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Whether the prediction held, with the measured number next to the predicted one.
+class Criterion:
+    """How one measured number is judged, fixed before the runs; `text` reads as the criterion reads.
 
-    `per_run` holds one dict per run with at least key, arch, dataset, passed, measured (None when a
-    run does not carry a per-run number). `details` holds further named numbers for tables and docs.
+    Kinds: `within` (|x - target| <= tol, `relative`: tol x |target|), `factor` (target / f <= x <= target x f),
+    `at_least` (x >= bound), `at_most` (x <= bound), `between` (lo <= x <= hi). A NaN measurement fails.
+    """
+
+    kind: str
+    target: float = float("nan")  # within, factor
+    tol: float = float("nan")  # within: the tolerance; factor: the factor
+    lo: float = float("nan")  # at_least, between
+    hi: float = float("nan")  # at_most, between
+    relative: bool = False  # within: tol is a fraction of |target|
+    units: str = ""  # appended to the numbers in `text`, e.g. "%" or " steps"
+
+    def __post_init__(self):
+        if self.kind not in CRITERIA:
+            raise ValueError(f"criterion kind must be one of {', '.join(CRITERIA)} (got {self.kind!r})")
+
+    def holds(self, x) -> bool:
+        if x is None or not isinstance(x, (int, float)) or not math.isfinite(float(x)):
+            return False
+        x = float(x)
+        if self.kind == "within":
+            tol = self.tol * abs(self.target) if self.relative else self.tol
+            return abs(x - self.target) <= tol
+        if self.kind == "factor":
+            return self.target / self.tol <= x <= self.target * self.tol
+        if self.kind == "at_least":
+            return x >= self.lo
+        if self.kind == "at_most":
+            return x <= self.hi
+        return self.lo <= x <= self.hi
+
+    @property
+    def text(self) -> str:
+        u = self.units
+        if self.kind == "within":
+            tol = f"{self.tol:.0%}" if self.relative else f"{_fmt(self.tol)}{u}"
+            return f"within {tol} of {_fmt(self.target)}{u}"
+        if self.kind == "factor":
+            return (f"within {_fmt(self.tol)}\u00d7 of {_fmt(self.target)}{u} "
+                    f"({_fmt(self.target / self.tol)}\u2013{_fmt(self.target * self.tol)})")
+        if self.kind == "at_least":
+            return f"\u2265 {_fmt(self.lo)}{u}"
+        if self.kind == "at_most":
+            return f"\u2264 {_fmt(self.hi)}{u}"
+        return f"between {_fmt(self.lo)} and {_fmt(self.hi)}{u}"
+
+    def bounds(self) -> tuple[float, float]:
+        """(lowest, highest) value that holds; infinite where the criterion is one-sided."""
+        inf = float("inf")
+        if self.kind == "within":
+            tol = self.tol * abs(self.target) if self.relative else self.tol
+            return self.target - tol, self.target + tol
+        if self.kind == "factor":
+            return self.target / self.tol, self.target * self.tol
+        if self.kind == "at_least":
+            return self.lo, inf
+        if self.kind == "at_most":
+            return -inf, self.hi
+        return self.lo, self.hi
+
+    def expected_tolerance(self) -> tuple[float, float]:
+        """(expected, tolerance) for the flat verify JSON: the target and its band; bounds have no tolerance."""
+        nan = float("nan")
+        if self.kind == "within":
+            return self.target, self.tol * abs(self.target) if self.relative else self.tol
+        if self.kind == "factor":
+            return self.target, self.tol
+        if self.kind == "at_least":
+            return self.lo, nan
+        if self.kind == "at_most":
+            return self.hi, nan
+        return (self.lo + self.hi) / 2, (self.hi - self.lo) / 2
+
+
+CRITERIA = ("within", "factor", "at_least", "at_most", "between")
+
+
+def within(target: float, tol: float, relative: bool = False, units: str = "") -> Criterion:
+    return Criterion("within", target=target, tol=tol, relative=relative, units=units)
+
+
+def factor(target: float, f: float, units: str = "") -> Criterion:
+    return Criterion("factor", target=target, tol=f, units=units)
+
+
+def at_least(bound: float, units: str = "") -> Criterion:
+    return Criterion("at_least", lo=bound, units=units)
+
+
+def at_most(bound: float, units: str = "") -> Criterion:
+    return Criterion("at_most", hi=bound, units=units)
+
+
+def between(lo: float, hi: float, units: str = "") -> Criterion:
+    return Criterion("between", lo=lo, hi=hi, units=units)
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of a claim, judged on its own: `passed` None means it cannot be tested at this size.
+
+    `quantity` names the measured number ("median sharpness \u00d7 \u03b7/2"); `criterion` is fixed in the
+    module before any run; `needs` says what would test an untested clause (e.g. "full size on a GPU").
+    """
+
+    claim: str
+    quantity: str
+    criterion: Criterion
+    measured: float | None
+    passed: bool | None = None
+    note: str = ""
+    needs: str = ""
+
+    @staticmethod
+    def judge(claim: str, quantity: str, criterion: Criterion, measured, note: str = "") -> Clause:
+        """A clause judged by its criterion (a NaN or missing measurement fails)."""
+        m = None if measured is None or not math.isfinite(float(measured)) else float(measured)
+        return Clause(claim, quantity, criterion, m, criterion.holds(m), note)
+
+    @staticmethod
+    def untested(claim: str, quantity: str, criterion: Criterion, needs: str, measured=None) -> Clause:
+        m = None if measured is None or not math.isfinite(float(measured)) else float(measured)
+        return Clause(claim, quantity, criterion, m, None, needs=needs)
+
+    def line(self) -> str:
+        """'<quantity> = <measured> (predicted: <criterion>): holds | fails | not tested (needs ...)'."""
+        word = {True: "holds", False: "fails", None: f"not tested here ({self.needs})" if self.needs else
+                "not tested here"}[self.passed]
+        return f"{self.quantity} = {_fmt(self.measured)} (predicted: {self.criterion.text}): {word}"
+
+    def to_dict(self) -> dict:
+        return {"claim": self.claim, "quantity": self.quantity, "criterion": self.criterion.text,
+                "measured": _num(self.measured), "passed": self.passed, "note": self.note, "needs": self.needs}
+
+
+@dataclass(frozen=True)
+class Source:
+    """The sentence of the source paper that a phenomenon's criterion tests, with its citation."""
+
+    citation: str
+    quote: str
+
+    def to_dict(self) -> dict:
+        return {"citation": self.citation, "quote": self.quote}
+
+
+@dataclass(frozen=True)
+class Tried:
+    """A set-up that was tried and did not reproduce the claim, kept on the page under "What we tried"."""
+
+    setup: str
+    outcome: str
+    seeds: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the prediction held: every clause of the claim judged by its criterion, from measured numbers.
+
+    `clauses[0]` is the headline: `measured`, `expected`, `tolerance` (the flat fields of the verify JSON)
+    come from it. `passed` is True when every tested clause holds and at least one was tested; a clause that
+    cannot be tested at this size (passed None) is named in `summary()`. `per_run` holds one dict per run
+    with at least key, arch, dataset, passed, measured and `criterion` (that run's own criterion, as text).
+    Build verdicts with `Verdict.of(clauses, ...)`.
     """
 
     passed: bool
@@ -40,17 +204,91 @@ class Verdict:
     explanation: str
     per_run: list[dict] = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    clauses: list[Clause] = field(default_factory=list)
+
+    @staticmethod
+    def of(clauses: list[Clause], explanation: str, per_run: list[dict] | None = None,
+           details: dict | None = None) -> Verdict:
+        """The verdict of a list of judged clauses (the first is the headline)."""
+        if not clauses:
+            raise ValueError("a verdict needs at least one clause")
+        head = clauses[0]
+        expected, tolerance = head.criterion.expected_tolerance()
+        tested = [c for c in clauses if c.passed is not None]
+        passed = bool(tested) and all(c.passed for c in tested)
+        measured = float("nan") if head.measured is None else head.measured
+        return Verdict(passed, measured, expected, tolerance, explanation, list(per_run or []), dict(details or {}),
+                       list(clauses))
+
+    @staticmethod
+    def none(explanation: str, clauses: list[Clause] | None = None) -> Verdict:
+        """A failed verdict when there is nothing to judge (no runs, no measurement)."""
+        return Verdict(False, float("nan"), float("nan"), float("nan"), explanation, clauses=list(clauses or []))
+
+    @property
+    def untested(self) -> list[Clause]:
+        return [c for c in self.clauses if c.passed is None]
+
+    def word(self) -> str:
+        """holds | fails | holds at this size, N clause(s) not tested."""
+        if not self.passed:
+            return "fails"
+        return "holds" if not self.untested else f"holds here; {len(self.untested)} clause(s) not tested"
 
     def summary(self) -> str:
-        """One line: '<measured> (predicted <expected> +- <tolerance>): holds | fails'."""
-        word = "holds" if self.passed else "fails"
-        return f"{_fmt(self.measured)} (predicted {_fmt(self.expected)} \u00b1 {_fmt(self.tolerance)}): {word}"
+        """The headline as the criterion reads: '<quantity> = <measured> (predicted: <criterion>): holds'."""
+        if not self.clauses:
+            return f"{_fmt(self.measured)}: {self.word()}"
+        head = self.clauses[0]
+        text = f"{head.quantity} = {_fmt(head.measured)} (predicted: {head.criterion.text})"
+        others = len(self.clauses) - 1
+        failed = [c for c in self.clauses if c.passed is False]
+        if others and failed and not (len(failed) == 1 and failed[0] is head):
+            text += f"; {len(failed)} of {len(self.clauses)} clauses fail"
+        return f"{text}: {self.word()}"
 
     def to_dict(self) -> dict:
         return {"passed": bool(self.passed), "measured": _num(self.measured), "expected": _num(self.expected),
                 "tolerance": _num(self.tolerance), "explanation": self.explanation,
+                "criterion": self.clauses[0].criterion.text if self.clauses else "",
+                "clauses": [c.to_dict() for c in self.clauses],
                 "per_run": [{k: _num(v) if isinstance(v, float) else v for k, v in r.items()} for r in self.per_run],
                 "details": {k: _num(v) if isinstance(v, float) else v for k, v in self.details.items()}}
+
+
+def combine_seeds(verdicts: dict[int, Verdict], min_fraction: float = 2 / 3) -> Verdict:
+    """One verdict over seeds: each clause holds when it holds on at least `min_fraction` of the seeds.
+
+    A clause's measured number is the median over seeds (its per-seed values are in the note); per-run rows
+    of every seed are kept (each carries its `seed`). With one seed this is that seed's verdict.
+    """
+    seeds = sorted(verdicts)
+    if len(seeds) == 1:
+        return verdicts[seeds[0]]
+    first = verdicts[seeds[0]]
+    clauses = []
+    for i, head in enumerate(first.clauses):
+        per = [verdicts[s].clauses[i] if i < len(verdicts[s].clauses) else None for s in seeds]
+        values = [c.measured for c in per if c is not None and c.measured is not None]
+        judged = [c.passed for c in per if c is not None and c.passed is not None]
+        passed = None if not judged else sum(judged) >= min_fraction * len(seeds)
+        note = "per seed: " + ", ".join(f"{s}: {_fmt(None if c is None else c.measured)}"
+                                        f" {'' if c is None else _mark(c.passed)}" for s, c in zip(seeds, per))
+        clauses.append(Clause(head.claim, head.quantity, head.criterion,
+                              float(np.median(values)) if values else None, passed, note, head.needs))
+    passes = sum(verdicts[s].passed for s in seeds)
+    explanation = (f"Seeds {', '.join(map(str, seeds))}: the prediction holds on {passes} of {len(seeds)} "
+                   f"(needs each clause to hold on at least {math.ceil(min_fraction * len(seeds) - 1e-9)}). "
+                   + " ".join(f"Seed {s}: {verdicts[s].explanation}" for s in seeds[:1]))
+    rows = [r for s in seeds for r in verdicts[s].per_run]
+    details = {"pass_fraction": passes / len(seeds), **{f"seed{s}_measured": verdicts[s].measured for s in seeds}}
+    if not clauses:
+        return Verdict(False, float("nan"), float("nan"), float("nan"), explanation, rows, details)
+    return Verdict.of(clauses, explanation, rows, details)
+
+
+def _mark(passed) -> str:
+    return {True: "\u2713", False: "\u2717", None: "\u2013"}[passed]
 
 
 def _num(x):
@@ -84,12 +322,30 @@ def minibatch(batch: int, data: DataSpec) -> int:
     return 0 if batch >= data.n_train else batch
 
 
-def run_row(run: Run, passed: bool | None, measured: float | None, **extra) -> dict:
-    """A per-run verdict row."""
+def run_row(run: Run, passed: bool | None, measured: float | None, criterion: Criterion | str | None = None,
+            **extra) -> dict:
+    """A per-run verdict row; `criterion` is the run's own criterion (what `measured` is judged by)."""
     s = run.spec
-    return {"key": s.key(), "arch": s.model.arch, "dataset": s.data.name, "status": run.status,
+    text = criterion.text if isinstance(criterion, Criterion) else (criterion or "")
+    return {"key": s.key(), "arch": s.model.arch, "dataset": s.data.name, "seed": s.seed, "status": run.status,
             "passed": None if passed is None else bool(passed),
-            "measured": None if measured is None or not math.isfinite(measured) else float(measured), **extra}
+            "measured": None if measured is None or not math.isfinite(measured) else float(measured),
+            "criterion": text, **extra}
+
+
+def reseed(specs: list[RunSpec], seed: int) -> list[RunSpec]:
+    """The same grid for replicate `seed`: fresh initialisation and data draw, none shared with another seed.
+
+    Replicate 0 is the grid as built. Replicate r shifts every run's seed by r x (largest seed in the grid +
+    1), so grids that already use seeds 0..k-1 internally (seed pairs, say) get k new ones, and the data seed
+    by r (the same for every run of the replicate, so runs that share data keep sharing it).
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0 (got {seed})")
+    if seed == 0 or not specs:
+        return list(specs)
+    stride = max(s.seed for s in specs) + 1
+    return [s.replace(**{"seed": s.seed + seed * stride, "data.seed": s.data.seed + seed}) for s in specs]
 
 
 class Phenomenon:
@@ -99,6 +355,8 @@ class Phenomenon:
     title: str = ""  # a question or claim, e.g. "Does sharpness stop at 2/eta?"
     direction: str = "universal"  # key of DIRECTIONS
     sources: tuple[str, ...] = ()  # "Cohen et al. 2021, Gradient descent on neural networks typically occurs at the edge of stability"
+    source: Source | None = None  # the sentence the criterion tests (quoted) and its citation
+    tried: tuple[Tried, ...] = ()  # set-ups that did not reproduce the claim ("What we tried")
     prediction: str = ""  # one sentence with its number
     measures: str = ""  # what we measure, in one or two sentences
     archs: tuple[str, ...] = ("mlp",)  # default grid
@@ -111,8 +369,13 @@ class Phenomenon:
     # can run on; empty: none. Such a phenomenon builds its DataSpecs with `data_spec` (sized to the upload).
     upload_tasks: tuple[str, ...] = ()
 
-    def specs(self, size: str = "quick", archs=None, datasets=None) -> list[RunSpec]:
-        """The runs that test the prediction at a size, over chosen architectures and datasets."""
+    def specs(self, size: str = "quick", archs=None, datasets=None, seed: int = 0) -> list[RunSpec]:
+        """The runs that test the prediction at a size, over chosen architectures and datasets, for one seed.
+
+        Seed 0 is the grid as built; other seeds are independent replicates of it (`reseed`).
+        """
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0 (got {seed!r})")
         if size not in SIZES:
             raise ValueError(f"size must be one of {', '.join(SIZES)} (got {size!r})")
         archs = tuple(archs) if archs else self.archs
@@ -127,7 +390,7 @@ class Phenomenon:
                 self._check_upload(d, archs)
             elif d not in ok_d:
                 raise ValueError(f"{self.name} can use datasets {', '.join(ok_d)} (got {d!r})")
-        return self._specs(size, archs, datasets)
+        return self._specs(size, archs, datasets, seed)
 
     def _check_upload(self, dataset: str, archs: tuple[str, ...]) -> None:
         """An uploaded dataset must be loaded, of a task this phenomenon handles, and fit every architecture."""
@@ -147,7 +410,13 @@ class Phenomenon:
                 raise ValueError(f"architecture {a!r} cannot take the {info.kind} inputs of uploaded data; "
                                  f"for it {self.name} can use {', '.join(ok) or 'no architecture'}")
 
-    def _specs(self, size: str, archs: tuple[str, ...], datasets: tuple[str, ...]) -> list[RunSpec]:
+    def _specs(self, size: str, archs: tuple[str, ...], datasets: tuple[str, ...], seed: int = 0) -> list[RunSpec]:
+        """The grid for one seed: seed 0's grid (`_grid`) reseeded. Override when building a spec measures
+        something seed-dependent (catapult measures each initial model's sharpness)."""
+        return reseed(self._grid(size, archs, datasets), seed)
+
+    def _grid(self, size: str, archs: tuple[str, ...], datasets: tuple[str, ...]) -> list[RunSpec]:
+        """Seed 0's runs at a size over the chosen architectures and datasets."""
         raise NotImplementedError
 
     def verdict(self, runs: list[Run]) -> Verdict:
@@ -162,5 +431,7 @@ class Phenomenon:
         """Static description for catalogues and docs."""
         return {"name": self.name, "title": self.title, "direction": self.direction,
                 "direction_title": DIRECTIONS[self.direction], "sources": list(self.sources),
+                "source": self.source.to_dict() if self.source else None,
+                "tried": [{"setup": t.setup, "outcome": t.outcome, "seeds": t.seeds} for t in self.tried],
                 "prediction": self.prediction, "measures": self.measures,
                 "archs": list(self.archs), "datasets": list(self.datasets)}

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..data import display_name
-from .base import Phenomenon, Verdict, data_spec, run_row
+from .base import reseed, Phenomenon, Verdict, data_spec, run_row
 
 TOLERANCE = 0.10
 SPIKE_MIN = 1.1
@@ -137,13 +137,13 @@ class Catapult(Phenomenon):
     upload_tasks = ("classification", "regression")
     normalisation = "loss / initial loss; \u03b7 in units of 2/\u03bb\u2080"
 
-    def _specs(self, size, archs, datasets):
+    def _specs(self, size, archs, datasets, seed=0):
         lambda0: dict[str, float] = {}  # local to this call: one measurement per (model, data, seed)
         out = []
         for arch in archs:
             for dataset in datasets:
-                for seed in _SIZES[size][4]:
-                    base = base_spec(arch, dataset, size, seed)
+                bases = reseed([base_spec(arch, dataset, size, s) for s in _SIZES[size][4]], seed)
+                for base in bases:  # lr in units of 2/lambda_0 of this replicate's own initial model
                     key = base.key()
                     if key not in lambda0:
                         lambda0[key] = initial_sharpness(base)

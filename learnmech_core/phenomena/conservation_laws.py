@@ -102,7 +102,7 @@ class ConservationLaws(Phenomenon):
     upload_tasks = ("classification", "regression")
     normalisation = "drift / eta^2 and b(t)/b(0) against 2 lambda t"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         lrs, horizon, (wd, wd_lr, wd_t), width, n_train = SIZE_SETTINGS[size]
         pairs = [(a, d) for a in archs for d in datasets
                  if describe(DataSpec(name=d)).kind in ARCH_INPUTS[a]]

@@ -386,7 +386,7 @@ class CriticalBatchSize(Phenomenon):
     allowed_datasets = ("digits", "gaussian_mixture", "spirals")
     normalisation = "S / S_min and E / E_min"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         out = []
         for arch in archs:
             for dataset in datasets:

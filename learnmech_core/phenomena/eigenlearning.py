@@ -104,7 +104,7 @@ class Eigenlearning(Phenomenon):
     allowed_datasets = ("teacher_student", "digits", "gaussian_mixture", "moons", "circles", "spirals")
     normalisation = "test MSE divided by the target's power E[f^2] (the error of predicting zero)"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         m_size, widths = SIZE_SETTINGS[size]
         specs = []
         for arch in archs:

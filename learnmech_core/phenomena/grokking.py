@@ -122,7 +122,7 @@ class Grokking(Phenomenon):
     datasets = ("modular_arithmetic",)
     normalisation = "steps / step at 99% train accuracy"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         p, frac, width, lr, steps, eval_every, every, seeds = _SIZES[size]
         n_pairs = p * p
         n_train = int(round(frac * n_pairs))

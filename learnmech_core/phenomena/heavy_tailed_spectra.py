@@ -89,7 +89,7 @@ class HeavyTailedSpectra(Phenomenon):
     upload_tasks = ("classification",)
     normalisation = "alpha / alpha at initialisation"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         width, depth, n_train, steps, lrs, batches, seeds = _SIZES[size]
         out = []
         for arch in archs:

@@ -91,7 +91,7 @@ class HessianOutliers(Phenomenon):
     allowed_datasets = ("gaussian_mixture", "digits", "mnist", "fashion_mnist", "cifar10")
     normalisation = "eigenvalue / largest against rank / C"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         counts, n_train, steps = _SIZES[size]
         out = []
         for dataset in datasets:

@@ -74,7 +74,7 @@ class LazyVsRich(Phenomenon):
     upload_tasks = ("classification", "regression")
     normalisation = "each curve divided by its value at the narrowest width"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         widths, steps, n_train, points, measurements = SIZE_SETTINGS[size]
         return [
             RunSpec(

@@ -109,7 +109,7 @@ class MupTransfer(Phenomenon):
     upload_tasks = ("classification",)
     normalisation = "each width's loss divided by its best loss"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         widths, log2_lrs, steps, n_train, batch = SIZE_SETTINGS[size]
         data = {d: data_spec(d, n_train, 256) for d in datasets}
         return [

@@ -188,7 +188,7 @@ class NeuralCollapse(Phenomenon):
     allowed_datasets = ("digits", "gaussian_mixture", "spirals", "mnist", "fashion_mnist", "cifar10")
     normalisation = "NC1 / NC1 at initialisation"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         n_train, mult, every, seeds = _SIZES[size]
         out = []
         for arch in archs:

@@ -120,7 +120,7 @@ class ProgressiveSharpening(Phenomenon):
     upload_tasks = ("classification",)
     normalisation = "sharpness / initial sharpness against \u03b7 \u00d7 step"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         n_train, horizon, every = _SIZES[size]
         grid = systems(archs, datasets)
         if size == "tiny":  # the MLPs of the last dataset (gaussian_mixture by default: sharpens early)

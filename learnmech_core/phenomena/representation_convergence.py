@@ -103,7 +103,7 @@ class RepresentationConvergence(Phenomenon):
     needs_weights = True  # the verdict rebuilds every trained model for its features
     normalisation = "CKA trained - CKA at initialisation"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         widths, steps, n_train, seeds = _SIZES[size]
         out = []
         for arch in archs:

@@ -116,7 +116,7 @@ class SaxeDynamics(Phenomenon):
     datasets = ("linear_lowrank",)
     normalisation = "u/s against the rescaled time D s^(2-2/D) (t - t_half)"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         dim, svals, n_train, width, depths, lr, steps = SIZE_SETTINGS[size]
         return [
             RunSpec(

@@ -131,7 +131,7 @@ class ScalingCollapse(Phenomenon):
     allowed_archs = ("mlp", "resnet")
     normalisation = "loss / final loss against step / total steps"
 
-    def _specs(self, size, archs, datasets):
+    def _grid(self, size, archs, datasets):
         from ..config import current_caps
 
         widths, steps, batch, n_train, warmup, seeds = _SIZES[size]
