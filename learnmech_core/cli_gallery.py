@@ -1,9 +1,9 @@
-"""`gallery build`: precompute every phenomenon at `quick` size into data/gallery (the app's instant view).
+"""`gallery build`: precompute every phenomenon at `quick` size into the gallery (the app's instant view).
 
-The gallery is an ordinary RunStore under `data/gallery/` plus `verdicts.json` (one verify-style object
-per phenomenon, so the home page needs no computation) and the generated `docs/phenomena.md`. Weights
-are kept only for phenomena whose verdicts read them (`Phenomenon.needs_weights`), keeping the
-gallery a few MB.
+The gallery is an ordinary RunStore in `store.gallery_root()` (`learnmech_core/gallery/`, package data)
+plus `verdicts.json` (one verify-style object per phenomenon, so the home page needs no computation)
+and the generated `docs/phenomena.md`. Weights are kept only for phenomena whose verdicts read them
+(`Phenomenon.needs_weights`), keeping the gallery a few MB.
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ def register(commands: dict) -> None:
         p.add_argument("action", help="build")
         p.add_argument("--only", help="comma-separated phenomena (default: all)")
         p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
-        p.add_argument("--root", help="write to this folder instead of data/gallery (docs are then left alone); "
+        p.add_argument("--root", help="write to this folder instead of the shipped gallery (docs are then left alone); "
                        "phenomenon runs there that no verdict reads are removed, other runs are kept")
         p.add_argument("--fresh", action="store_true",
                        help="retrain (and time) every run instead of reusing the stored ones")
 
-    commands["gallery"] = (gallery_args, cmd_gallery, "precompute the phenomena gallery in data/gallery")
+    commands["gallery"] = (gallery_args, cmd_gallery, "precompute the phenomena gallery (learnmech_core/gallery)")

@@ -29,6 +29,7 @@ import time
 import uuid
 import zipfile
 from contextlib import closing
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -53,8 +54,12 @@ def default_root() -> Path:
 
 
 def gallery_root() -> Path:
-    """The shipped, precomputed gallery (data/gallery in the repository)."""
-    return Path(__file__).resolve().parent.parent / "data" / "gallery"
+    """The shipped, precomputed gallery: LEARNMECH_GALLERY when set, else the package data folder
+    `learnmech_core/gallery`, found through importlib.resources (the same folder in a checkout and an
+    editable install; inside site-packages after `pip install .`)."""
+    if os.environ.get("LEARNMECH_GALLERY"):
+        return Path(os.environ["LEARNMECH_GALLERY"]).expanduser()
+    return Path(str(resources.files(__package__) / "gallery"))  # pip installs packages unzipped: a real folder
 
 
 class RunStore:
