@@ -1,6 +1,6 @@
 """App timings under Streamlit's AppTest: each page's render time, and Run -> first live chart.
 
-    python benchmarks/app.py [--gallery PATH] [--repeat 3]
+    python -m benchmarks.app [--gallery PATH] [--repeat 3]
 
 Prints the app's start (imports, AppTest's component scan, the first run), then per page the first
 (cold: all caches cleared just before) and the median warm render time, and their ratio; then, on Explore, the time from pressing Run to the first chart drawn from the live run and to
@@ -15,13 +15,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 PAGES = ["pages/home.py", "pages/phenomena.py", "pages/explore.py", "pages/your_data.py", "pages/spectra.py",
          "pages/compare.py", "pages/runs.py"]
