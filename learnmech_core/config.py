@@ -291,6 +291,12 @@ class ProbeSpec:
                 raise ValueError(f"probes.{name} must be true or false (got {getattr(self, name)!r})")
 
 
+# Checks across the parts of a spec (model vs data, the built model's size) need the dataset and model
+# registries, which import this module; compat.py registers them here when `learnmech_core` is imported,
+# so every RunSpec is checked at construction while this module imports neither.
+CROSS_CHECKS: list[typing.Callable[[RunSpec], None]] = []
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run: model, data, optimiser, probes, seed and device. `key()` identifies its result."""
@@ -310,9 +316,8 @@ class RunSpec:
         _set(self, "seed", _int("seed", self.seed, 0, 2**31 - 1))
         allowed("device", self.device, DEVICES)
         allowed("dtype", self.dtype, ("float32", "float64"))
-        from .compat import check_compatible  # late import: compat needs data and models metadata
-
-        check_compatible(self)
+        for check in CROSS_CHECKS:
+            check(self)
 
     # --- identity -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
