@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError
+from .cli import UsageError, help_when_shown
+from .cli_phenomena import phenomenon_names
+from .phenomena.base import SIZES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "phenomena.md"
 
@@ -111,8 +113,6 @@ def cmd_gallery(args) -> int:
     from . import phenomena
     from .store import gallery_root
 
-    if args.action != "build":
-        raise UsageError(f"gallery action must be build (got {args.action!r})")
     names = args.only.split(",") if args.only else phenomena.names()
     for n in names:
         try:
@@ -130,9 +130,10 @@ def cmd_gallery(args) -> int:
 
 def register(commands: dict) -> None:
     def gallery_args(p):
-        p.add_argument("action", help="build")
-        p.add_argument("--only", help="comma-separated phenomena (default: all)")
-        p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
+        p.add_argument("action", choices=("build",), help="build: (re)compute the gallery")
+        help_when_shown(p.add_argument("--only", help="comma-separated phenomena (default: all)"),
+                        lambda: f"comma-separated phenomena from {phenomenon_names()} (default: all)")
+        p.add_argument("--size", default="quick", choices=SIZES, help="run grid size (default quick)")
         p.add_argument("--root", help="write to this folder instead of the shipped gallery (docs are then left alone); "
                        "phenomenon runs there that no verdict reads are removed, other runs are kept")
         p.add_argument("--fresh", action="store_true",

@@ -382,6 +382,10 @@ class RunSpec:
             _assign(data, path, _decode(path, value, hints[path]))
         return cls.from_dict(data)
 
+    def flat(self) -> dict[str, object]:
+        """Every field by dotted path ("model.arch", "optim.lr", "seed"), lists as tuples: one table row."""
+        return {path: tuple(v) if isinstance(v, list) else v for path, v in _flatten(self.to_dict())}
+
     def replace(self, **changes) -> "RunSpec":
         """A copy with dotted-path fields changed: spec.replace(**{"optim.lr": 0.1})."""
         data = self.to_dict()
@@ -497,3 +501,19 @@ def _defaults_valid() -> bool:
         return True
     except ValueError:
         return False
+
+
+def _changed_fields_repr(spec) -> str:
+    """`ModelSpec(width=8, depth=1)`: only the fields that differ from their defaults (a full repr of a
+    RunSpec runs to ~1,500 characters); still valid Python that rebuilds the spec."""
+    changed = []
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if value != default:
+            changed.append(f"{f.name}={value!r}")
+    return f"{type(spec).__name__}({', '.join(changed)})"
+
+
+for _spec_class in (ModelSpec, DataSpec, OptimSpec, ProbeSpec, RunSpec):
+    _spec_class.__repr__ = _changed_fields_repr
