@@ -161,7 +161,8 @@ def cmd_run(args) -> int:
         import shutil
 
         shutil.rmtree(tmp.root, ignore_errors=True)
-    summary = {"key": run.key, "status": run.status, "message": run.message, "steps": int(run.history["step"].max()),
+    steps = int(run.history["step"].max()) if "step" in run.history and len(run.history) else 0  # failed at once: 0
+    summary = {"key": run.key, "status": run.status, "message": run.message, "steps": steps,
                "final_loss": run.final("loss"), "final_test_acc": run.final("test_acc"),
                "seconds": round(run.timings.get("total_s", 0.0), 3)}
     if "sharpness" in run.history:

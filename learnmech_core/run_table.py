@@ -48,19 +48,22 @@ def load_runs(*, source: str | None = None, store: RunStore | str | Path | None 
 
         phenomena.get(phenomenon)  # an unknown name raises ValueError listing the known ones
         tags |= {f"phenomenon:{phenomenon}"}  # the tag phenomena.runner.tag gives a phenomenon's runs
-    frames, seen = [], set()
+    identities, frames, seen = [], [], set()
     for name, runs in _sources(source, store):
         index = _filtered(runs.list(), tags, _values(arch), _values(dataset), _values(status), keys)
         for row in index.itertuples(index=False):
             if row.key in seen:
-                continue
-            seen.add(row.key)
+                continue  # in both: the store's copy
             frame = _read(runs, row.key, table)
             if frame is not None:
-                frames.append(_with_identity(frame, runs.spec(row.key), row, name))
+                seen.add(row.key)
+                identities.append({"key": row.key, "source": name, "status": row.status, "tags": row.tags or ""}
+                                  | runs.spec(row.key).flat())
+                frames.append(frame.assign(key=row.key))
     if not frames:
         return pd.DataFrame(columns=ID_COLUMNS + ["step"])
-    return pd.concat(frames, ignore_index=True)
+    rows = pd.concat(frames, ignore_index=True)
+    return pd.DataFrame(identities).merge(rows, on="key", how="left", validate="one_to_many")
 
 
 def runs_dataset(root: RunStore | str | Path | None = None, table: str = "history") -> ds.Dataset:
@@ -122,9 +125,3 @@ def _read(runs: RunStore, key: str, table: str) -> pd.DataFrame | None:
     except (OSError, ValueError, pa.ArrowException) as err:
         runs.problems.append(f"run {key}: {table}.parquet could not be read ({type(err).__name__}: {err}); skipped")
         return None
-
-
-def _with_identity(frame: pd.DataFrame, spec, row, source: str) -> pd.DataFrame:
-    identity = {"key": row.key, "source": source, "status": row.status, "tags": row.tags or ""} | spec.flat()
-    fixed = pd.DataFrame({name: [value] * len(frame) for name, value in identity.items()}, index=frame.index)
-    return pd.concat([fixed, frame.drop(columns=[c for c in frame.columns if c in identity])], axis=1)
