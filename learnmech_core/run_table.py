@@ -63,7 +63,7 @@ def load_runs(*, source: str | None = None, store: RunStore | str | Path | None 
     if not frames:
         return pd.DataFrame(columns=ID_COLUMNS + ["step"])
     rows = pd.concat(frames, ignore_index=True)
-    return pd.DataFrame(identities).merge(rows, on="key", how="left", validate="one_to_many")
+    return pd.DataFrame(identities).merge(rows, on="key", how="inner", validate="one_to_many")  # keeps run order
 
 
 def runs_dataset(root: RunStore | str | Path | None = None, table: str = "history") -> ds.Dataset:

@@ -20,4 +20,5 @@ def _isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNMECH_HOME", str(tmp_path / "store"))
     monkeypatch.setenv("LEARNMECH_PROFILE", "local")
     monkeypatch.delenv("LEARNMECH_DATA_DIR", raising=False)
+    monkeypatch.delenv("LEARNMECH_GALLERY", raising=False)
     yield

@@ -52,6 +52,7 @@ def test_load_runs_filters_and_sources(tmp_path):
     assert set(lm.load_runs(store=tmp_path, tag="mine")["source"]) == {"store"}
     spectra = lm.load_runs(source="gallery", table="spectra", phenomenon="heavy_tailed_spectra")
     assert {"kind", "layer", "index", "value", "model.arch"} <= set(spectra.columns) and len(spectra)
+    assert lm.load_runs(store=tmp_path, source="store", table="spectra").empty  # a run without spectra: no rows
     empty = lm.load_runs(store=tmp_path, source="store", arch="transformer")
     assert empty.empty and list(empty.columns) == ["key", "source", "status", "tags", "step"]
     with pytest.raises(ValueError, match="source must be one of store, gallery"):
