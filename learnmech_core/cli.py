@@ -76,9 +76,8 @@ def field_metavar(path: str) -> str:
     return {"int": "INT", "float": "FLOAT", "bool": "BOOL"}.get(getattr(hint, "__name__", ""), "TEXT")
 
 
-def field_help(path: str) -> str:
+def field_help(path: str, default) -> str:
     """'model.arch: one of mlp, cnn, ... (default mlp)' for a dotted spec field."""
-    default = RunSpec().flat()[path]
     if path in FIELD_CHOICES:
         allowed = f"one of {', '.join(FIELD_CHOICES[path])}"
     else:
@@ -90,8 +89,10 @@ def field_help(path: str) -> str:
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     """Flags that build a RunSpec: --spec FILE, shorthands, and --set FIELD=VALUE for any field."""
     p.add_argument("--spec", help="JSON file with a RunSpec (flags below override it)")
+    defaults = RunSpec().flat()
     for flag, path in RUN_FLAGS.items():
-        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar=field_metavar(path), help=field_help(path))
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar=field_metavar(path),
+                       help=field_help(path, defaults[path]))
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any spec field by dotted path, e.g. --set probes.topk_every=50; fields: "
                    + ", ".join(_field_types()))

@@ -73,9 +73,6 @@ def gallery_root() -> Path:
 class RunStore:
     """Runs on disk under one root folder. Safe to share between threads and processes."""
 
-    def __repr__(self) -> str:
-        return f"RunStore({str(self.root)!r}{', readonly=True' if self.readonly else ''})"
-
     def __init__(self, root: str | Path | None = None, readonly: bool = False):
         self.root = Path(root) if root is not None else default_root()
         self.readonly = readonly
@@ -91,6 +88,9 @@ class RunStore:
                     " steps INTEGER, status TEXT, final_loss REAL, final_test_acc REAL, created REAL, tags TEXT,"
                     " spec TEXT)"
                 )
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r}{', readonly=True' if self.readonly else ''})"
 
     # ------------------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
