@@ -5,17 +5,11 @@ page shows comes from the core (`learnmech_core`) and its figure builders (`lear
 """
 
 import logging
-import sys
-from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.state.common import TESTING_KEY
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `streamlit run` from anywhere finds the packages next to this file
-    sys.path.insert(0, str(ROOT))
-
-from learnmech_app import resources, sidebar  # noqa: E402
-from streamlit.runtime.state.common import TESTING_KEY  # noqa: E402
+from learnmech_app import resources, sidebar  # `streamlit run` puts this file's folder first on sys.path
 
 PRESENTING = str(st.query_params.get("present", "")).lower() in ("true", "1")
 st.set_page_config(page_title="learnmech: learning mechanics explorer", page_icon=":material/insights:",

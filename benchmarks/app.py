@@ -1,11 +1,11 @@
 """App timings under Streamlit's AppTest: each page's render time, and Run -> first live chart.
 
-    python benchmarks/app.py [--gallery PATH] [--repeat 3]
+    python -m benchmarks.app [--gallery PATH] [--repeat 3]
 
 Prints the app's start (imports, AppTest's component scan, the first run), then per page the first
 (cold: all caches cleared just before) and the median warm render time, and their ratio; then, on Explore, the time from pressing Run to the first chart drawn from the live run and to
 the finished run. The home page is expected to render in under 1 s (warm) with the gallery present;
-`--gallery` points at another gallery folder (default: data/gallery). Uses a temporary run store, so
+`--gallery` points at another gallery folder (default: the shipped gallery). Uses a temporary run store, so
 nothing is left behind. Numbers are wall times on this machine; never asserted by tests.
 """
 
@@ -15,13 +15,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 PAGES = ["pages/home.py", "pages/phenomena.py", "pages/explore.py", "pages/your_data.py", "pages/spectra.py",
          "pages/compare.py", "pages/runs.py"]
@@ -77,7 +75,7 @@ def live_chart_delay() -> tuple[float, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gallery", help="gallery folder (default: data/gallery)")
+    parser.add_argument("--gallery", help="gallery folder (default: the shipped gallery)")
     parser.add_argument("--repeat", type=int, default=3, help="warm renders per page (median reported)")
     args = parser.parse_args()
     os.environ["LEARNMECH_HOME"] = tempfile.mkdtemp(prefix="learnmech_bench_")

@@ -23,11 +23,11 @@ cross-checks them against our Lanczos and eigsh(tol=0) on a float64 copy; double
 convolution double-backward is very slow on CPU, hence float32 by default).
 Times include building the gradient graph.
 
-Run: python benchmarks/curvature_eig.py [--repeats 3] [--check-reference] [--threads 1]
+Run: python -m benchmarks.curvature_eig [--repeats 3] [--check-reference] [--threads 1]
      (pip install pyhessian for the reference; one torch thread by default, as two threads on a
      busy shared 2-core machine are slower and noisier; both contenders run with the same setting)
 
-measured on 2026-11-29 (python benchmarks/curvature_eig.py --repeats 5 --check-reference), after
+measured on 2026-11-29 (python -m benchmarks.curvature_eig --repeats 5 --check-reference), after
 the projected eigenproblems moved to torch's LAPACK, the DGKS pass became conditional and the warm
 start took the previous EigResult:
 
@@ -99,19 +99,15 @@ import copy
 import datetime
 import importlib
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from learnmech_core import curvature  # noqa: E402
+from learnmech_core import curvature
 
 TOL = 1e-3  # our error estimate; the true error it gives here is <= 1e-3 (cold and warm)
 PYHESSIAN_MAX_ITER, PYHESSIAN_TOL = 100, 1e-3

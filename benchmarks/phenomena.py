@@ -3,24 +3,20 @@
 Every phenomenon is run from an empty scratch store (nothing cached), one after another, and its
 wall time, run count and verdict are printed.
 
-    python benchmarks/phenomena.py [--only edge_of_stability,grokking] [--size quick]
+    python -m benchmarks.phenomena [--only edge_of_stability,grokking] [--size quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from learnmech_core import phenomena  # noqa: E402
-from learnmech_core.phenomena.runner import run_phenomenon  # noqa: E402
-from learnmech_core.store import RunStore  # noqa: E402
+from learnmech_core import phenomena
+from learnmech_core.phenomena.runner import run_phenomenon
+from learnmech_core.store import RunStore
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Same spec apart from `probes.sharpness_every` (warm-started Lanczos, tol 1e-3, through the trainer's
 SharpnessProbe). Contenders alternate; medians over repeats. Target: ratio at most 1.5x.
 
-    python benchmarks/sharpness_overhead.py [--steps 200] [--repeats 3] [--threads 2]
+    python -m benchmarks.sharpness_overhead [--steps 200] [--repeats 3] [--threads 2]
 
 Measured 2026-11-29 (2 cores shared with other jobs, load ~2-4; 150,794 parameters):
     without 57.54 s, sharpness every 10 steps 46.54 s (mean 4.6 HVPs a measurement), ratio 0.81x
@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, train  # noqa: E402
-from learnmech_core.data import load  # noqa: E402
+from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, train
+from learnmech_core.data import load
 
 
 def timed(spec, data) -> tuple[float, object]:

@@ -13,7 +13,7 @@ Nothing is read from or written to the run store (store=False); every backend tr
 and the loss histories of the first 200 steps are compared ("max diff", relative; ~1e-7). Timings are wall
 seconds of one `run_sweep` call each, so the process pool includes starting its workers.
 
-Run: python benchmarks/sweep.py [--steps-small 500] [--steps-compute 40] [--only small,sharp,compute] [--threads N]
+Run: python -m benchmarks.sweep [--steps-small 500] [--steps-compute 40] [--only small,sharp,compute] [--threads N]
 (--threads sets torch's threads in this process, for serial and vmap; pool workers always get cores // workers.)
 
 Output on the 2-core CPU machine (torch 2.13.0):
@@ -58,15 +58,12 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec  # noqa: E402
-from learnmech_core.sweep import SweepSpec, estimated_work, plan, run_sweep  # noqa: E402
+from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from learnmech_core.sweep import SweepSpec, estimated_work, plan, run_sweep
 
 LRS = [round(float(x), 4) for x in np.linspace(0.02, 0.32, 16)]
 

@@ -5,7 +5,7 @@ step; ours also builds its history rows and, for classification, the training ac
 (`ProbeSpec(norms=False)`, no evaluation). Contenders alternate; medians of per-step time over
 repeats. Target: our overhead at most 10%.
 
-    python benchmarks/train_step.py [--steps 300] [--repeats 5] [--width 128] [--threads 2]
+    python -m benchmarks.train_step [--steps 300] [--repeats 5] [--width 128] [--threads 2]
 
 Measured 2026-11-29 (2 cores, other jobs running, load 2.6-2.8):
     --threads 1: n=512  ours 2.56 ms  plain 2.33 ms  ours/plain 1.100
@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, train  # noqa: E402
-from learnmech_core.data import load  # noqa: E402
-from learnmech_core.train import build_model, loss_function, make_optimizer  # noqa: E402
+from learnmech_core import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec, train
+from learnmech_core.data import load
+from learnmech_core.train import build_model, loss_function, make_optimizer
 
 
 def plain_loop(spec: RunSpec, data) -> float:

@@ -11,7 +11,7 @@ Both fits are exact Clauset-Shalizi-Newman scans; ours only skips tails shorter 
 goes down to 2 for 20 or more eigenvalues), which changes nothing when the chosen tail is longer.
 If `weightwatcher` cannot be imported, the reference is a literal per-xmin loop written here.
 
-Run: python benchmarks/weight_alpha.py   (pip install weightwatcher for the reference)
+Run: python -m benchmarks.weight_alpha   (pip install weightwatcher for the reference)
 
 Output on the 2-core CPU machine (torch 2.13.0, weightwatcher 0.7.7, 7 repeats):
 
@@ -48,17 +48,13 @@ import contextlib
 import io
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from learnmech_core import spectra  # noqa: E402
+from learnmech_core import spectra
 
 REPEATS = 7
 

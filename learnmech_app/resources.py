@@ -38,7 +38,7 @@ def _gallery_at(root: str) -> RunStore:
 
 
 def gallery() -> RunStore:
-    """The shipped, precomputed gallery (data/gallery), read-only; empty when not built yet."""
+    """The shipped, precomputed gallery (`gallery_root()`), read-only; empty when not built yet."""
     return _gallery_at(str(gallery_root()))
 
 

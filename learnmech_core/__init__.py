@@ -1,6 +1,11 @@
 """learnmech core: specs, data, models, one training loop, probes and the run store (no UI)."""
 
-from .config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .train import Run, train  # noqa: E402  (binds `train` to the function, not the submodule)
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
-__all__ = ["RunSpec", "ModelSpec", "DataSpec", "OptimSpec", "ProbeSpec", "train", "Run"]
+from . import compat  # noqa: F401  (registers the model/data checks that every RunSpec runs)
+from .config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
+from .run_table import load_runs, runs_dataset
+from .train import Run, train  # binds `train` to the function, not the submodule
+
+__all__ = ["RunSpec", "ModelSpec", "DataSpec", "OptimSpec", "ProbeSpec", "train", "Run", "load_runs", "runs_dataset",
+           "__version__"]

@@ -1,7 +1,10 @@
-"""Command line: `python -m learnmech_core COMMAND ...` (run, list, show, export, import, datasets, models).
+"""Command line: `learnmech COMMAND ...` or `python -m learnmech_core COMMAND ...` (run, list, show, export,
+import, migrate, datasets, models).
 
-Further commands (phenomena, verify, sweep, gallery) register themselves through `COMMANDS`.
-Bad flags or values print one line, `learnmech: error: ...`, and exit with status 2.
+Further commands (phenomena, verify, sweep, gallery) register themselves through `COMMANDS`. Exit
+status: 0 on success (a diverged run or a failed prediction is a result: 0, with its status printed),
+1 when a run failed or an error stopped the work, 2 for bad flags or values (one line,
+`learnmech: error: ...`), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -9,9 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from .config import RunSpec
+from . import __version__
+from .config import RunSpec, _field_types
+from .registry import (
+    ACTIVATIONS,
+    ARCHITECTURES,
+    DATASETS,
+    DEVICES,
+    LOSSES,
+    OPTIMIZERS,
+    PARAMETRISATIONS,
+    SCHEDULES,
+)
 
 COMMANDS: dict[str, tuple] = {}  # name -> (add_arguments(parser), handler(args) -> int, help)
 
@@ -24,6 +39,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
 
+    def format_help(self):
+        for action in self._actions:  # help that needs a slow registry is written only when shown
+            if callable(getattr(action, "help_from", None)):
+                action.help = action.help_from()
+        return super().format_help()
+
+
+def help_when_shown(action: argparse.Action, text: Callable[[], str]) -> None:
+    """Compute an option's help text only when --help is shown (e.g. the phenomenon names)."""
+    action.help_from = text
+
 
 # shorthand flags for `run`: flag -> dotted spec field
 RUN_FLAGS = {
@@ -33,15 +59,43 @@ RUN_FLAGS = {
     "batch_size": "optim.batch_size", "weight_decay": "optim.weight_decay", "schedule": "optim.schedule",
     "sharpness_every": "probes.sharpness_every", "seed": "seed", "device": "device",
 }
+# allowed names of the spec fields that take one (the registries shared with the specs and the app)
+FIELD_CHOICES = {
+    "model.arch": ARCHITECTURES, "model.activation": ACTIVATIONS, "model.param": PARAMETRISATIONS,
+    "data.name": DATASETS, "optim.name": OPTIMIZERS, "optim.loss": LOSSES, "optim.schedule": SCHEDULES,
+    "device": DEVICES,
+}
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def field_metavar(path: str) -> str:
+    """NAME for fields with a registry of names, else INT, FLOAT, BOOL or TEXT."""
+    if path in FIELD_CHOICES:
+        return "NAME"
+    hint = _field_types()[path]
+    return {"int": "INT", "float": "FLOAT", "bool": "BOOL"}.get(getattr(hint, "__name__", ""), "TEXT")
+
+
+def field_help(path: str, default) -> str:
+    """'model.arch: one of mlp, cnn, ... (default mlp)' for a dotted spec field."""
+    if path in FIELD_CHOICES:
+        allowed = f"one of {', '.join(FIELD_CHOICES[path])}"
+    else:
+        hint = _field_types()[path]
+        allowed = _TYPE_WORDS.get(getattr(hint, "__name__", ""), str(hint))
+    return f"{path}: {allowed} (default {default})"
 
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     """Flags that build a RunSpec: --spec FILE, shorthands, and --set FIELD=VALUE for any field."""
     p.add_argument("--spec", help="JSON file with a RunSpec (flags below override it)")
+    defaults = RunSpec().flat()
     for flag, path in RUN_FLAGS.items():
-        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, help=f"sets {path}")
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar=field_metavar(path),
+                       help=field_help(path, defaults[path]))
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any spec field by dotted path, e.g. --set probes.topk_every=50")
+                   help="any spec field by dotted path, e.g. --set probes.topk_every=50; fields: "
+                   + ", ".join(_field_types()))
 
 
 def spec_from_args(args) -> RunSpec:
@@ -63,16 +117,10 @@ def spec_from_args(args) -> RunSpec:
         params[name.strip()] = value.strip()
     merged = base.to_query()
     merged.update(params)
-    unknown = [k for k in params if k not in _field_names()]
+    unknown = [k for k in params if k not in _field_types()]
     if unknown:
         raise UsageError(f"unknown spec field {unknown[0]!r}")
     return RunSpec.from_query(merged)
-
-
-def _field_names() -> set[str]:
-    from .config import _field_types
-
-    return set(_field_types())
 
 
 def tqdm_progress(total: int, desc: str):
@@ -114,12 +162,16 @@ def cmd_run(args) -> int:
         import shutil
 
         shutil.rmtree(tmp.root, ignore_errors=True)
-    summary = {"key": run.key, "status": run.status, "message": run.message, "steps": int(run.history["step"].max()),
+    steps = int(run.history["step"].max()) if "step" in run.history and len(run.history) else 0  # failed at once: 0
+    summary = {"key": run.key, "status": run.status, "message": run.message, "steps": steps,
                "final_loss": run.final("loss"), "final_test_acc": run.final("test_acc"),
                "seconds": round(run.timings.get("total_s", 0.0), 3)}
     if "sharpness" in run.history:
         summary["final_sharpness"] = run.final("sharpness")
     print(json.dumps(summary) if args.json else " ".join(f"{k}={v}" for k, v in summary.items()))
+    if run.status == "failed":  # a diverged run is a result (exit 0); a failed one is an error
+        print(f"learnmech: error: the run failed: {run.message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -161,6 +213,17 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    from .store import migrate_parquet
+
+    root = Path(args.store) if getattr(args, "store", None) else None
+    changed = migrate_parquet(root)
+    print(f"{len(changed)} Parquet file(s) rewritten with typed columns")
+    for path in changed:
+        print(path)
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .config import DataSpec
     from .data import describe
@@ -188,15 +251,23 @@ def _register_builtin():
         add_spec_arguments(p)
         p.add_argument("--out", help="also write the run to this .zip file")
         p.add_argument("--no-store", action="store_true", help="do not read or write the run store")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
 
     COMMANDS.update({
         "run": (run_args, cmd_run, "train one run (spec from flags or --spec FILE)"),
-        "list": (lambda p: p.add_argument("--json", action="store_true"), cmd_list, "list stored runs"),
-        "show": (lambda p: (p.add_argument("key"), p.add_argument("--tail", type=int, default=10)), cmd_show,
-                 "show one stored run"),
-        "export": (lambda p: (p.add_argument("key"), p.add_argument("--out")), cmd_export, "write a run to one .zip"),
-        "import": (lambda p: p.add_argument("file"), cmd_import, "read a run .zip into the store"),
+        "list": (lambda p: p.add_argument("--json", action="store_true", help="print JSON records"), cmd_list,
+                 "list stored runs"),
+        "show": (lambda p: (p.add_argument("key", help="run key (see list)"),
+                            p.add_argument("--tail", type=int, default=10, help="history rows to print (default 10)")),
+                 cmd_show, "show one stored run"),
+        "export": (lambda p: (p.add_argument("key", help="run key (see list)"),
+                              p.add_argument("--out", help="zip file to write (default KEY.zip)")),
+                   cmd_export, "write a run to one .zip"),
+        "import": (lambda p: p.add_argument("file", help="a .zip written by export"), cmd_import,
+                   "read a run .zip into the store"),
+        "migrate": (lambda p: None, cmd_migrate,
+                    "rewrite the store's Parquet files with typed columns (stores written before 0.1; "
+                    "--store learnmech_core/gallery for the shipped gallery)"),
         "datasets": (lambda p: None, cmd_datasets, "list datasets"),
         "models": (lambda p: None, cmd_models, "list architectures"),
     })
@@ -205,7 +276,9 @@ def _register_builtin():
 def build_parser() -> argparse.ArgumentParser:
     _register_builtin()
     _register_extensions()
-    parser = _Parser(prog="python -m learnmech_core", description="learnmech: learning mechanics explorer")
+    prog = "python -m learnmech_core" if Path(sys.argv[0]).name == "__main__.py" else "learnmech"
+    parser = _Parser(prog=prog, description="learnmech: learning mechanics explorer")
+    parser.add_argument("--version", action="version", version=f"learnmech {__version__}")
     parser.add_argument("--store", help="run store folder (default LEARNMECH_HOME or ~/.cache/learnmech)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (add, _, help_text) in COMMANDS.items():
@@ -253,3 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"learnmech: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("learnmech: interrupted", file=sys.stderr)
+        return 130

@@ -1,9 +1,9 @@
-"""`gallery build`: precompute every phenomenon at `quick` size into data/gallery (the app's instant view).
+"""`gallery build`: precompute every phenomenon at `quick` size into the gallery (the app's instant view).
 
-The gallery is an ordinary RunStore under `data/gallery/` plus `verdicts.json` (one verify-style object
-per phenomenon, so the home page needs no computation) and the generated `docs/phenomena.md`. Weights
-are kept only for phenomena whose verdicts read them (`Phenomenon.needs_weights`), keeping the
-gallery a few MB.
+The gallery is an ordinary RunStore in `store.gallery_root()` (`learnmech_core/gallery/`, package data)
+plus `verdicts.json` (one verify-style object per phenomenon, so the home page needs no computation)
+and the generated `docs/phenomena.md`. Weights are kept only for phenomena whose verdicts read them
+(`Phenomenon.needs_weights`), keeping the gallery a few MB.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError
+from .cli import UsageError, help_when_shown
+from .cli_phenomena import phenomenon_names
+from .phenomena.base import SIZES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "phenomena.md"
 
@@ -134,8 +136,6 @@ def cmd_gallery(args) -> int:
     from . import phenomena
     from .store import gallery_root
 
-    if args.action != "build":
-        raise UsageError(f"gallery action must be build (got {args.action!r})")
     names = args.only.split(",") if args.only else phenomena.names()
     for n in names:
         try:
@@ -156,13 +156,14 @@ def cmd_gallery(args) -> int:
 
 def register(commands: dict) -> None:
     def gallery_args(p):
-        p.add_argument("action", help="build")
-        p.add_argument("--only", help="comma-separated phenomena (default: all)")
-        p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
-        p.add_argument("--root", help="write to this folder instead of data/gallery (docs are then left alone); "
+        p.add_argument("action", choices=("build",), help="build: (re)compute the gallery")
+        help_when_shown(p.add_argument("--only", help="comma-separated phenomena (default: all)"),
+                        lambda: f"comma-separated phenomena from {phenomenon_names()} (default: all)")
+        p.add_argument("--size", default="quick", choices=SIZES, help="run grid size (default quick)")
+        p.add_argument("--root", help="write to this folder instead of the shipped gallery (docs are then left alone); "
                        "phenomenon runs there that no verdict reads are removed, other runs are kept")
         p.add_argument("--seeds", default="0,1,2", help="replicates of each phenomenon's grid (default 0,1,2)")
         p.add_argument("--fresh", action="store_true",
                        help="retrain (and time) every run instead of reusing the stored ones")
 
-    commands["gallery"] = (gallery_args, cmd_gallery, "precompute the phenomena gallery in data/gallery")
+    commands["gallery"] = (gallery_args, cmd_gallery, "precompute the phenomena gallery (learnmech_core/gallery)")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import UsageError
+from .cli import UsageError, help_when_shown
+from .phenomena.base import SIZES
+from .registry import ARCHITECTURES, DATASETS, DEVICES
 
 
 def cmd_phenomena(args) -> int:
@@ -93,18 +95,27 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def phenomenon_names() -> str:
+    """Every registered phenomenon, comma-separated (imports them all: for --help only)."""
+    from . import phenomena
+
+    return ", ".join(phenomena.names())
+
+
 def register(commands: dict) -> None:
     def verify_args(p):
-        p.add_argument("name")
-        p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
-        p.add_argument("--arch", help="comma-separated architectures (default: the phenomenon's grid)")
-        p.add_argument("--dataset", help="comma-separated datasets (default: the phenomenon's grid)")
-        p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="override the runs' device")
+        help_when_shown(p.add_argument("name", help="a phenomenon"), lambda: f"one of {phenomenon_names()}")
+        p.add_argument("--size", default="quick", choices=SIZES, help="run grid size (default quick)")
+        p.add_argument("--arch", help=f"comma-separated architectures from {', '.join(ARCHITECTURES)} "
+                       "(default: the phenomenon's grid)")
+        p.add_argument("--dataset", help=f"comma-separated datasets from {', '.join(DATASETS)} "
+                       "(default: the phenomenon's grid)")
+        p.add_argument("--device", choices=DEVICES, help="override the runs' device")
         p.add_argument("--seeds", default="0,1,2",
                        help="replicates of the whole grid, e.g. 0,1,2 or 0..4 (default 0,1,2); the prediction holds "
                             "when each clause holds on at least 2 of 3 seeds")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    commands["phenomena"] = (lambda p: p.add_argument("--json", action="store_true"), cmd_phenomena,
-                             "list the phenomena")
+    commands["phenomena"] = (lambda p: p.add_argument("--json", action="store_true", help="one JSON card a line"),
+                             cmd_phenomena, "list the phenomena")
     commands["verify"] = (verify_args, cmd_verify, "run a phenomenon and print its verdict")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .cli import UsageError, add_spec_arguments, spec_from_args
+from .sweep import AXIS_ALIASES, BACKENDS
 
 
 def add_arguments(p) -> None:
@@ -24,8 +25,9 @@ def add_arguments(p) -> None:
     add_spec_arguments(p)
     p.add_argument("--sweep", help="JSON file with a whole sweep ({'base': spec, 'axes': {field: [values]}})")
     p.add_argument("--axis", action="append", default=[], metavar="NAME=VALUES",
-                   help="an axis, e.g. lr=0.01,0.02 or seed=0..3 (repeat; the last axis varies fastest)")
-    p.add_argument("--backend", default="auto", help="auto, serial, vmap, process or ray (default auto)")
+                   help="an axis, e.g. lr=0.01,0.02 or seed=0..3 (repeat; the last axis varies fastest); NAME is "
+                   f"a dotted spec field or one of {', '.join(AXIS_ALIASES)}")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="how to train the runs (default auto)")
     p.add_argument("--workers", type=int, help="process-pool size (default: usable cores)")
     p.add_argument("--tag", action="append", default=[], help="tag stored runs (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the backend plan, train nothing")
@@ -82,10 +84,8 @@ def _summary_rows(sweep, runs) -> list[dict]:
 def cmd_sweep(args) -> int:
     """Handler of `sweep`."""
     from .store import RunStore
-    from .sweep import BACKENDS, plan, run_sweep
+    from .sweep import plan, run_sweep
 
-    if args.backend not in BACKENDS:
-        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)} (got {args.backend!r})")
     sweep = build_sweep(args)
     store = RunStore(args.store) if getattr(args, "store", None) else RunStore()
     if args.dry_run:

@@ -291,6 +291,12 @@ class ProbeSpec:
                 raise ValueError(f"probes.{name} must be true or false (got {getattr(self, name)!r})")
 
 
+# Checks across the parts of a spec (model vs data, the built model's size) need the dataset and model
+# registries, which import this module; compat.py registers them here when `learnmech_core` is imported,
+# so every RunSpec is checked at construction while this module imports neither.
+CROSS_CHECKS: list[typing.Callable[[RunSpec], None]] = []
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run: model, data, optimiser, probes, seed and device. `key()` identifies its result."""
@@ -310,9 +316,8 @@ class RunSpec:
         _set(self, "seed", _int("seed", self.seed, 0, 2**31 - 1))
         allowed("device", self.device, DEVICES)
         allowed("dtype", self.dtype, ("float32", "float64"))
-        from .compat import check_compatible  # late import: compat needs data and models metadata
-
-        check_compatible(self)
+        for check in CROSS_CHECKS:
+            check(self)
 
     # --- identity -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -376,6 +381,10 @@ class RunSpec:
             value = raw[-1] if isinstance(raw, list) else raw
             _assign(data, path, _decode(path, value, hints[path]))
         return cls.from_dict(data)
+
+    def flat(self) -> dict[str, object]:
+        """Every field by dotted path ("model.arch", "optim.lr", "seed"), lists as tuples: one table row."""
+        return {path: tuple(v) if isinstance(v, list) else v for path, v in _flatten(self.to_dict())}
 
     def replace(self, **changes) -> "RunSpec":
         """A copy with dotted-path fields changed: spec.replace(**{"optim.lr": 0.1})."""
@@ -492,3 +501,19 @@ def _defaults_valid() -> bool:
         return True
     except ValueError:
         return False
+
+
+def _changed_fields_repr(spec) -> str:
+    """`ModelSpec(width=8, depth=1)`: only the fields that differ from their defaults (a full repr of a
+    RunSpec runs to ~1,500 characters); still valid Python that rebuilds the spec."""
+    changed = []
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if value != default:
+            changed.append(f"{f.name}={value!r}")
+    return f"{type(spec).__name__}({', '.join(changed)})"
+
+
+for _spec_class in (ModelSpec, DataSpec, OptimSpec, ProbeSpec, RunSpec):
+    _spec_class.__repr__ = _changed_fields_repr

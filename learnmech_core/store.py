@@ -4,9 +4,11 @@ Layout under the root (`LEARNMECH_HOME`, default `~/.cache/learnmech`):
 
     index.sqlite                  one row per run: key, spec fields worth filtering on, status, tags
     runs/<key>/spec.json          the RunSpec (canonical JSON)
-    runs/<key>/meta.json          status, message, timings, probe errors, tags, created
-    runs/<key>/history.parquet    run.history
-    runs/<key>/spectra.parquet    run.spectra
+    runs/<key>/meta.json          status, message (and traceback of a failed run), timings, probe errors,
+                                  tags, created, environment (learnmech/torch/numpy/Python versions,
+                                  device name, git commit of a checkout)
+    runs/<key>/history.parquet    run.history: `step` int64, every other column float64 (bool kept)
+    runs/<key>/spectra.parquet    run.spectra: SPECTRA_SCHEMA, typed even when empty
     runs/<key>/weights.npz        final weights (numpy arrays only; loaded with allow_pickle=False)
 
 Writes are atomic: a run is written into `tmp/` and renamed into `runs/` in one step, so a crash
@@ -15,7 +17,8 @@ is repaired from the run folders when they disagree (a writer killed between ren
 Concurrent writers from several processes are safe: SQLite serialises index updates (WAL, busy
 timeout) and a second writer of the same key keeps the run already there. A corrupt run file is
 reported in `store.problems` and skipped, never fatal. Export/import use one zip of the same files;
-nothing is ever unpickled.
+nothing is ever unpickled. The typed Parquet files let a whole store (or the gallery) be read as one
+`pyarrow.dataset`; `migrate_parquet` (`learnmech migrate`) rewrites files written before they were typed.
 """
 
 from __future__ import annotations
@@ -29,18 +32,24 @@ import time
 import uuid
 import zipfile
 from contextlib import closing
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .config import RunSpec
+from .environment import environment
 from .train import SPECTRA_COLUMNS, Progress, Run, train
 
 STATUSES = ("ok", "diverged", "stopped", "failed")
 _MEMBERS = ("spec.json", "meta.json", "history.parquet", "spectra.parquet", "weights.npz")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
+SPECTRA_SCHEMA = pa.schema([("step", pa.int64()), ("kind", pa.string()), ("layer", pa.string()),
+                            ("index", pa.int64()), ("value", pa.float64())])
 INDEX_COLUMNS = ["key", "arch", "dataset", "optimizer", "loss", "lr", "width", "depth", "param", "activation",
                  "seed", "steps", "status", "final_loss", "final_test_acc", "created", "tags"]
 
@@ -53,8 +62,12 @@ def default_root() -> Path:
 
 
 def gallery_root() -> Path:
-    """The shipped, precomputed gallery (data/gallery in the repository)."""
-    return Path(__file__).resolve().parent.parent / "data" / "gallery"
+    """The shipped, precomputed gallery: LEARNMECH_GALLERY when set, else the package data folder
+    `learnmech_core/gallery`, found through importlib.resources (the same folder in a checkout and an
+    editable install; inside site-packages after `pip install .`)."""
+    if os.environ.get("LEARNMECH_GALLERY"):
+        return Path(os.environ["LEARNMECH_GALLERY"]).expanduser()
+    return Path(str(resources.files(__package__) / "gallery"))  # pip installs packages unzipped: a real folder
 
 
 class RunStore:
@@ -75,6 +88,9 @@ class RunStore:
                     " steps INTEGER, status TEXT, final_loss REAL, final_test_acc REAL, created REAL, tags TEXT,"
                     " spec TEXT)"
                 )
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r}{', readonly=True' if self.readonly else ''})"
 
     # ------------------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -141,6 +157,12 @@ class RunStore:
         except Exception as err:  # corrupt files are reported, not fatal
             self.problems.append(f"run {key} could not be read ({type(err).__name__}: {err}); skipped")
             return None
+
+    def table(self, key: str, name: str) -> pd.DataFrame:
+        """One table of a stored run, "history" or "spectra", without reading the rest (weights)."""
+        if name not in ("history", "spectra"):
+            raise ValueError(f"table must be history or spectra (got {name!r})")
+        return pd.read_parquet(self._dir(key) / f"{name}.parquet")
 
     def list(self, **filters) -> pd.DataFrame:
         """Index rows (newest first), optionally filtered by equality on index columns or `tag=`."""
@@ -273,12 +295,15 @@ def _serialise(run: Run, tags: list[str]) -> dict[str, bytes]:
         "key": run.spec.key(), "status": run.status, "message": run.message, "timings": run.timings,
         "probe_errors": run.probe_errors, "tags": tags, "created": time.time(),
         "final_loss": _finite_or_none(run.final("loss")), "final_test_acc": _finite_or_none(run.final("test_acc")),
+        "environment": run.environment or environment(run.spec.device),  # an imported run keeps its own
     }
+    if run.traceback:
+        meta["traceback"] = run.traceback
     out = {
         "spec.json": run.spec.to_json(indent=1).encode(),
         "meta.json": json.dumps(meta, indent=1, default=float).encode(),
-        "history.parquet": _parquet(run.history),
-        "spectra.parquet": _parquet(run.spectra if len(run.spectra.columns) else pd.DataFrame(columns=SPECTRA_COLUMNS)),
+        "history.parquet": _parquet(typed_history(run.history)),
+        "spectra.parquet": _parquet(typed_spectra(run.spectra)),
     }
     if run.weights:
         buf = io.BytesIO()
@@ -291,10 +316,57 @@ def _finite_or_none(x: float):
     return float(x) if np.isfinite(x) else None
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
+def typed_history(history: pd.DataFrame) -> pa.Table:
+    """The history as an Arrow table with fixed types: `step` int64, bool columns bool, every other column
+    float64 (counts such as sharpness_hvps too, so that they agree between runs with and without NaN);
+    an empty history still has typed `step` and `loss` columns."""
+    if not len(history.columns):
+        history = pd.DataFrame({"step": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64")})
+    fields, arrays = [], []
+    for name in history.columns:
+        column = history[name]
+        if name == "step":
+            kind = pa.int64()
+        elif pd.api.types.is_bool_dtype(column):
+            kind = pa.bool_()
+        else:
+            kind, column = pa.float64(), pd.to_numeric(column, errors="raise").astype("float64")
+        fields.append(pa.field(str(name), kind))
+        arrays.append(pa.array(column.to_numpy(), type=kind, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def typed_spectra(spectra: pd.DataFrame) -> pa.Table:
+    """The spectra as an Arrow table with SPECTRA_SCHEMA (also when there are no rows)."""
+    frame = spectra if len(spectra.columns) else pd.DataFrame(columns=SPECTRA_COLUMNS)
+    return pa.Table.from_pandas(frame[SPECTRA_COLUMNS].reset_index(drop=True), schema=SPECTRA_SCHEMA,
+                                preserve_index=False)
+
+
+def _parquet(table: pa.Table) -> bytes:
     buf = io.BytesIO()
-    frame.reset_index(drop=True).to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     return buf.getvalue()
+
+
+def migrate_parquet(root: str | Path | None = None) -> list[Path]:
+    """Rewrite, in place, the history and spectra files of a store (default: the user's store) whose
+    columns are not typed as `typed_history` / `typed_spectra` write them (files from before 0.1 have
+    null-typed columns when empty). Values are unchanged; files already typed are left alone. Returns
+    the rewritten paths. `learnmech --store FOLDER migrate` runs it (FOLDER: learnmech_core/gallery for
+    the shipped gallery)."""
+    changed = []
+    folder = Path(root if root is not None else default_root()) / "runs"
+    for path in sorted(folder.glob("*/history.parquet")) + sorted(folder.glob("*/spectra.parquet")):
+        frame = pd.read_parquet(path)
+        table = typed_history(frame) if path.name == "history.parquet" else typed_spectra(frame)
+        if pq.read_schema(path).remove_metadata().equals(table.schema):
+            continue
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        tmp.write_bytes(_parquet(table))
+        os.replace(tmp, path)
+        changed.append(path)
+    return changed
 
 
 def _deserialise(files: dict[str, bytes]) -> Run:
@@ -325,7 +397,8 @@ def _deserialise(files: dict[str, bytes]) -> Run:
         except ValueError as err:
             raise ValueError(f"weights.npz refused: {err}") from None
     return Run(spec=spec, history=history, spectra=spectra, status=meta["status"], timings=meta.get("timings", {}),
-               message=meta.get("message", ""), weights=weights, probe_errors=meta.get("probe_errors", []))
+               message=meta.get("message", ""), weights=weights, probe_errors=meta.get("probe_errors", []),
+               traceback=meta.get("traceback", ""), environment=meta.get("environment", {}))
 
 
 def read_run_file(payload: bytes) -> Run:

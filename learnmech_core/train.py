@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from traceback import format_exc
 from typing import Callable
 
 import numpy as np
@@ -64,10 +65,21 @@ class Run:
     message: str = ""
     weights: dict[str, np.ndarray] | None = None
     probe_errors: list[str] = field(default_factory=list)
+    traceback: str = ""  # of the exception that failed the run (status "failed"), for meta.json and bug reports
+    environment: dict = field(default_factory=dict)  # versions, device, commit: filled when first stored
 
     @property
     def key(self) -> str:
         return self.spec.key()
+
+    def __repr__(self) -> str:
+        """One line: key, status, length, final loss, table sizes and the spec's changed fields."""
+        steps = int(self.history["step"].max()) if "step" in self.history and len(self.history) else 0
+        message = f", message={self.message[:80]!r}" if self.message else ""
+        weights = f"{len(self.weights)} arrays" if self.weights else "none"
+        return (f"Run(key={self.key!r}, status={self.status!r}{message}, steps={steps}, "
+                f"final_loss={self.final('loss'):.4g}, history={self.history.shape[0]}x{self.history.shape[1]}, "
+                f"spectra={len(self.spectra)} rows, weights={weights}, spec={self.spec!r})")
 
     def final(self, column: str) -> float:
         """Last non-missing value of a history column (NaN if none)."""
@@ -165,6 +177,7 @@ def train(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None,
         _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started)
     except Exception as err:  # a failed run is an outcome to show, with its reason
         run.status, run.message = "failed", f"{type(err).__name__}: {err}"
+        run.traceback = format_exc()
     run.history = pd.DataFrame(rows)
     run.spectra = pd.DataFrame(spectra_rows, columns=SPECTRA_COLUMNS)
     run.timings["total_s"] = time.perf_counter() - started

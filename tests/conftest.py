@@ -1,8 +1,10 @@
-"""Shared fixtures: every test gets its own empty run store and the local profile."""
+"""Shared fixtures: every test gets its own empty run store and the local profile.
+
+Run from the repository root with `python -m pytest` (as scripts/test.sh does), which puts the root
+on sys.path, or with learnmech installed (`pip install -e ".[test]"`).
+"""
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,14 +14,11 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the subprocesses tests start
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 
 @pytest.fixture(autouse=True)
 def _isolated_store(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNMECH_HOME", str(tmp_path / "store"))
     monkeypatch.setenv("LEARNMECH_PROFILE", "local")
     monkeypatch.delenv("LEARNMECH_DATA_DIR", raising=False)
+    monkeypatch.delenv("LEARNMECH_GALLERY", raising=False)
     yield

@@ -112,17 +112,7 @@ def metric_columns(runs: Iterable) -> list[str]:
 
 
 def _flat(spec) -> dict:
-    out = {}
-
-    def walk(d, prefix):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
-
-    walk(spec.to_dict(), "")
-    return out
+    return spec.flat()
 
 
 def varying_fields(specs: Sequence) -> list[str]:
