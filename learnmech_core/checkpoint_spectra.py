@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,11 @@ COLUMNS = ["layer", "shape", "N", "M", "lambda_max", "alpha", "alpha_weighted", 
 
 
 def read_safetensors(payload: bytes, name: str = "the file", max_bytes: float | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file, validated; a ValueError naming the problem otherwise. Never unpickles."""
+    """Tensors of a safetensors file, validated; a ValueError naming the problem otherwise. Never unpickles.
+
+    The file keeps no insertion order (the format sorts its header), so tensors come back in natural
+    order of their names (`layers.2` before `layers.10`), which is the model's order for usual names.
+    """
     if not isinstance(payload, (bytes, bytearray)):
         raise ValueError(f"{name} must be given as bytes (got {type(payload).__name__})")
     if not payload:
@@ -74,9 +79,15 @@ def read_safetensors(payload: bytes, name: str = "the file", max_bytes: float | 
     from safetensors.torch import load
 
     try:
-        return load(bytes(payload))
+        tensors = load(bytes(payload))
     except Exception as err:  # the library's own checks: offsets, dtypes, coverage of the data
         raise ValueError(f"{name} is not a valid safetensors file ({err})") from None
+    return {k: tensors[k] for k in sorted(tensors, key=natural_key)}
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the numbers inside a name by value: blocks.2 < blocks.10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 @dataclass(frozen=True)

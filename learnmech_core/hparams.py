@@ -107,6 +107,11 @@ def hparams_table(runs: Sequence, fields: Sequence[str] | None = None) -> pd.Dat
     return table.drop(columns=empty)
 
 
+def setting_columns(table: pd.DataFrame) -> list[str]:
+    """The setting (spec field) columns of a table from `hparams_table`: all but key, status and metrics."""
+    return [c for c in table.columns if c not in ("key", "status") and c not in METRICS]
+
+
 def metric_columns(table: pd.DataFrame) -> list[str]:
     """The metric columns present in a table from `hparams_table` (or `aggregate_seeds`)."""
     return [m for m in METRICS if m in table]

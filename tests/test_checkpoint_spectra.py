@@ -113,3 +113,9 @@ def test_size_cap_names_the_size():
     payload = save({"w": torch.zeros(300, 300)})
     with pytest.raises(ValueError, match=r"model.safetensors is 0.4 MB; at most 0.1 MB"):
         read_safetensors(payload, "model.safetensors", max_bytes=0.1e6)
+
+
+def test_tensors_come_back_in_natural_name_order():
+    names = ["blocks.10.weight", "blocks.2.weight", "blocks.1.weight", "head.weight"]
+    tensors = read_safetensors(save({n: torch.randn(12, 12) for n in names}))
+    assert list(tensors) == ["blocks.1.weight", "blocks.2.weight", "blocks.10.weight", "head.weight"]
