@@ -108,8 +108,9 @@ def hparams_table(runs: Sequence, fields: Sequence[str] | None = None) -> pd.Dat
 
 
 def setting_columns(table: pd.DataFrame) -> list[str]:
-    """The setting (spec field) columns of a table from `hparams_table`: all but key, status and metrics."""
-    return [c for c in table.columns if c not in ("key", "status") and c not in METRICS]
+    """The setting (spec field) columns of a table from `hparams_table` or `aggregate_seeds`."""
+    derived = {"key", "status", "seeds", *METRICS, *(f"{m}_std" for m in METRICS)}
+    return [c for c in table.columns if c not in derived]
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:

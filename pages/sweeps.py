@@ -54,25 +54,27 @@ if not fields or not metrics:
             icon=":material/info:")
     st.stop()
 
-cols = st.columns(4)
-color = choice(cols[0].selectbox, "Colour by", metrics, key="color", format_func=ph.label)
-averaged = cols[1].toggle("Average over seeds", key="mean", bind="query-params",
-                          disabled="seed" not in fields or fields == ["seed"],
-                          help="One line per setting, the mean over its seeds (with the standard deviation).")
-x = choice(cols[2].selectbox, "Scatter: x axis", fields, key="x",
-           default=next((f for f in fields if f.startswith("optim.lr")), fields[0]))
-groupable = [f for f in fields if f != x and not (averaged and f == "seed")]
-by = choice(cols[3].selectbox, "Scatter: one line per", ["(none)", *groupable], key="by",
-            default=next((f for f in groupable if f in ("model.width", "model.param", "optim.batch_size")), "(none)"))
-shown = aggregate_seeds(table, fields) if averaged and "seed" in fields and fields != ["seed"] else table
+seeded = "seed" in fields and fields != ["seed"]
+cols = st.columns([1, 2, 1])
+averaged = cols[0].toggle("Average over seeds", value=seeded, key="mean", bind="query-params", disabled=not seeded,
+                          help="One row per setting: the mean over its seeds (with the standard deviation).")
+preferred = [m for m in ("final_loss", "final_test_acc", "sharpness_ratio", "final_alpha") if m in metrics]
+chart_metrics = choice(cols[1].multiselect, "Metrics on the chart", metrics, key="metrics", format_func=ph.label,
+                       default=preferred[:3] or metrics[:3]) or metrics[:1]
+color = choice(cols[2].selectbox, "Colour by", chart_metrics, key="color", format_func=ph.label)
+shown = aggregate_seeds(table, fields) if averaged and seeded else table
 axes = setting_columns(shown)
-axes = [a for a in axes if a != "seeds"] + (["status"] if "status" in shown and shown["status"].nunique() > 1 else [])
+axes += ["status"] if "status" in shown and shown["status"].nunique() > 1 else []
 ui.share_link()
-ui.show_figure(ph.parallel_coordinates_figure(shown, axes, metrics, color, present), key="parcoords",
+ui.show_figure(ph.parallel_coordinates_figure(shown, axes, chart_metrics, color, present), key="parcoords",
                name=f"sweep_{group}_parallel")
-metric = choice(st.selectbox, "Scatter: metric", metrics, key="metric", default=color, format_func=ph.label)
-ui.show_figure(ph.hparams_scatter_figure(shown, x, metric, None if by == "(none)" else by, present), key="scatter",
-               name=f"sweep_{group}_{metric}")
+cols = st.columns(3)
+metric = choice(cols[0].selectbox, "Scatter: metric", metrics, key="metric", default=color, format_func=ph.label)
+x = choice(cols[1].selectbox, "x axis", setting_columns(shown), key="x",
+           default=next((f for f in fields if f.startswith("optim.lr")), fields[0]))
+groupable = [f for f in setting_columns(shown) if f != x]
+by = choice(cols[2].multiselect, "One line per", groupable, key="by", default=[f for f in groupable if f != "seed"])
+ui.show_figure(ph.hparams_scatter_figure(shown, x, metric, by, present), key="scatter", name=f"sweep_{group}_{metric}")
 st.caption(f"{len(table)} runs; settings that differ: {', '.join(fields)}. Sort the table by clicking a column.")
 ui.show_table(shown, f"sweep_{group.replace(':', '_')}", hide_index=True)
 if len(rows) <= 12:

@@ -49,17 +49,18 @@ def test_sweeps_page_finds_the_varying_settings_and_averages_seeds():
     store_runs(*[tiny_spec(**{"optim.lr": lr, "seed": seed}) for lr in (0.05, 0.5) for seed in (0, 1)])
     at = app("pages/sweeps.py", {"set": "store"})
     assert_clean(at)
+    table = at.dataframe[0].value  # seeds averaged by default
+    assert len(table) == 2 and set(table["seeds"]) == {2} and "final_loss_std" in table
     par = charts(at)[0]["data"][0]
     assert par["type"] == "parcoords"
-    labels = [d["label"] for d in par["dimensions"]]
-    assert labels[:2] == ["optim.lr (log)", "seed"] and "final loss" in labels[2]
-    assert len(at.dataframe[0].value) == 4
-    at.toggle(key="mean").set_value(True).run()
-    assert_clean(at)
-    table = at.dataframe[0].value
-    assert len(table) == 2 and set(table["seeds"]) == {2} and "final_loss_std" in table
+    assert [d["label"] for d in par["dimensions"]][:2] == ["optim.lr (log)", "final loss"]
     scatter = charts(at)[1]
     assert scatter["layout"]["xaxis"]["type"] == "log" and "optim.lr" in scatter["layout"]["xaxis"]["title"]["text"]
+    assert list(scatter["layout"]["xaxis"]["ticktext"]) == ["0.05", "0.5"]
+    at.toggle(key="mean").set_value(False).run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 4
+    assert [d["label"] for d in charts(at)[0]["data"][0]["dimensions"]][:2] == ["optim.lr (log)", "seed"]
 
 
 def test_sweeps_page_with_too_few_runs_says_so():

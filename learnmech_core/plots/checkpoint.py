@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .spectra import _log_bins, esd_figure
-from .style import PREDICTION_COLOR, SEQUENCE, layout
+from .style import PREDICTION_COLOR, SEQUENCE, layout, log_axis_annotations
 
 WELL_TRAINED = (2.0, 6.0)  # WeightWatcher's range of alpha for well-trained layers (Martin & Mahoney 2021)
 
@@ -45,4 +45,4 @@ def checkpoint_esd_figure(spectrum, presentation: bool = False, height: int | No
     fig.add_annotation(text=f"{int(np.sum(spectrum.eigenvalues > rand.max())) if rand.size else 0} eigenvalues above "
                             "the rand-ESD", xref="paper", yref="paper", x=0.99, y=0.99, showarrow=False,
                        font={"color": PREDICTION_COLOR})
-    return fig
+    return log_axis_annotations(fig)  # the rand-ESD line's label sits on the log x axis

@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .log_ticks import tidy_log_axis
 from .style import SEQUENCE, layout
 
 PANEL_TITLES = {"sp": "standard parametrisation (SP)", "ntk": "NTK parametrisation", "mup": "muP"}
@@ -35,10 +36,11 @@ def coord_check_figure(table: pd.DataFrame, step: int | None = None, presentatio
                 marker={"size": 8}, error_y={"type": "data", "symmetric": False, "array": g["max"] - g["mean"],
                                              "arrayminus": g["mean"] - g["min"], "thickness": 1},
                 hovertemplate=f"{layer}<br>width %{{x}}<br>mean |Δh| %{{y:.3g}}<extra>{param}</extra>"), row=1, col=col)
-        fig.update_xaxes(type="log", title_text="width (log)", row=1, col=col)
     seeds = at["seed"].nunique()
     fig = layout(fig, f"Do the layers' updates keep their size as the network widens? (step {step}, {seeds} "
                  f"seed{'s' if seeds != 1 else ''})", presentation=presentation, log_y=True,
                  height=height or (600 if presentation else 460))
+    widths = sorted(at["width"].unique())
+    fig.update_xaxes(type="log", title_text="width (log)", tickvals=widths, ticktext=[str(w) for w in widths])
     fig.update_yaxes(title_text="mean |h_t − h_0| of the layer's output (log)", row=1, col=1)
-    return fig
+    return tidy_log_axis(fig, at["change"])

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .log_ticks import tidy_log_axis
 from .style import PREDICTION_COLOR, SEQUENCE, layout
 
 
@@ -32,4 +33,4 @@ def curvature_split_figure(table: pd.DataFrame, classes: int | None = None, pres
     fig = layout(fig, "Do the Hessian's outliers come from the Gauss-Newton term?", "rank i",
                  "eigenvalue λ_i (log)", presentation=presentation, log_y=True, height=height)
     fig.update_layout(legend={"orientation": "h", "y": -0.25})
-    return fig
+    return tidy_log_axis(fig, np.concatenate([table["hessian"], table["gauss_newton"], np.abs(table["residual"])]))

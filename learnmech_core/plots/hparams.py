@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..hparams import is_numeric, log_scaled, nice_number
+from .log_ticks import tidy_log_axis
 from .style import SEQUENCE, layout
 
 LABELS = {"final_loss": "final loss", "final_train_loss": "final train loss", "final_test_loss": "final test loss",
@@ -35,8 +36,11 @@ def _dimension(values: pd.Series, name: str) -> dict:
         if log_scaled(a):
             logs = np.log10(a)
             ticks = np.unique(np.round(logs[np.isfinite(logs)], 6))
-            if len(ticks) > 8:
-                ticks = np.arange(np.floor(np.nanmin(logs)), np.ceil(np.nanmax(logs)) + 1)
+            if len(ticks) > 6:  # 1-2-5 steps inside the range instead of every value
+                lo, hi = np.nanmin(logs), np.nanmax(logs)
+                steps = [d + np.log10(m) for d in range(int(np.floor(lo)), int(np.ceil(hi)) + 1) for m in (1, 2, 5)]
+                ticks = np.array([t for t in steps if lo - 1e-9 <= t <= hi + 1e-9]) if hi - lo >= np.log10(5) else \
+                    np.linspace(lo, hi, 5)
             return {"label": f"{label(name)} (log)", "values": logs, "tickvals": ticks,
                     "ticktext": [nice_number(10**t) for t in ticks]}
         return {"label": label(name), "values": a}
@@ -81,30 +85,43 @@ def parallel_coordinates_figure(table: pd.DataFrame, fields: Sequence[str], metr
     return fig
 
 
-def hparams_scatter_figure(table: pd.DataFrame, x: str, metric: str, group: str | None = None,
+def hparams_scatter_figure(table: pd.DataFrame, x: str, metric: str, group: str | Sequence[str] | None = None,
                            presentation: bool = False, height: int | None = None) -> go.Figure:
-    """`metric` against setting `x`, one colour and line per value of `group` (e.g. loss vs lr per width)."""
-    for name in (x, metric, *([group] if group else [])):
+    """`metric` against setting `x`, one line per combination of the `group` settings (e.g. loss vs lr per width).
+
+    The first group setting picks the colour, the others the dash, so lines of one width share a colour.
+    """
+    group = [group] if isinstance(group, str) else list(group or [])
+    for name in (x, metric, *group):
         if name not in table:
             raise ValueError(f"{name!r} is not a column of the table")
     fig = go.Figure()
-    parts = table.groupby(group, sort=True) if group else [(None, table)]
     numeric_x = is_numeric(table[x])
+    colours = {v: SEQUENCE[i % len(SEQUENCE)] for i, v in enumerate(sorted(table[group[0]].unique()))} if group else {}
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
+    rest = list(dict.fromkeys(tuple(r) for r in table[group[1:]].itertuples(index=False))) if len(group) > 1 else []
+    parts = table.groupby(group, sort=True) if group else [((), table)]
     hover_cols = [c for c in table.columns if c not in (x, metric) and not c.endswith("_std")][:12]
-    for i, (value, part) in enumerate(parts):
+    for value, part in parts:
+        value = value if isinstance(value, tuple) else (value,)
         part = part.sort_values(x) if numeric_x else part
-        ys = pd.to_numeric(part[metric], errors="coerce")
         err = part.get(f"{metric}_std")
         bars = {"type": "data", "array": err.fillna(0).to_numpy(float), "visible": True} if err is not None else None
         text = ["<br>".join(f"{c}={row[c]}" for c in hover_cols) for _, row in part.iterrows()]
+        colour = colours.get(value[0], SEQUENCE[0]) if group else SEQUENCE[0]
+        dash = dashes[rest.index(tuple(value[1:])) % len(dashes)] if rest else "solid"
         fig.add_trace(go.Scatter(
-            x=part[x], y=ys, mode="lines+markers" if group and numeric_x else "markers",
-            name=f"{group}={value}" if group else label(metric),
-            error_y=bars,
-            line={"color": SEQUENCE[i % len(SEQUENCE)], "width": 2}, marker={"size": 9},
-            text=text, hovertemplate=f"{x}=%{{x}}<br>{label(metric)}=%{{y:.4g}}<br>%{{text}}<extra></extra>"))
+            x=part[x], y=pd.to_numeric(part[metric], errors="coerce"),
+            mode="lines+markers" if group and numeric_x else "markers",
+            name=", ".join(f"{g}={v}" for g, v in zip(group, value, strict=True)) if group else label(metric),
+            error_y=bars, line={"color": colour, "width": 2, "dash": dash}, marker={"size": 9}, text=text,
+            hovertemplate=f"{x}=%{{x}}<br>{label(metric)}=%{{y:.4g}}<br>%{{text}}<extra></extra>"))
     values = pd.to_numeric(table[metric], errors="coerce")
-    title = f"How does the {label(metric)} depend on {x}?"
-    return layout(fig, title, x + (" (log)" if numeric_x and log_scaled(table[x]) else ""),
-                  label(metric) + (" (log)" if log_scaled(values) else ""), presentation=presentation,
-                  log_x=numeric_x and log_scaled(table[x]), log_y=log_scaled(values), height=height)
+    log_x, log_y = numeric_x and log_scaled(table[x]), log_scaled(values)
+    fig = layout(fig, f"How does the {label(metric)} depend on {x}?", x + (" (log)" if log_x else ""),
+                 label(metric) + (" (log)" if log_y else ""), presentation=presentation, log_x=log_x, log_y=log_y,
+                 height=height)
+    ticks = np.sort(table[x].unique()) if numeric_x else []
+    if 0 < len(ticks) <= 12:  # label the swept values themselves (a log axis would label 2, 3, 5 ... between decades)
+        fig.update_xaxes(tickvals=ticks, ticktext=[nice_number(float(t)) for t in ticks])
+    return tidy_log_axis(fig, values) if log_y else fig
