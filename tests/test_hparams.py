@@ -91,3 +91,11 @@ def test_scatter_one_line_per_group_on_log_axes():
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type is None  # losses 0.51-4.5 span < 10x
     with pytest.raises(ValueError, match="not a column"):
         hparams_scatter_figure(table, "optim.momentum", "final_loss")
+
+
+def test_log_ticks_are_whole_numbers_at_1_2_5_steps():
+    from learnmech_core.plots.log_ticks import log_tick_values
+
+    assert log_tick_values([0.3, 4.0]) == [0.2, 0.5, 1.0, 2.0, 5.0]
+    assert log_tick_values([1e-4, 1e3]) == [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0]  # decades only
+    assert log_tick_values([0.0, -1.0]) == []
