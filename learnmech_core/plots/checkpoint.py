@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .log_ticks import tidy_log_axis
 from .spectra import _log_bins, esd_figure
 from .style import PREDICTION_COLOR, SEQUENCE, layout, log_axis_annotations
 
@@ -45,4 +46,6 @@ def checkpoint_esd_figure(spectrum, presentation: bool = False, height: int | No
     fig.add_annotation(text=f"{int(np.sum(spectrum.eigenvalues > rand.max())) if rand.size else 0} eigenvalues above "
                             "the rand-ESD", xref="paper", yref="paper", x=0.99, y=0.99, showarrow=False,
                        font={"color": PREDICTION_COLOR})
+    tidy_log_axis(fig, np.concatenate([spectrum.eigenvalues, rand]), axis="x")
+    tidy_log_axis(fig, fig.data[0].y)
     return log_axis_annotations(fig)  # the rand-ESD line's label sits on the log x axis
