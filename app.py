@@ -23,10 +23,13 @@ PAGES = {
     "Experiment": [
         st.Page("pages/explore.py", title="Explore", icon=":material/play_circle:"),
         st.Page("pages/your_data.py", title="Your own data", icon=":material/upload_file:"),
+        st.Page("pages/your_model.py", title="Your own model", icon=":material/memory:"),
+        st.Page("pages/coord_check.py", title="muP coordinate check", icon=":material/straighten:"),
     ],
     "Analyse": [
         st.Page("pages/spectra.py", title="Spectra and landscape", icon=":material/ssid_chart:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
+        st.Page("pages/sweeps.py", title="Sweeps", icon=":material/tune:"),
         st.Page("pages/runs.py", title="Runs", icon=":material/table_view:"),
     ],
 }

@@ -69,6 +69,15 @@ def esd_layers(run, step: int) -> list[str]:
     return list(dict.fromkeys(rows["layer"].astype(str)))
 
 
+def _training_batch(run, model, data, limit: int | None = MAX_LANDSCAPE_EXAMPLES):
+    """The run's training inputs and loss targets (the first `limit` examples) in the model's dtype."""
+    n = len(data.x_train) if limit is None else min(len(data.x_train), limit)
+    dtype = next(model.parameters()).dtype
+    x = data.x_train[:n]
+    y = data.targets(data.y_train[:n], run.spec.optim.loss)
+    return (x.to(dtype) if x.is_floating_point() else x), (y.to(dtype) if y.is_floating_point() else y)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def landscape(key: str, directions: str, dims: int, radius: float, points: int, seed: int) -> pd.DataFrame:
     """Loss around the run's final weights along random (filter-normalised) or top-Hessian directions.
@@ -84,12 +93,7 @@ def landscape(key: str, directions: str, dims: int, radius: float, points: int, 
     model, data = build_model(run.spec, weights=run.weights)
     model.eval()
     loss_fn = loss_function(run.spec.optim.loss)
-    n = min(len(data.x_train), MAX_LANDSCAPE_EXAMPLES)
-    dtype = next(model.parameters()).dtype
-    x = data.x_train[:n]
-    x = x.to(dtype) if x.is_floating_point() else x
-    y = data.targets(data.y_train[:n], run.spec.optim.loss)
-    y = y.to(dtype) if y.is_floating_point() else y
+    x, y = _training_batch(run, model, data)
     if directions == "hessian":
         vecs = curvature.top_eigenvalues(model, loss_fn, x, y, k=2, tol=1e-3,
                                          generator=torch.Generator().manual_seed(seed)).vectors
@@ -103,12 +107,47 @@ def landscape(key: str, directions: str, dims: int, radius: float, points: int, 
     grid = np.linspace(-radius, radius, points)
     if dims == 1:
         parts = []
-        for d, name in zip((d1, d2), names):
+        for d, name in zip((d1, d2), names, strict=True):
             part = core_landscape.loss_slice_1d(model, loss_fn, x, y, d, grid)
             part["direction"] = name
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
     return core_landscape.loss_slice_2d(model, loss_fn, x, y, d1, d2, grid, grid)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def trajectory(key: str, points: int) -> dict:
+    """The run's snapshots' PCA plane: surface (alpha, beta, loss), path (step, alpha, beta, loss), explained."""
+    from learnmech_core.trajectory import path_losses, trajectory_landscape, trajectory_pca
+
+    run = _run(key)
+    if run.snapshots is None:
+        raise ValueError("this run kept no weight snapshots (record 'Weight snapshots' on Explore)")
+    pca = trajectory_pca(run.snapshots["weights"], run.snapshots["step"])
+    model, data = build_model(run.spec)
+    model.eval()
+    x, y = _training_batch(run, model, data)
+    loss_fn = loss_function(run.spec.optim.loss)
+    path = pca.path()
+    path["loss"] = path_losses(model, loss_fn, x, y, run.snapshots["weights"])
+    return {"surface": trajectory_landscape(model, loss_fn, x, y, pca, points=points), "path": path,
+            "explained": pca.explained_variance_ratio, "examples": len(x)}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def curvature_split(key: str, k: int, batch_size: int) -> dict:
+    """Top-k eigenvalues of H, its Gauss-Newton part G and residual R over the whole training set (final weights)."""
+    from learnmech_core.gauss_newton import curvature_split as split
+
+    run = _run(key)
+    if not run.weights:
+        raise ValueError("this run kept no weights (probes.save_weights was off or the model was too large)")
+    model, data = build_model(run.spec, weights=run.weights)
+    model.eval()
+    x, y = _training_batch(run, model, data, limit=None)
+    result = split(model, loss_function(run.spec.optim.loss), x, y, k=k, batch_size=batch_size)
+    return {"table": result.table(), "converged": result.converged, "examples": result.n_examples,
+            "batches": result.n_batches, "products": result.n_products}
 
 
 # ------------------------------------------------------------------------------------------------

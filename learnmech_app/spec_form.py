@@ -32,6 +32,7 @@ MEASURES = {
     "noise": ("probes.noise_every", "Gradient noise scale"),
     "collapse": ("probes.collapse_every", "Neural collapse NC1–NC4"),
     "precond": ("probes.precond_sharpness_every", "Preconditioned sharpness (Adam)"),
+    "snapshots": ("probes.snapshot_every", "Weight snapshots (trajectory landscape on Spectra)"),
 }
 LAYER_NORMS = "layer_norms"
 # history columns drawn automatically when a measurement is recorded (spectra go to the Spectra page)

@@ -32,7 +32,7 @@ from .registry import (
 
 SPEC_VERSION = 1  # bump when the meaning of a field changes: old keys then stop matching
 # fields added since version 1 -> default; at their default they stay out of RunSpec.key()
-ADDED_FIELDS = {("model", "head_width"): 0}
+ADDED_FIELDS = {("model", "head_width"): 0, ("probes", "snapshot_every"): 0}
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,8 @@ class ProbeSpec:
     `probe_batch` limits curvature/NTK/noise probes to the first N training examples (0 = all).
     `extra` names further probes as 'learnmech_core.module:ProbeClass' (a `probes.Probe` subclass built
     as `cls(every)`), measured every `extra_every` steps (0: every `log_every`).
+    `snapshot_every` keeps the flattened weights every that many steps (and at the last step) for the
+    trajectory's PCA landscape (`learnmech_core.trajectory`).
     """
 
     log_every: int = 1
@@ -267,14 +269,14 @@ class ProbeSpec:
     save_weights: bool = True
     extra: tuple[str, ...] = ()
     extra_every: int = 0
-
+    snapshot_every: int = 0
 
     def __post_init__(self):
         caps = current_caps()
         for name in ("log_every",):
             _set(self, name, _int(f"probes.{name}", getattr(self, name), 1, caps.max_steps))
         for name in ("sharpness_every", "topk_every", "precond_sharpness_every", "density_every",
-                     "esd_every", "ntk_every", "noise_every", "collapse_every"):
+                     "esd_every", "ntk_every", "noise_every", "collapse_every", "snapshot_every"):
             _set(self, name, _int(f"probes.{name}", getattr(self, name), 0, caps.max_steps))
         _set(self, "sharpness_tol", _float("probes.sharpness_tol", self.sharpness_tol, 0.0, 0.5, lo_open=True))
         _set(self, "topk", _int("probes.topk", self.topk, 1, 100))

@@ -59,6 +59,14 @@ def _split(direction: object, named: list[tuple[str, torch.Tensor]], name: str) 
     return parts
 
 
+def _origin(model: nn.Module, named: list[tuple[str, torch.Tensor]], origin: object) -> dict[str, torch.Tensor]:
+    """Parameters at the slice's origin: the model's own, or the flat trainable vector `origin`."""
+    base = {n: p.detach() for n, p in model.named_parameters()}
+    if origin is not None:
+        base.update(_split(origin, named, "origin"))
+    return base
+
+
 def _loss_at(model: nn.Module, loss_fn: LossFn, inputs: object, targets: torch.Tensor, state: dict) -> float:
     """Loss with the model's tensors replaced by `state` (buffers copied so the model is untouched)."""
     full = {k: v.clone() for k, v in model.named_buffers()}
@@ -66,6 +74,12 @@ def _loss_at(model: nn.Module, loss_fn: LossFn, inputs: object, targets: torch.T
     args = inputs if isinstance(inputs, tuple) else (inputs,)
     with torch.no_grad():
         return float(loss_fn(functional_call(model, full, args), targets))
+
+
+def loss_at(model: nn.Module, loss_fn: LossFn, inputs: object, targets: torch.Tensor, weights: object) -> float:
+    """Loss with the trainable parameters set to the flat vector `weights` (the model is untouched)."""
+    named = _trainable(model)
+    return _loss_at(model, loss_fn, inputs, targets, _origin(model, named, weights))
 
 
 def random_direction(
@@ -110,12 +124,16 @@ def loss_slice_1d(
     targets: torch.Tensor,
     direction: torch.Tensor,
     alphas: Sequence[float] | np.ndarray,
+    origin: torch.Tensor | np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Loss at theta + alpha * direction for each alpha: DataFrame(alpha, loss)."""
+    """Loss at theta + alpha * direction for each alpha: DataFrame(alpha, loss).
+
+    theta is the model's weights, or ``origin`` (a flat vector over the trainable parameters).
+    """
     named = _trainable(model)
     d = _split(direction, named, "direction")
     grid = _grid(alphas, "alphas")
-    base = {n: p.detach() for n, p in model.named_parameters()}
+    base = _origin(model, named, origin)
     losses = [
         _loss_at(model, loss_fn, inputs, targets, {**base, **{n: base[n] + a * d[n] for n in d}}) for a in grid
     ]
@@ -131,12 +149,16 @@ def loss_slice_2d(
     d2: torch.Tensor,
     alphas: Sequence[float] | np.ndarray,
     betas: Sequence[float] | np.ndarray,
+    origin: torch.Tensor | np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Loss at theta + alpha * d1 + beta * d2 on the grid, alpha-major: DataFrame(alpha, beta, loss)."""
+    """Loss at theta + alpha * d1 + beta * d2 on the grid, alpha-major: DataFrame(alpha, beta, loss).
+
+    theta is the model's weights, or ``origin`` (a flat vector over the trainable parameters).
+    """
     named = _trainable(model)
     u, v = _split(d1, named, "d1"), _split(d2, named, "d2")
     grid_a, grid_b = _grid(alphas, "alphas"), _grid(betas, "betas")
-    base = {n: p.detach() for n, p in model.named_parameters()}
+    base = _origin(model, named, origin)
     rows = []
     for a in grid_a:
         for b in grid_b:

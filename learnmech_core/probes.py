@@ -238,6 +238,48 @@ class CollapseProbe(Probe):
                 "nc3": m.nc3, "nc4": m.nc4_ncc_agreement}, []
 
 
+class SnapshotProbe(Probe):
+    """Flattened trainable weights (float32, `named_parameters` order) kept for the trajectory's PCA.
+
+    Rows go to `ctx.state["snapshots"]` as (step, vector); `collected_snapshots` stacks them for the Run.
+    Memory is bounded: past `MAX_SNAPSHOTS` rows or `MAX_SNAPSHOT_VALUES` numbers, every other kept row
+    is dropped (the first stays) and the interval doubles, so the trajectory stays evenly sampled.
+    The last step is always kept. Like every measurement, it runs on logged steps only.
+    """
+
+    name = "snapshots"
+
+    def measure(self, ctx):
+        params = [p for p in ctx.model.parameters() if p.requires_grad]
+        n = sum(p.numel() for p in params)
+        if 2 * n > MAX_SNAPSHOT_VALUES:
+            raise ValueError(f"weight snapshots need at most {MAX_SNAPSHOT_VALUES // 2:,} parameters (got {n:,})")
+        rows = ctx.state.setdefault("snapshots", [])
+        stride = ctx.state.setdefault("snapshot_stride", 1)
+        if not ctx.last and (ctx.step // self.every) % stride:
+            return {}, []
+        rows.append((ctx.step, torch.cat([p.detach().reshape(-1) for p in params]).to("cpu", torch.float32).numpy()))
+        while len(rows) > MAX_SNAPSHOTS or len(rows) * n > MAX_SNAPSHOT_VALUES:
+            newest = rows.pop() if ctx.last else None  # the last step stays whatever the grid
+            rows[:] = rows[::2]
+            if newest is not None:
+                rows.append(newest)
+            stride = ctx.state["snapshot_stride"] = stride * 2
+        return {}, []
+
+
+MAX_SNAPSHOTS = 200
+MAX_SNAPSHOT_VALUES = 16_000_000  # 64 MB of float32 per run
+
+
+def collected_snapshots(state: dict) -> dict[str, np.ndarray] | None:
+    """{"step": (T,) int64, "weights": (T, n) float32} from a SnapshotProbe's state, or None."""
+    rows = state.get("snapshots")
+    if not rows:
+        return None
+    return {"step": np.array([s for s, _ in rows], dtype=np.int64), "weights": np.stack([w for _, w in rows])}
+
+
 def build_probes(spec: ProbeSpec) -> list[Probe]:
     """The probes a ProbeSpec asks for, cheapest first."""
     probes: list[Probe] = [NormsProbe(spec.log_every)] if spec.norms else []
@@ -261,6 +303,8 @@ def build_probes(spec: ProbeSpec) -> list[Probe]:
         probes.append(CollapseProbe(spec.collapse_every))
     for path in spec.extra:
         probes.append(load_probe_class(path)(spec.extra_every or spec.log_every))
+    if spec.snapshot_every:
+        probes.append(SnapshotProbe(spec.snapshot_every))
     return probes
 
 

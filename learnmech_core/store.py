@@ -10,6 +10,7 @@ Layout under the root (`LEARNMECH_HOME`, default `~/.cache/learnmech`):
     runs/<key>/history.parquet    run.history: `step` int64, every other column float64 (bool kept)
     runs/<key>/spectra.parquet    run.spectra: SPECTRA_SCHEMA, typed even when empty
     runs/<key>/weights.npz        final weights (numpy arrays only; loaded with allow_pickle=False)
+    runs/<key>/snapshots.npz      weight snapshots (probes.snapshot_every): step (T,), weights (T, n) float32
 
 Writes are atomic: a run is written into `tmp/` and renamed into `runs/` in one step, so a crash
 leaves either the whole run or nothing visible (stale `tmp/` entries are cleaned up later). The index
@@ -46,7 +47,7 @@ from .environment import environment
 from .train import SPECTRA_COLUMNS, Progress, Run, train
 
 STATUSES = ("ok", "diverged", "stopped", "failed")
-_MEMBERS = ("spec.json", "meta.json", "history.parquet", "spectra.parquet", "weights.npz")
+_MEMBERS = ("spec.json", "meta.json", "history.parquet", "spectra.parquet", "weights.npz", "snapshots.npz")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 SPECTRA_SCHEMA = pa.schema([("step", pa.int64()), ("kind", pa.string()), ("layer", pa.string()),
                             ("index", pa.int64()), ("value", pa.float64())])
@@ -309,6 +310,10 @@ def _serialise(run: Run, tags: list[str]) -> dict[str, bytes]:
         buf = io.BytesIO()
         np.savez_compressed(buf, **{k.replace(".", "__"): v for k, v in run.weights.items()})
         out["weights.npz"] = buf.getvalue()
+    if run.snapshots is not None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, step=run.snapshots["step"], weights=run.snapshots["weights"])
+        out["snapshots.npz"] = buf.getvalue()
     return out
 
 
@@ -398,7 +403,22 @@ def _deserialise(files: dict[str, bytes]) -> Run:
             raise ValueError(f"weights.npz refused: {err}") from None
     return Run(spec=spec, history=history, spectra=spectra, status=meta["status"], timings=meta.get("timings", {}),
                message=meta.get("message", ""), weights=weights, probe_errors=meta.get("probe_errors", []),
-               traceback=meta.get("traceback", ""), environment=meta.get("environment", {}))
+               traceback=meta.get("traceback", ""), environment=meta.get("environment", {}),
+               snapshots=_snapshots(files["snapshots.npz"]) if "snapshots.npz" in files else None)
+
+
+def _snapshots(payload: bytes) -> dict[str, np.ndarray]:
+    """snapshots.npz: step (T,) integers and weights (T, n) floats, nothing else."""
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+            out = {k: npz[k] for k in npz.files}
+    except ValueError as err:
+        raise ValueError(f"snapshots.npz refused: {err}") from None
+    step, weights = out.get("step"), out.get("weights")
+    if (set(out) != {"step", "weights"} or step.ndim != 1 or weights.ndim != 2 or len(step) != len(weights)
+            or step.dtype.kind not in "iu" or weights.dtype.kind != "f"):
+        raise ValueError("snapshots.npz must hold step (T,) integers and weights (T, n) floats")
+    return {"step": step.astype(np.int64), "weights": weights}
 
 
 def read_run_file(payload: bytes) -> Run:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from . import models
 from .config import RunSpec, current_caps
 from .data import Dataset, load
-from .probes import ProbeContext, build_probes
+from .probes import ProbeContext, build_probes, collected_snapshots
 
 SPECTRA_COLUMNS = ["step", "kind", "layer", "index", "value"]
 MAX_SAVED_PARAMS = 2_000_000  # larger models keep no final weights in the Run
@@ -67,6 +67,7 @@ class Run:
     probe_errors: list[str] = field(default_factory=list)
     traceback: str = ""  # of the exception that failed the run (status "failed"), for meta.json and bug reports
     environment: dict = field(default_factory=dict)  # versions, device, commit: filled when first stored
+    snapshots: dict[str, np.ndarray] | None = None  # probes.snapshot_every: {"step": (T,), "weights": (T, n)}
 
     @property
     def key(self) -> str:
@@ -289,6 +290,7 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
 
     steps_done = rows[-1]["step"] if rows else 0
     timings["steps_per_s"] = steps_done / timings["train_s"] if timings["train_s"] > 0 else float("nan")
+    run.snapshots = collected_snapshots(ctx.state)
     if spec.probes.save_weights and sum(p.numel() for p in params) <= MAX_SAVED_PARAMS:
         run.weights = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from learnmech_app import analysis, resources, spec_form, ui
+from learnmech_app.spectra_sections import gauss_newton_section, trajectory_section
 from learnmech_app.urlstate import choice
 from learnmech_core.plots import spectra as psp
 
@@ -59,6 +60,7 @@ if hessian.open is not False:
         table = psp.eigenvalue_table(spectra, "hessian", step)
         if len(table):
             ui.show_table(table, f"{key}_hessian_step{step}", hide_index=True, height=200)
+        gauss_newton_section(key, run, present)
 if weights.open is not False:
     with weights:
         estep = psp.nearest_step(psp.spectra_steps(spectra, "weight_esd"), step)
@@ -80,16 +82,19 @@ if weights.open is not False:
 if land.open is not False:
     with land:
         cols = st.columns([2.2, 1, 1.4, 1.6, 1.6])
-        directions = choice(cols[0].selectbox, "Directions", ["random", "hessian"], key="dirs",
-                                       format_func={"random": "random, filter-normalised",
-                                                    "hessian": "top Hessian eigenvectors"}.get)
+        directions = choice(cols[0].selectbox, "Directions", ["random", "hessian", "trajectory"], key="dirs",
+                            format_func={"random": "random, filter-normalised", "hessian": "top Hessian eigenvectors",
+                                         "trajectory": "training path (PCA of snapshots)"}.get)
+        path = directions == "trajectory"
         dims = choice(cols[1].segmented_control, "Slice", [1, 2], default=1, key="dims",
-                      format_func=lambda d: f"{d}-D") or 1
+                      format_func=lambda d: f"{d}-D", disabled=path) or 1
         kind = cols[2].segmented_control("Plot", ["contour", "surface"], default="contour", key="plot",
-                                         bind="query-params", disabled=dims == 1) or "contour"
-        radius = cols[3].slider("Range ±", 0.1, 3.0, 1.0, 0.1, key="radius", bind="query-params")
+                                         bind="query-params", disabled=dims == 1 or path) or "contour"
+        radius = cols[3].slider("Range ±", 0.1, 3.0, 1.0, 0.1, key="radius", bind="query-params", disabled=path)
         points = cols[4].slider("Points per axis", 5, 41, 21, 2, key="points", bind="query-params")
-        if not run.weights:
+        if path:
+            trajectory_section(key, run, int(points), present)
+        elif not run.weights:
             st.info("This run kept no final weights, so its landscape cannot be drawn.", icon=":material/info:")
         else:
             try:
