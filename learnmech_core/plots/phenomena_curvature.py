@@ -199,8 +199,9 @@ def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
                   annotation_position="top left")
     fig.add_vline(x=2.0, line_dash="dot", line_color=PREDICTION_COLOR,
                   annotation_text="\u03b7 = 4/\u03bb\u2080 (two-layer linear model)", annotation_position="top right")
-    if verdict is not None:
-        for name in ("boundary_lazy_catapult", "boundary_catapult_diverged"):
+    if verdict is not None:  # the measured first boundary and the linear model's eta_max (the judged ones)
+        second = "linear_eta_max" if _finite(verdict.details.get("linear_eta_max")) else "boundary_catapult_diverged"
+        for name in ("boundary_lazy_catapult", second):
             value = verdict.details.get(name)
             if _finite(value):
                 fig.add_vline(x=value, line_dash="solid", line_color="#888", line_width=1,
