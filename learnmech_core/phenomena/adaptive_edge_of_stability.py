@@ -23,6 +23,11 @@ Rates 0.01, 0.02, 0.03, cycled over the systems at `quick`; every run lasts a fi
 datasets full-batch Adam fits cross-entropy to a loss below 1e-3 within a few dozen steps, after which
 the preconditioned sharpness collapses (Adam's v shrinks less than H); `full` adds cross-entropy at
 smaller rates with the cross-entropy window of `edge_of_stability` (until training loss < 0.1).
+
+Measured at quick, seeds 0, 1, 2 (5 runs a seed; 10.0-10.2 s CPU a seed on 1 thread, 41-44 s wall at
+load 12-15): per-run medians of lambda_max(P^-1 H) / (38/eta) 0.934-1.002 (seed 0), 0.903-0.997 (seed
+1), 0.919-1.008 (seed 2); median over runs 0.986 / 0.971 / 0.996, every run within 10% on every seed.
+Holds on 3 of 3 seeds.
 """
 
 from __future__ import annotations
@@ -104,7 +109,8 @@ class AdaptiveEdgeOfStability(Phenomenon):
     def verdict(self, runs):
         return ratio_verdict(runs, aeos_ratio, "38/\u03b7",
                              "\u03bb_max(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7))",
-                             below_text="still rising, or Adam's preconditioner outgrew the curvature")
+                             below_text="still rising, or Adam's preconditioner outgrew the curvature",
+                             subject="the maximum eigenvalue of the preconditioned Hessian")
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_curvature as plots
