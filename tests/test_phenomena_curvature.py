@@ -280,6 +280,13 @@ def test_progressive_sharpening_comparisons_are_clauses_that_can_fail():
     assert sharpening(narrow)["strength"] == pytest.approx(2.5 / (1 + 1.5 * first))
     assert _clause(v, "narrower").measured == pytest.approx(
         sharpening(narrow)["strength"] / sharpening(base)["strength"], rel=1e-12)
+    # the figure of the pairs draws both members' strengths, the predicted one first, for the three comparisons
+    pair_fig = ph.figures(runs, v)[-1]
+    assert pair_fig.layout.title.text.endswith("?") and len(pair_fig.layout.shapes) >= 1
+    more, other = pair_fig.data
+    i = next(k for k, x in enumerate(more.x) if x.startswith("narrower / wider"))
+    assert len(more.x) == 3 and more.y[i] == pytest.approx(sharpening(narrow)["strength"])
+    assert other.y[i] == pytest.approx(sharpening(base)["strength"])
     # the wider net sharpens more: only the narrower clause fails, and with it the verdict
     wide_wins = ph.verdict(_sharpening_runs(growth={"narrow": 0.5}))
     assert not wide_wins.passed and _clause(wide_wins, "narrower").passed is False

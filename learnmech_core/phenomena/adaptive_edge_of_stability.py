@@ -108,7 +108,7 @@ class AdaptiveEdgeOfStability(Phenomenon):
 
     def verdict(self, runs):
         return ratio_verdict(runs, aeos_ratio, "38/\u03b7",
-                             "\u03bb_max(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7))",
+                             "\u03bb_max(P\u207b\u00b9H) / (38/\u03b7)",
                              below_text="still rising, or Adam's preconditioner outgrew the curvature",
                              subject="the maximum eigenvalue of the preconditioned Hessian")
 

@@ -235,7 +235,7 @@ class Catapult(Phenomenon):
         eta_max_quantity = "second boundary \u03b7\u03bb\u2080/2 of the two-layer linear model (catapult | diverged)"
         clauses = [
             Clause.judge("the two regimes are separated by a phase transition at \u03b7 = 2/\u03bb\u2080",
-                         "first boundary \u03b7\u03bb\u2080/2 (lazy | catapult), median over systems",
+                         "first boundary \u03b7\u03bb\u2080/2 (median over systems)",
                          within(1.0, TOLERANCE, relative=True), median),
             Clause.judge("lazy, catapult and divergent phases in order of \u03b7\u03bb\u2080",
                          "fraction of systems whose sweep reads lazy, then catapult, then diverged (all three)",

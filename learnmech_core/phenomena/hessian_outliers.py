@@ -160,8 +160,8 @@ class HessianOutliers(Phenomenon):
         holding = [c for c in counts if all(r["passed"] for r in rows if r["classes"] == c)]
         at_c_minus_1 = sum(r["gap_rank"] == r["classes"] - 1 for r in rows)
         clauses = [
-            Clause.judge("a bulk near 0 plus about C outliers", "fraction of runs whose largest top-2C ratio gap "
-                         "sits at rank C-1 or C", at_least(MIN_FRACTION), fraction),
+            Clause.judge("a bulk near 0 plus about C outliers",
+                         "fraction of runs with the gap at C-1 or C", at_least(MIN_FRACTION), fraction),
             Clause.judge("the number of outliers follows the number of classes C",
                          "class counts at which every run has its largest gap at C-1 or C",
                          at_least(MIN_CLASS_COUNTS), float(len(holding)),
