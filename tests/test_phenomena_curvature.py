@@ -169,7 +169,7 @@ def test_catapult_tiny_phases_and_doctored_fails(tiny_runs):
     assert v.passed, v.explanation
     assert abs(v.measured - 1.0) <= 0.1
     # c is recomputed from each run's own step-0 sharpness
-    for r, row in zip(runs, v.per_run):
+    for r, row in zip(runs, v.per_run, strict=True):
         s0 = r.history.dropna(subset=["sharpness"])["sharpness"].iloc[0]
         assert row["c"] == pytest.approx(r.spec.optim.lr * s0 / 2)
     # flatten every spike: no catapult phase is left and the verdict fails
@@ -227,3 +227,164 @@ def test_figures_draw_the_prediction(name, tiny_runs):
         assert any(s.y0 == pytest.approx(threshold, rel=1e-6) for s in raw.layout.shapes)
         colours = {t.line.color for t in first.data}
         assert len(colours) == 1  # both runs are MLPs: one colour per architecture
+
+
+# ---- clause by clause: synthetic runs where each clause must hold or fail ------------------------------------------
+
+def _synthetic(spec, sharpness, loss=None, status="ok", every=10):
+    """A Run of `spec` with the given sharpness (a function of t in [0, 1], measured every `every` steps) and loss."""
+    import pandas as pd
+
+    from learnmech_core.train import Run
+
+    steps = np.arange(spec.optim.steps + 1)
+    t = steps / spec.optim.steps
+    history = pd.DataFrame({"step": steps, "lr": spec.optim.lr,
+                            "loss": loss(t) if loss is not None else np.exp(-3 * t),
+                            "sharpness": np.where(steps % every == 0, sharpness(t), np.nan)})
+    return Run(spec=spec, history=history, status=status)
+
+
+def _sharpening_runs(seed=0, growth=None):
+    """Synthetic runs of progressive sharpening's quick grid: sharpness 1 + g t (g by pair variant)."""
+    growth = {"base": 1.0, "narrow": 1.5, "shallow": 0.5, "ce": 0.5, **(growth or {})}
+
+    def variant(s):
+        if s.model.arch != "mlp" or s.data.name != "gaussian_mixture" or s.model.activation != "tanh":
+            return "other"
+        if s.optim.loss == "ce":
+            return "ce"
+        return {32: "narrow"}.get(s.model.width) or {1: "shallow"}.get(s.model.depth) or "base"
+
+    specs = phenomena.get("progressive_sharpening").specs("quick", seed=seed)
+    return [_synthetic(s, (lambda g: lambda t: 1.0 + g * t)(growth.get(variant(s), 1.0)), every=40) for s in specs]
+
+
+def _clause(verdict, word):
+    return next(c for c in verdict.clauses if word in c.claim)
+
+
+def test_progressive_sharpening_comparisons_are_clauses_that_can_fail():
+    from learnmech_core.phenomena.progressive_sharpening import sharpening
+
+    ph = phenomena.get("progressive_sharpening")
+    runs = _sharpening_runs()
+    v = ph.verdict(runs)
+    assert v.passed, v.explanation
+    assert [c.passed for c in v.clauses] == [True] * 5
+    # the ratio is exactly strength(narrow) / strength(base), each S_final / S(first step >= 10%)
+    by = {(r.spec.model.width, r.spec.model.depth, r.spec.optim.loss, r.spec.model.activation, r.spec.data.name): r
+          for r in runs}
+    base, narrow = by[(64, 3, "mse", "tanh", "gaussian_mixture")], by[(32, 3, "mse", "tanh", "gaussian_mixture")]
+    first = next(t for t in np.arange(0, 801, 40) / 800 if t >= 0.1)
+    assert sharpening(narrow)["strength"] == pytest.approx(2.5 / (1 + 1.5 * first))
+    assert _clause(v, "narrower").measured == pytest.approx(
+        sharpening(narrow)["strength"] / sharpening(base)["strength"], rel=1e-12)
+    # the figure of the pairs draws both members' strengths, the predicted one first, for the three comparisons
+    pair_fig = ph.figures(runs, v)[-1]
+    assert pair_fig.layout.title.text.endswith("?") and len(pair_fig.layout.shapes) >= 1
+    more, other = pair_fig.data
+    i = next(k for k, x in enumerate(more.x) if x.startswith("narrower / wider"))
+    assert len(more.x) == 3 and more.y[i] == pytest.approx(sharpening(narrow)["strength"])
+    assert other.y[i] == pytest.approx(sharpening(base)["strength"])
+    # the wider net sharpens more: only the narrower clause fails, and with it the verdict
+    wide_wins = ph.verdict(_sharpening_runs(growth={"narrow": 0.5}))
+    assert not wide_wins.passed and _clause(wide_wins, "narrower").passed is False
+    assert _clause(wide_wins, "narrower").measured < 1
+    assert all(c.passed for c in wide_wins.clauses if "narrower" not in c.claim)
+    # cross-entropy sharpens more: the MSE clause fails
+    ce_wins = ph.verdict(_sharpening_runs(growth={"ce": 3.0}))
+    assert _clause(ce_wins, "MSE").passed is False and not ce_wins.passed
+    # a member of a pair at the edge of stability is left out: its comparison has no number and fails
+    runs = _sharpening_runs()
+    runs = [_doctor(r, sharpness=lambda h: h["sharpness"] * 30) if r.spec.model.width == 32 else r for r in runs]
+    left_out = ph.verdict(runs)
+    assert _clause(left_out, "narrower").measured is None and _clause(left_out, "narrower").passed is False
+
+
+def test_progressive_sharpening_comparison_holds_on_two_of_three_seeds():
+    from learnmech_core.phenomena.base import combine_seeds
+
+    ph = phenomena.get("progressive_sharpening")
+    per_seed = {0: ph.verdict(_sharpening_runs(0)), 1: ph.verdict(_sharpening_runs(1, {"narrow": 0.5})),
+                2: ph.verdict(_sharpening_runs(2))}
+    assert [per_seed[s].passed for s in (0, 1, 2)] == [True, False, True]
+    combined = combine_seeds(per_seed)
+    assert combined.passed and _clause(combined, "narrower").passed
+    per_seed[2] = ph.verdict(_sharpening_runs(2, {"narrow": 0.9}))
+    assert _clause(combine_seeds(per_seed), "narrower").passed is False
+
+
+def _catapult_runs(phases: dict[str, dict[float, str]], final_ratio: float = 0.8, lambda0: float = 4.0):
+    """Synthetic catapult sweeps: per arch, c -> phase; a catapult's loss spikes 5x then falls, its sharpness
+    falls from lambda0 to final_ratio x 2/eta; a diverged run is stored with status diverged."""
+    from learnmech_core.phenomena.catapult import base_spec
+
+    runs = []
+    for arch, sweep in phases.items():
+        base = base_spec(arch, "gaussian_mixture", "tiny", 0)
+        for c, phase in sweep.items():
+            spec = base.replace(**{"optim.lr": c * 2 / lambda0})
+            end = final_ratio * 2 / spec.optim.lr if phase == "catapult" else lambda0
+            loss = {"lazy": lambda t: np.exp(-3 * t),
+                    "catapult": lambda t: np.where(t < 0.1, 1 + 40 * t, 5 * np.exp(-8 * (t - 0.1))),
+                    "diverged": lambda t: np.exp(20 * t)}[phase]
+            runs.append(_synthetic(spec, (lambda e: lambda t: lambda0 + (e - lambda0) * np.minimum(t * 4, 1))(end),
+                                   loss, status="diverged" if phase == "diverged" else "ok"))
+    return runs
+
+
+def test_catapult_clauses_each_can_fail():
+    ph = phenomena.get("catapult")
+    relu = {0.5: "lazy", 0.9: "lazy", 1.2: "catapult", 1.5: "diverged", 3.0: "diverged"}
+    linear = {0.5: "lazy", 0.9: "lazy", 1.2: "catapult", 1.8: "catapult", 2.2: "diverged", 3.0: "diverged"}
+    v = ph.verdict(_catapult_runs({"mlp": relu, "deep_linear": linear}))
+    assert v.passed and [c.passed for c in v.clauses] == [True] * 4, v.explanation
+    # first boundary: median over systems of sqrt(largest lazy c x smallest catapult c)
+    assert v.measured == pytest.approx(np.sqrt(0.9 * 1.2), rel=1e-9)
+    assert _clause(v, "\u03b7_max").measured == pytest.approx(np.sqrt(1.8 * 2.2), rel=1e-9)
+    # the linear model diverges at 1.5: eta_max lies at sqrt(1.2 x 1.5) = 1.34, outside 10% of 2
+    early = ph.verdict(_catapult_runs({"mlp": relu, "deep_linear": {**linear, 1.5: "diverged", 1.8: "diverged"}}))
+    assert _clause(early, "\u03b7_max").passed is False and not early.passed
+    assert _clause(early, "\u03b7_max").measured == pytest.approx(np.sqrt(1.2 * 1.5), rel=1e-9)
+    assert _clause(early, "phase transition").passed and _clause(early, "in order").passed
+    # catapults that end above 2/eta (at the edge of stability, not in a flatter region): landing fails
+    high = ph.verdict(_catapult_runs({"mlp": relu, "deep_linear": linear}, final_ratio=1.05))
+    assert _clause(high, "flatter").passed is False and _clause(high, "flatter").measured == pytest.approx(1.05)
+    # a lazy run above a catapult run: out of order
+    reversed_ = ph.verdict(_catapult_runs({"mlp": {**relu, 1.5: "lazy"}, "deep_linear": linear}))
+    assert _clause(reversed_, "in order").measured == 0.5 and _clause(reversed_, "in order").passed is False
+    # without the linear model eta_max = 4/lambda_0 is not tested, and the verdict says so
+    relu_only = ph.verdict(_catapult_runs({"mlp": relu}))
+    assert _clause(relu_only, "\u03b7_max").passed is None and "deep_linear" in _clause(relu_only, "\u03b7_max").needs
+    assert relu_only.passed and relu_only.word() == "holds here; 1 clause(s) not tested"
+
+
+def test_hessian_outliers_clauses_and_untested_gauss_newton(tiny_runs):
+    ph = phenomena.get("hessian_outliers")
+    runs = tiny_runs("hessian_outliers")
+    v = ph.verdict(runs)
+    assert [c.passed for c in v.clauses] == [True, True, None]
+    assert "gauss_newton" in v.clauses[2].needs and v.word() == "holds here; 1 clause(s) not tested"
+
+    def flat(run):
+        sp = run.spectra.copy()
+        last = sp["step"] == sp["step"].max()
+        sp.loc[last, "value"] = np.where(sp.loc[last, "index"] == 0, 10.0, 1.0 / (1 + sp.loc[last, "index"]))
+        return dataclasses.replace(run, spectra=sp)
+
+    # four runs (a reseeded copy of each); one loses its gap: 75% of runs still hold, but only one class count
+    # holds in every run
+    copies = [dataclasses.replace(r, spec=r.spec.replace(seed=r.spec.seed + 7)) for r in runs]
+    one_bad = ph.verdict([flat(runs[0])] + list(runs[1:]) + copies)
+    assert one_bad.clauses[0].measured == 0.75 and one_bad.clauses[0].passed
+    assert one_bad.clauses[1].measured == 1.0 and one_bad.clauses[1].passed is False and not one_bad.passed
+
+
+def test_curvature_phenomena_quote_their_source_and_write_math():
+    for name in ("progressive_sharpening", "catapult", "hessian_outliers", "adaptive_edge_of_stability"):
+        ph = phenomena.get(name)
+        assert ph.source is not None and len(ph.source.quote) > 80 and ph.source.citation
+        assert "$" in ph.prediction and ph.prediction.count("$") % 2 == 0
+    assert "38/\u03b7" in phenomena.get("adaptive_edge_of_stability").source.quote
+    assert len(phenomena.get("adaptive_edge_of_stability").tried) >= 2

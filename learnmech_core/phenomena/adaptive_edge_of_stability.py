@@ -6,6 +6,14 @@ beta1 = 0.9, and hovers there. Same systems and verdict as `edge_of_stability` (
 run the median of lambda_max(P^-1 H) / (38/eta) over the second half of training; clauses: the median
 over runs within 10% of 1 ("equilibrates at ... 38/eta") and at least two thirds of the runs within
 ("typically"). The sentence tested says nothing of the loss, so no loss clause is judged here.
+The source gives no tolerance; 10% of the threshold and two thirds of the runs are ours, the same as
+`edge_of_stability`'s, fixed before the runs.
+
+Source (`SOURCE`): the arXiv abstract of 2207.14484 (v2), checked word for word against stored copies
+(emergentmind and sciencestack abstracts; the OpenReview HeavyTails 2023 abstract is the same with
+"---" for "--"); the TeX $\\eta$ and $\\beta_1$ are written as Unicode. The abstract goes on to say
+that adaptive methods "can keep advancing into high-curvature regions, while adapting the
+preconditioner to compensate"; that sentence is not part of this prediction and is not judged.
 
 Choices. beta2 = 0.99 (not torch's 0.999): with the slower second-moment average the preconditioner
 lags the instability and the preconditioned sharpness saw-tooths between about 0.8 and 1.1 of the
@@ -15,13 +23,17 @@ Rates 0.01, 0.02, 0.03, cycled over the systems at `quick`; every run lasts a fi
 datasets full-batch Adam fits cross-entropy to a loss below 1e-3 within a few dozen steps, after which
 the preconditioned sharpness collapses (Adam's v shrinks less than H); `full` adds cross-entropy at
 smaller rates with the cross-entropy window of `edge_of_stability` (until training loss < 0.1).
+
+Measured at quick, seeds 0, 1, 2 (5 runs a seed; 10.0-10.2 s CPU a seed on 1 thread, 41-44 s wall at
+load 12-15): per-run medians of lambda_max(P^-1 H) / (38/eta) 0.934-1.002 (seed 0), 0.903-0.997 (seed
+1), 0.919-1.008 (seed 2); median over runs 0.986 / 0.971 / 0.996, every run within 10% on every seed.
+Holds on 3 of 3 seeds.
 """
 
 from __future__ import annotations
 
-
 from ..config import ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Source
+from .base import Phenomenon, Source, Tried
 from .edge_of_stability import TOLERANCE, data_spec, hover_ratio, ratio_verdict, systems
 
 BETA1, BETA2 = 0.9, 0.99
@@ -57,12 +69,22 @@ class AdaptiveEdgeOfStability(Phenomenon):
                     "of the preconditioned Hessian typically equilibrates at a certain numerical value -- the "
                     "stability threshold of a gradient descent algorithm. For Adam with step size \u03b7 and "
                     "\u03b2\u2081 = 0.9, this stability threshold is 38/\u03b7.")
+    tried = (
+        Tried("\u03b2\u2082 = 0.999 (torch's default) instead of 0.99, the quick MSE systems at \u03b7 = 0.01-0.03",
+              "the preconditioner lags the instability: \u03bb_max(P\u207b\u00b9H) saw-tooths between about 0.8 and "
+              "1.1 of 38/\u03b7 (per-run medians 0.88-1.0, measured when the phenomenon was first built); kept "
+              "\u03b2\u2082 = 0.99 (medians 0.91-1.0)", "0"),
+        Tried("Cross-entropy at quick (digits and gaussian_mixture, \u03b7 = 0.01-0.03)",
+              "full-batch Adam fits the training set to a loss below 1e-3 within a few dozen steps, after which the "
+              "preconditioned sharpness collapses far below 38/\u03b7 (Adam's v shrinks less than H); quick runs "
+              "MSE only, full adds cross-entropy at \u03b7 = 0.001-0.004 judged until the loss reaches 0.1", "0"),
+    )
     prediction = ("Under full-batch Adam the top eigenvalue of the preconditioned Hessian $P^{-1}H$ rises to "
                   "$(2+2\\beta_1)/((1-\\beta_1)\\eta) = 38/\\eta$ for $\\beta_1 = 0.9$ and hovers there: median "
                   "$\\lambda_{\\max}(P^{-1}H)\\,\\eta/38$ over the second half of training within "
                   f"{TOLERANCE:.0%} of 1, in at least two thirds of the runs.")
-    measures = ("\u03bb_max of P\u207b\u00b9H with Adam's bias-corrected preconditioner every 10 steps (Lanczos on "
-                "P^-1/2 H P^-1/2), divided by 38/\u03b7, for tanh and ReLU MLPs and a CNN on two datasets.")
+    measures = ("$\\lambda_{\\max}(P^{-1}H)$ with Adam's bias-corrected preconditioner $P$ every 10 steps (Lanczos on "
+                "$P^{-1/2}HP^{-1/2}$), divided by $38/\\eta$, for tanh and ReLU MLPs and a CNN on two datasets.")
     archs = ("mlp", "cnn")
     datasets = ("digits", "gaussian_mixture")
     allowed_datasets = ("digits", "gaussian_mixture", "mnist", "fashion_mnist", "cifar10")
@@ -77,7 +99,8 @@ class AdaptiveEdgeOfStability(Phenomenon):
             if size == "full":
                 for loss in ("mse", "ce"):
                     for lr in _LRS[loss]:
-                        out.append(adam_spec(arch, act, w * mult, d, data_spec(ds, loss, n_train), loss, lr, steps, every))
+                        out.append(adam_spec(arch, act, w * mult, d, data_spec(ds, loss, n_train), loss, lr, steps,
+                                             every))
             else:
                 lr = _LRS["mse"][i % 3] if size == "quick" else 0.03
                 out.append(adam_spec(arch, act, w, d, data_spec(ds, "mse", n_train), "mse", lr, steps, every))
@@ -85,8 +108,9 @@ class AdaptiveEdgeOfStability(Phenomenon):
 
     def verdict(self, runs):
         return ratio_verdict(runs, aeos_ratio, "38/\u03b7",
-                             "\u03bb_max(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7))",
-                             below_text="still rising, or Adam's preconditioner outgrew the curvature")
+                             "\u03bb_max(P\u207b\u00b9H) / (38/\u03b7)",
+                             below_text="still rising, or Adam's preconditioner outgrew the curvature",
+                             subject="the maximum eigenvalue of the preconditioned Hessian")
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_curvature as plots

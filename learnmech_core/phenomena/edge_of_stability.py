@@ -132,7 +132,8 @@ def label(spec) -> str:
 
 
 def ratio_verdict(runs, ratio_fn, threshold: str, quantity: str, loss_clauses: bool = False,
-                  below_text: str = "catapulted under the threshold, or still sharpening") -> Verdict:
+                  below_text: str = "catapulted under the threshold, or still sharpening",
+                  subject: str = "the sharpness") -> Verdict:
     """The verdict of both edge-of-stability phenomena, clause by clause.
 
     Per run: the median ratio of the measured sharpness to its threshold over the window's second half,
@@ -140,7 +141,8 @@ def ratio_verdict(runs, ratio_fn, threshold: str, quantity: str, loss_clauses: b
     typically (at least MIN_FRACTION of the runs); with `loss_clauses` (Cohen et al. 2021) the loss
     rises between consecutive steps at least once in the window ("non-monotonically over short
     timescales") and its last-tenth mean is below its first-tenth mean ("consistently decreases over
-    long timescales"), each in at least MIN_FRACTION of the runs.
+    long timescales"), each in at least MIN_FRACTION of the runs. `subject` names what hovers in the first
+    clause ("the sharpness"; Adam's preconditioned sharpness for adaptive EoS).
     """
     band = within(1.0, TOLERANCE, relative=True)
     typical = at_least(MIN_FRACTION)
@@ -159,7 +161,7 @@ def ratio_verdict(runs, ratio_fn, threshold: str, quantity: str, loss_clauses: b
     median = float(np.median(finite)) if finite else float("nan")
     within_frac = sum(bool(r["passed"]) for r in rows) / len(rows)
     clauses = [
-        Clause.judge(f"the sharpness rises to {threshold} and hovers there", f"median over runs of {quantity}",
+        Clause.judge(f"{subject} rises to {threshold} and hovers there", f"median over runs of {quantity}",
                      band, median),
         Clause.judge("typically: across architectures, datasets, losses and learning rates",
                      f"fraction of runs whose {quantity} is within {TOLERANCE:.0%} of 1", typical, within_frac),

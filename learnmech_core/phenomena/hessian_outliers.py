@@ -11,8 +11,30 @@ training loss of 0.1-0.3: once the loss is near 0 the residuals, and with them t
 (seen on digits, which these nets fit to 100% within 100 steps; digits and the on-disk image sets take
 the class counts as `classes` subsets, and the CNN runs only on them).
 
-Verdict. Per run: the rank of the largest gap must be C - 1 or C. It holds when, for at least two class
-counts, every run does, and at least two thirds of all runs do.
+Source (`SOURCE`): Papyan 2019's abstract, quoted verbatim (the ICML paper; arXiv 1901.08244). The
+count "about C" (C - 1 or C) is from the body of Papyan 2019/2020 and the rank of softmax
+cross-entropy's Hessian in the logits (C - 1), not from the quoted sentences; the sources give no
+tolerance, so the criteria below are ours, fixed before the runs. Sagun et al. 2018 (arXiv 1706.04454)
+state the two-part picture: "the spectrum of the Hessian is composed of two parts: (1) the bulk centered
+near zero, (2) and outliers away from the bulk".
+
+Clauses:
+1. about C outliers above the bulk: per run the largest ratio lambda_i / lambda_{i+1} among the top 2C
+   sits at i = C - 1 or C; in at least `MIN_FRACTION` = 2/3 of the runs;
+2. their number follows C: the class counts at which every run has it there number at least
+   `MIN_CLASS_COUNTS` = 2;
+3. the outliers are the Gauss-Newton term's: the share of each outlier direction's curvature that
+   G = J^T H_l J carries (v^T G v / lambda, smallest over the top C - 1) >= 0.9. Not tested here: it
+   needs the Gauss-Newton / residual split (`gauss_newton.py`, on the research branch, not yet merged)
+   and a probe that records G's products on the final weights (the runs keep no weights). The research
+   branch measured 1.000 on this setting (seed 0).
+Each clause holds on the whole when it holds on at least 2 of 3 seeds (`combine_seeds`).
+
+Measured at quick, seeds 0, 1, 2 (4 runs a seed; 5.2-5.3 s CPU a seed on 1 thread, 24-30 s wall at load
+12-16): every run of every seed has its largest gap at C - 1 (4 of 5, 9 of 10), with ratios 2.37 / 2.68
+/ 2.56 / 2.32 (seed 0: MLP C=5, C=10, ResNet C=5, C=10), 2.73 / 2.88 / 2.49 / 2.42 (seed 1), 3.05 / 2.92 /
+2.72 / 2.01 (seed 2); both class counts hold on every seed. Holds on 3 of 3 seeds with clause 3 not
+tested.
 """
 
 from __future__ import annotations
@@ -21,10 +43,17 @@ import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..data import display_name
-from .base import Phenomenon, Verdict, run_row
+from .base import Clause, Phenomenon, Source, Verdict, at_least, run_row
 
 MIN_FRACTION = 2 / 3
 MIN_CLASS_COUNTS = 2
+GN_SHARE = 0.9  # clause 3: smallest share of an outlier direction's curvature carried by the Gauss-Newton term
+SOURCE = Source("Papyan 2019, Measurements of three-level hierarchical structure in the outliers in the spectrum of "
+                "deepnet Hessians, abstract",
+                "We expose a structure in the derivative of the logits with respect to the parameters of the model, "
+                "which is used to explain the existence of outliers in the spectrum of the Hessian. Previous works "
+                "decomposed the Hessian into two components, attributing the outliers to one of them, the so-called "
+                "Covariance of gradients.")
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 _MODELS = {"mlp": dict(width=64, depth=2, activation="relu"), "resnet": dict(width=64, depth=2, activation="relu"),
            "cnn": dict(width=16, depth=2, activation="relu")}
@@ -81,9 +110,13 @@ class HessianOutliers(Phenomenon):
     sources = ("Sagun, Bottou & LeCun 2017, Eigenvalues of the Hessian in deep learning: singularity and beyond",
                "Papyan 2019, Measurements of three-level hierarchical structure in the outliers in the spectrum of "
                "deepnet Hessians (ICML 2019)")
-    prediction = ("For C-class cross-entropy the Hessian is a bulk near 0 plus about C outliers: the largest ratio gap "
-                  "\u03bb_i/\u03bb_{i+1} among the top 2C eigenvalues sits at i = C - 1 or C, for every class count.")
-    measures = ("The top 2C Hessian eigenvalues of the training loss (Lanczos) at the end of full-batch GD, for two "
+    source = SOURCE
+    prediction = ("For $C$-class cross-entropy the Hessian is a bulk near 0 plus about $C$ outliers, which come from "
+                  "its Gauss-Newton term $G = J^\\top H_\\ell J$: the largest ratio gap $\\lambda_i/\\lambda_{i+1}$ "
+                  "among the top $2C$ eigenvalues sits at $i = C-1$ or $C$ in at least two thirds of the runs and in "
+                  "every run of at least two class counts, and $G$ carries at least "
+                  f"{GN_SHARE:.0%} of each outlier direction's curvature.")
+    measures = ("The top $2C$ Hessian eigenvalues of the training loss (Lanczos) at the end of full-batch GD, for two "
                 "class counts and two architectures; the rank of their largest consecutive ratio.")
     archs = ("mlp", "resnet")
     datasets = ("gaussian_mixture",)
@@ -118,24 +151,38 @@ class HessianOutliers(Phenomenon):
             m = outlier_gap(run)
             c, gap = m["classes"], m["gap_rank"]
             ok = run.status == "ok" and gap is not None and gap in (c - 1, c)
-            rows.append(run_row(run, ok, None if gap is None else float(gap), **m,
-                                label=f"{run.spec.model.arch} {display_name(run.spec.data.name)} C={c}"))
+            rows.append(run_row(run, ok, None if gap is None else float(gap), f"largest gap at rank {c - 1} or {c}",
+                                **m, label=f"{run.spec.model.arch} {display_name(run.spec.data.name)} C={c}"))
         if not rows:
-            return Verdict(False, float("nan"), 1.0, 1 - MIN_FRACTION, "no runs to judge")
+            return Verdict.none("no runs to judge")
         fraction = sum(bool(r["passed"]) for r in rows) / len(rows)
         counts = sorted({r["classes"] for r in rows})
         holding = [c for c in counts if all(r["passed"] for r in rows if r["classes"] == c)]
-        passed = len(holding) >= min(MIN_CLASS_COUNTS, len(counts)) and len(counts) >= MIN_CLASS_COUNTS \
-            and fraction >= MIN_FRACTION
-        parts = [f"{r['label']}: largest gap after rank {r['gap_rank']} (x{r['gap_ratio']:.2f}; predicted "
+        at_c_minus_1 = sum(r["gap_rank"] == r["classes"] - 1 for r in rows)
+        clauses = [
+            Clause.judge("a bulk near 0 plus about C outliers",
+                         "fraction of runs with the gap at C-1 or C", at_least(MIN_FRACTION), fraction),
+            Clause.judge("the number of outliers follows the number of classes C",
+                         "class counts at which every run has its largest gap at C-1 or C",
+                         at_least(MIN_CLASS_COUNTS), float(len(holding)),
+                         note=f"class counts {counts}, holding at {holding or 'none'}"),
+            Clause.untested("the outliers come from the Gauss-Newton term",
+                            "smallest share v\u1d40Gv/\u03bb of an outlier direction's curvature carried by G",
+                            at_least(GN_SHARE),
+                            needs="the Gauss-Newton / residual split (gauss_newton.py, research branch, not merged "
+                                  "here) and a probe of G on the final weights"),
+        ]
+        parts = [f"{r['label']}: largest gap after rank {r['gap_rank']} (\u00d7{r['gap_ratio']:.2f}; predicted "
                  f"{r['classes'] - 1} or {r['classes']})" for r in rows]
-        text = (f"{fraction:.0%} of runs have their largest top-2C gap at C-1 or C (needs >= {MIN_FRACTION:.0%}, and "
-                f"every run for >= {MIN_CLASS_COUNTS} class counts; holds for C in {holding or 'none'} of {counts}). "
-                + "; ".join(parts) + ".")
-        details = {"class_counts": counts, "class_counts_holding": holding,
+        text = (f"{fraction:.0%} of runs have their largest top-2C gap at C-1 or C (needs \u2265 {MIN_FRACTION:.0%}, "
+                f"and every run for \u2265 {MIN_CLASS_COUNTS} class counts; holds for C in {holding or 'none'} of "
+                f"{counts}); {at_c_minus_1} of {len(rows)} at C-1, softmax cross-entropy's rank. "
+                + "; ".join(parts) + ". Whether the outliers are the Gauss-Newton term's is not measured here.")
+        details = {"class_counts": counts, "class_counts_holding": holding, "fraction_at_gap": fraction,
+                   "runs_at_c_minus_1": at_c_minus_1,
                    "median_gap_ratio": float(np.nanmedian([r["gap_ratio"] for r in rows]))
                    if any(np.isfinite(r["gap_ratio"]) for r in rows) else float("nan")}
-        return Verdict(passed, fraction, 1.0, 1 - MIN_FRACTION, text, per_run=rows, details=details)
+        return Verdict.of(clauses, text, rows, details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_curvature as plots

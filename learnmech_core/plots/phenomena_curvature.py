@@ -149,7 +149,8 @@ def sharpening_curves(runs, verdict=None, normalised: bool = True, presentation:
         else:
             x, y = table["x"], table["y"]
         rho = rows.get(run.spec.key(), {}).get("measured")
-        name = run_label(run.spec) + (f" (\u03c1={rho:.2f})" if _finite(rho) else "")
+        m = run.spec.model
+        name = run_label(run.spec) + f" w={m.width} d={m.depth}" + (f" (\u03c1={rho:.2f})" if _finite(rho) else "")
         fig.add_trace(_line(run, name, x, y, opacity=_opacity(run.spec), mode="lines+markers"))
         if not normalised:
             reference_line(fig, stability_threshold(run.spec), f"2/\u03b7 (\u03b7={run.spec.optim.lr:g}): never reached")
@@ -173,8 +174,30 @@ def sharpening_strengths(verdict, presentation: bool = False) -> go.Figure:
                              text=[f"ρ={r['rho']:.2f}" if _finite(r.get("rho")) else ""], textposition="outside",
                              hovertext=f"{name}<br>S_final/S(10%) = {r['strength']:.3f}", hoverinfo="text"))
     reference_line(fig, 1.0, "no sharpening (prediction: above)")
-    return layout(fig, "How much does each network sharpen, and do narrow, deep and MSE nets sharpen more?",
-                  "run", "sharpness growth S_final / S(10% of training)", presentation)
+    layout(fig, "How much does each network sharpen?", "run", "sharpness growth S_final / S(10% of training)",
+           presentation)
+    top = max((float(t.y[0]) for t in fig.data if t.y is not None and len(t.y)), default=0.0)
+    if top > 0:  # room above the tallest bar for its label
+        fig.update_yaxes(range=[0, 1.15 * top])
+    return fig
+
+
+def sharpening_pairs(pairs: list[dict], presentation: bool = False) -> go.Figure:
+    """Matched pairs side by side: the growth S_final / S(10%) of the member predicted to sharpen more (narrower,
+    deeper, MSE) and of the other one. `pairs`: dicts with comparison, more, other, more_label, other_label, ratio
+    (strengths None where a member was left out)."""
+    fig = go.Figure()
+    x = [f"{p['comparison']}<br>(ratio {p['ratio']:.2f})" if _finite(p.get("ratio")) else
+         f"{p['comparison']}<br>(a member left out)" for p in pairs]
+    for role, name, colour in (("more", "predicted to sharpen more", PREDICTION_COLOR), ("other", "the other", "#888")):
+        fig.add_trace(go.Bar(x=x, y=[p[role] if _finite(p[role]) else 0.0 for p in pairs], name=name,
+                             marker_color=colour, hovertext=[p[f"{role}_label"] for p in pairs],
+                             hoverinfo="text+y"))
+    reference_line(fig, 1.0, "no sharpening")
+    layout(fig, "Do narrower, deeper and MSE networks sharpen more than their pair?", "matched pair",
+           "sharpness growth S_final / S(10%)", presentation)
+    fig.update_layout(barmode="group")
+    return fig
 
 
 def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
@@ -199,15 +222,20 @@ def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
                   annotation_position="top left")
     fig.add_vline(x=2.0, line_dash="dot", line_color=PREDICTION_COLOR,
                   annotation_text="\u03b7 = 4/\u03bb\u2080 (two-layer linear model)", annotation_position="top right")
-    if verdict is not None:
-        for name in ("boundary_lazy_catapult", "boundary_catapult_diverged"):
+    if verdict is not None:  # the measured first boundary and the linear model's eta_max (the judged ones)
+        second = "linear_eta_max" if _finite(verdict.details.get("linear_eta_max")) else "boundary_catapult_diverged"
+        for name in ("boundary_lazy_catapult", second):
             value = verdict.details.get(name)
             if _finite(value):
                 fig.add_vline(x=value, line_dash="solid", line_color="#888", line_width=1,
                               annotation_text=f"measured {value:.2f}", annotation_position="bottom right")
-    return layout(fig, "Does a large learning rate catapult the network into a flatter region?",
-                  "\u03b7 \u03bb\u2080 / 2 (learning rate in units of 2/\u03bb\u2080)", "initial sharpness \u03bb\u2080",
-                  presentation, log_x=True)
+    layout(fig, "Does a large learning rate catapult the network into a flatter region?",
+           "\u03b7 \u03bb\u2080 / 2 (learning rate in units of 2/\u03bb\u2080)", "initial sharpness \u03bb\u2080",
+           presentation, log_x=True)
+    top = max((r["lambda0"] for r in rows if _finite(r.get("lambda0"))), default=0.0)
+    if top > 0:  # head-room above the highest markers for the boundary labels
+        fig.update_yaxes(range=[0, 1.3 * top])
+    return fig
 
 
 def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
@@ -269,7 +297,8 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
         fig.add_trace(trace)
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
-                      annotation_text="rank = C (prediction: the outliers end here)", annotation_position="top right")
+                      annotation_text="rank = C (prediction: C-1 or C outliers to the left)",
+                      annotation_position="top right")
     else:
         for c in sorted(classes):
             fig.add_vline(x=c + 0.5, line_dash="dash", line_color=PREDICTION_COLOR,
