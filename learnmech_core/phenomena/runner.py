@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..store import RunStore
 from ..train import Run
-from . import get
+from .. import phenomena as registry  # looked up at call time (tests swap the registry)
 from .base import Verdict, combine_seeds
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -39,7 +39,7 @@ class PhenomenonResult:
 
     def to_json_dict(self) -> dict:
         """The one object `verify --json` prints (DESIGN.md contract)."""
-        ph = get(self.name)
+        ph = registry.get(self.name)
         v = self.verdict.to_dict()
         return {"phenomenon": self.name, "passed": v["passed"], "measured": v["measured"], "expected": v["expected"],
                 "tolerance": v["tolerance"], "criterion": v["criterion"], "explanation": v["explanation"],
@@ -60,7 +60,7 @@ def tag(name: str, size: str) -> list[str]:
 
 def all_specs(name: str, size: str, archs=None, datasets=None, seeds=(0,)) -> dict[int, list]:
     """seed -> that replicate's specs."""
-    ph = get(name)
+    ph = registry.get(name)
     return {int(s): ph.specs(size, archs, datasets, seed=int(s)) for s in seeds}
 
 
@@ -75,7 +75,7 @@ def run_phenomenon(name: str, size: str = "quick", archs=None, datasets=None, st
     (the gallery). `device` overrides the specs' device (e.g. cuda for `full`). `specs`: seed -> specs
     (or seed 0's list) when the caller already has them (building them can cost a measurement).
     """
-    ph = get(name)
+    ph = registry.get(name)
     if specs is None:
         specs = all_specs(name, size, archs, datasets, seeds)
     elif not isinstance(specs, dict):
@@ -109,7 +109,7 @@ def run_phenomenon(name: str, size: str = "quick", archs=None, datasets=None, st
 def stored_result(name: str, size: str, stores: list[RunStore], archs=None, datasets=None,
                   seeds=(0,)) -> PhenomenonResult | None:
     """The result from stored runs alone, or None when any run is missing (nothing is trained)."""
-    ph = get(name)
+    ph = registry.get(name)
     seed_runs: dict[int, list[Run]] = {}
     for seed, grid in all_specs(name, size, archs, datasets, seeds).items():
         runs = seed_runs.setdefault(seed, [])
