@@ -33,8 +33,10 @@ most 5% of what the layer norms move". At tiny it read 0.30: that ratio is eta t
 problem (||G||^2 / <W, G>), not a property of the law, so its threshold had no basis; clause 1 tests the
 flow's conservation directly.
 
-Measured at quick before this rewrite (slope only, seeds 0, 1, 2): slopes 2.02 / 2.17, 2.17 (mlp) /
-2.41 (deep_linear, fails), 2.24; decay rate / 2 lambda 1.00 everywhere.
+Measured at quick (seeds 0, 1, 2; 1 torch thread, load average 13 on 2 cores: 7.5 s CPU, 33 s wall for
+the three seeds): law residual 5.4e-9 / 6.0e-10 / 1.2e-9; slope (farthest from 2) 2.17 / 2.41 / 2.24 (the
+deep linear net on seed 1 fails; mlp 2.02-2.2); decay rate / 2 lambda 1.003 / 1.003 / 1.003. Each clause
+holds on at least 2 of 3 seeds.
 """
 
 from __future__ import annotations
