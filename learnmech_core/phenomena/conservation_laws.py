@@ -187,7 +187,7 @@ def figure_summary(runs) -> dict:
 
 class ConservationLaws(Phenomenon):
     name = "conservation_laws"
-    title = "Do homogeneous networks conserve their layer balances ||W_{l+1}||² − ||W_l||²?"
+    title = "Do homogeneous networks conserve their layer balances ‖Wₗ₊₁‖² − ‖Wₗ‖²?"
     direction = "laws"
     sources = ("Du, Hu & Lee 2018, Algorithmic regularization in learning deep homogeneous models",
                "Kunin et al. 2021, Neural mechanics: symmetry and broken conservation laws in deep learning dynamics")
@@ -262,14 +262,15 @@ class ConservationLaws(Phenomenon):
         if not rows:
             return Verdict.none("No runs to judge.")
         clauses = [
-            Clause.judge("gradient flow conserves each balance: a GD step changes it by exactly (1 - eta lambda)^2 b "
-                         "+ eta^2 (||G_{l+1}||^2 - ||G_l||^2), with no first-order term",
+            Clause.judge("gradient flow conserves each balance: a GD step changes it by exactly "
+                         "$(1 - \\eta\\lambda)^2 b + \\eta^2 (\\|G_{l+1}\\|^2 - \\|G_l\\|^2)$, with no first-order "
+                         "term",
                          "largest residual of the finite-step law / largest per-step change (every run)", law_c,
                          worst_value(laws, law_c)),
-            Clause.judge("finite steps break the law at O(eta^2) per step",
+            Clause.judge("finite steps break the law at $O(\\eta^2)$ per step",
                          "log-log slope of drift per step against eta (farthest from 2 over architectures)", slope_c,
                          worst_value(slopes, slope_c)),
-            Clause.judge("weight decay lambda makes each balance decay as b(0) e^(-2 lambda t)",
+            Clause.judge("weight decay $\\lambda$ makes each balance decay as $b(0)\\,e^{-2\\lambda t}$",
                          "fitted decay rate / 2 lambda (farthest from 1 over architectures)", decay_c,
                          worst_value(decays, decay_c)),
         ]

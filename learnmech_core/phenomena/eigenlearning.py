@@ -214,11 +214,12 @@ class Eigenlearning(Phenomenon):
         if not rows:
             return Verdict.none("No runs to judge.")
         clauses = [
-            Clause.judge("the eigenvalues predict the test MSE at every n", "largest |predicted / measured test MSE "
+            Clause.judge("the eigenvalues predict the test MSE at every $n$", "largest |predicted / measured test MSE "
                          "- 1| over n and kernels", mse_c, _worst(rels)),
             Clause.judge("... and the first-order statistics: each eigenfunction's learnability is "
-                         "lambda_i / (lambda_i + kappa)", "largest |measured - predicted learnability| beyond two "
-                         "standard errors, over modes, n and kernels", learn_c, _worst(excess)),
+                         "$\\lambda_i / (\\lambda_i + \\kappa)$",
+                         "largest |measured - predicted learnability| beyond two standard errors, over modes, n and "
+                         "kernels", learn_c, _worst(excess)),
             Clause.judge("for kernels in general", "kernels with a measured learning curve", count_c,
                          float(sum(np.isfinite(r) for r in rels))),
         ]

@@ -174,16 +174,16 @@ class LazyVsRich(Phenomenon):
             return Verdict.none("Needs runs in both the ntk and mup parametrisations.")
         (ntk_w, ntk_k), (mup_w, mup_k) = criteria("ntk"), criteria("mup")
         clauses = [
-            Clause.judge("NTK parametrisation: hidden weights move as width^-1/2 (lazy)",
+            Clause.judge("NTK parametrisation: hidden weights move as $n^{-1/2}$ with the width $n$ (lazy)",
                          "log-log slope of the relative hidden-weight change against width (NTK)", ntk_w,
                          worst_value(slopes[("ntk", "weight")], ntk_w)),
-            Clause.judge("muP / mean field: hidden weights keep moving O(1) (features are learned)",
+            Clause.judge("muP / mean field: hidden weights keep moving $O(1)$ (features are learned)",
                          "log-log slope of the relative hidden-weight change against width (muP)", mup_w,
                          worst_value(slopes[("mup", "weight")], mup_w)),
             Clause.judge("NTK parametrisation: the tangent kernel freezes as width grows",
                          "log-log slope of the relative NTK change against width (NTK)", ntk_k,
                          worst_value(slopes[("ntk", "kernel")], ntk_k)),
-            Clause.judge("muP / mean field: the tangent kernel keeps moving O(1)",
+            Clause.judge("muP / mean field: the tangent kernel keeps moving $O(1)$",
                          "log-log slope of the relative NTK change against width (muP)", mup_k,
                          worst_value(slopes[("mup", "kernel")], mup_k)),
         ]

@@ -227,7 +227,7 @@ class MupTransfer(Phenomenon):
                   "SP's best log\u2082 learning rate, narrowest minus widest net (grid steps)", "sp_drift"),
             judge("the loss-vs-learning-rate curves of different widths agree better under muP",
                   "spread of the curves across widths, muP / SP", "spread_ratio"),
-            judge("muP keeps activations O(1) per coordinate as width grows",
+            judge("muP keeps activations $O(1)$ per coordinate as width grows",
                   "largest |log-log slope| of a layer's RMS activation against width (muP)", "mup_coord_worst"),
             judge("SP's activations grow with width at the same learning rate",
                   "largest log-log slope of a layer's RMS activation against width (SP)", "sp_coord_max"),

@@ -230,14 +230,14 @@ class SaxeDynamics(Phenomenon):
             return Verdict.none("Needs a two-layer run and a deeper run; got depths "
                                 f"{sorted({r.spec.model.depth for r in runs})}.")
         clauses = [
-            Clause.judge("with two layers every mode follows Saxe's closed form u(t) from its measured u0",
+            Clause.judge("with two layers every mode follows Saxe's closed form $u(t)$ from its measured $u_0$",
                          "worst RMS distance from the closed form / s (two layers)", rms_crit, _worst(shallow)),
             Clause.judge("deeper nets learn the modes strongest first",
                          "mode pairs learned out of the order of their singular values (depths "
                          f"{', '.join(map(str, sorted(per_depth)))})", at_most(0),
                          float(np.sum(disorder)) if np.all(np.isfinite(disorder)) else float("nan")),
         ]
-        clauses += [Clause.judge(f"at depth {d} rise times scale as s^-(2-2/D) = s^-{2 - 2 / d:.3g}",
+        clauses += [Clause.judge(f"at depth {d} rise times scale as $s^{{-(2-2/D)}} = s^{{-{2 - 2 / d:.3g}}}$",
                                  f"worst relative error of rise-time ratios (depth {d})", ratio_crit, _worst(errs))
                     for d, errs in sorted(per_depth.items())]
         failing = [c for c in clauses if not c.passed]

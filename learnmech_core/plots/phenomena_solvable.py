@@ -251,7 +251,9 @@ def mup_lr_figure(summary: dict, normalised: bool = True, presentation: bool = F
     ylabel = ("training loss / best loss at that width" if normalised
               else "training loss (mean of the last 20% of steps)")
     layout(fig, "Does the best learning rate stay put as width grows?", "", ylabel, presentation, log_y=True)
-    fig.update_xaxes(type="log", title_text="Adam learning rate \u03b7")
+    log2_lrs = [v for _, lrs, _ in tables.values() for v in lrs]
+    span = [np.log10(2.0) * (min(log2_lrs) - 0.5), np.log10(2.0) * (max(log2_lrs) + 0.5)] if log2_lrs else None
+    fig.update_xaxes(type="log", title_text="Adam learning rate \u03b7", range=span)  # one grid on both panels
     return log_axis_annotations(fig)
 
 
