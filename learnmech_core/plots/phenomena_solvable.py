@@ -247,7 +247,8 @@ def mup_lr_figure(summary: dict, normalised: bool = True, presentation: bool = F
         best = summary["base_best_log2_lr"].get((arch, dataset), float("nan"))
         if np.isfinite(best):
             fig.add_vline(x=2.0**best, line_dash="dash", line_color=PREDICTION_COLOR, row=1, col=col,
-                          annotation_text="muP prediction: best lr of the base width" if col == len(panels) else "")
+                          annotation_text="muP prediction: best lr of the base width" if col == len(panels) else "",
+                          annotation_position="bottom left")
     ylabel = ("training loss / best loss at that width" if normalised
               else "training loss (mean of the last 20% of steps)")
     layout(fig, "Does the best learning rate stay put as width grows?", "", ylabel, presentation, log_y=True)
