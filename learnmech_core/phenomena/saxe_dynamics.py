@@ -6,7 +6,8 @@ error summed over outputs, so GD with rate eta is gradient flow in time t = eta 
 phenomenon records each mode's strength u_a = u_a^T W_total v_a.
 
 Source (`source`): Saxe, McClelland & Ganguli 2014, abstract (arXiv 1312.6120): they describe "long
-plateaus followed by rapid transitions" with "new exact solutions". The closed forms they derive
+plateaus followed by rapid transitions" with "new exact solutions" (the quoted sentence's pretraining
+part is not tested here). The closed forms they derive
 (their eqs. for one hidden layer and for balanced deeper nets) are for decoupled modes; from small
 random weights they hold approximately: the modes couple through the hidden layers, and the deeper
 closed form also assumes balanced layers (equal per-layer strengths), which random weights are not.
