@@ -5,11 +5,40 @@ random weights, full-batch GD on `linear_lowrank` data (whitened inputs, y = W* 
 error summed over outputs, so GD with rate eta is gradient flow in time t = eta x step. A probe of this
 phenomenon records each mode's strength u_a = u_a^T W_total v_a.
 
-Verdict, from the recorded strengths: for two layers every mode tracks Saxe's closed form
-u(t) = s e^(2st) / (e^(2st) - 1 + s/u0) within 5% of s (RMS over the run), with u0 the effective
-initial strength |W1 v + W2^T u|^2 / 4 measured at step 0 (no fitted parameter); for depth 3-4 the
-modes are learned in the order of their singular values and their rise times (20% -> 80% of s), which do
-not depend on the initial strength, have the predicted ratios (s_1/s_a)^(2-2/D) within 15%.
+Source (`source`): Saxe, McClelland & Ganguli 2014, abstract (arXiv 1312.6120): they describe "long
+plateaus followed by rapid transitions" with "new exact solutions" (the quoted sentence's pretraining
+part is not tested here). The closed forms they derive
+(their eqs. for one hidden layer and for balanced deeper nets) are for decoupled modes; from small
+random weights they hold approximately: the modes couple through the hidden layers, and the deeper
+closed form also assumes balanced layers (equal per-layer strengths), which random weights are not.
+
+Clauses, each with its criterion fixed before the runs (the paper gives closed forms, no tolerance, so
+the tolerances are ours; they are the ones this module used since it was written):
+1. Two layers: every mode follows u(t) = s e^(2st) / (e^(2st) - 1 + s/u0), with u0 the effective
+   initial strength |W1 v + W2^T u|^2 / 4 measured at step 0 (no fitted parameter): RMS distance
+   over the run <= 5% of s (`RMS_TOL`), worst mode.
+2. Deeper nets (D = 3, 4) learn the modes strongest first: no pair of modes whose half-times (u = s/2)
+   are out of the order of their singular values (at most 0 such pairs over the deep runs).
+3. and 4. Per depth D >= 3: rise times (20% -> 80% of s), which do not depend on the initial strength,
+   stand in the ratios (s_1/s_a)^(2-2/D) of the balanced solution du/dt = D u^(2-2/D) (s - u):
+   worst relative error <= 15% (`RATIO_TOL`).
+
+What was tried (`tried`): quick at width 256 instead of 32, on the argument that the decoupled theory
+is the wide limit (chosen before its runs): every deep clause got worse (rise-time ratio errors 0.13-0.26
+on every seed). Measured per-mode numbers show why: in SP with a fixed `init_scale` c the first layer's
+initial norm ||W1||^2 = width x c^2 grows with width, so the initial per-layer imbalance (which gradient
+flow conserves, see `conservation_laws`) becomes comparable to the learned strengths s^(2/D), and the
+balanced solution behind the rise-time law no longer applies (width 32, depth 4: 32 x 0.35^2 = 3.9 against
+sum_a s_a^(1/2) = 4.1 already). A small-and-balanced init (width x c^2 <= 5% of sum_a s_a^(2/D)) needs
+gradient-flow times beyond quick at depth 4 (the weakest mode had not reached 80% by t = 60 at width
+32). Quick therefore stays at the original width 32.
+
+Measured at quick (width 32, seeds 0, 1, 2; 1 torch thread, load average 10: 6.6 s CPU, 25 s wall for the
+three seeds): two-layer RMS 0.011 / 0.014 / 0.0067 of s; modes out of
+order 0 / 0 / 1 (seed 2, depth 4); depth-3 ratio error 0.028 / 0.255 / 0.0098; depth-4 ratio error
+0.048 / 0.065 / 0.214. Each clause holds on at least 2 of 3 seeds; all clauses hold together on seed 0
+only (coupling through the narrow hidden layers, off-diagonal of U^T W V up to 0.36-0.37, and the
+initial imbalance above).
 """
 
 from __future__ import annotations
@@ -17,8 +46,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Verdict, run_row
 from . import saxe_dynamics_theory as theory
+from .base import Clause, Phenomenon, Source, Tried, Verdict, at_most, run_row
 
 PROBE = "learnmech_core.phenomena.saxe_dynamics_probe:SaxeModeProbe"
 RMS_TOL = 0.05  # two layers: RMS deviation from the closed form, in units of s
@@ -40,7 +69,7 @@ def _floats(values) -> list:
 
 
 def _worst(values) -> float:
-    """Largest value, NaN if any is NaN (a mode that was not measured or not learned)."""
+    """Largest value, NaN if there is none or any is NaN (a mode that was not measured or not learned)."""
     values = np.asarray(values, dtype=float)
     return float(values.max()) if len(values) and np.all(np.isfinite(values)) else float("nan")
 
@@ -61,23 +90,34 @@ def mode_curves(run) -> tuple[np.ndarray, np.ndarray]:
     return h["step"].to_numpy(float) * run.spec.optim.lr, h[cols].to_numpy(float)
 
 
+def initial_strengths(run) -> np.ndarray:
+    """u0 of each mode (two layers: |W1 v + W2^T u|^2 / 4 at step 0); NaN where not recorded."""
+    h = run.history
+    first = h[h["step"] == 0] if "step" in h else h.iloc[:0]
+    return np.array([float(first[f"mode_u0_{a}"].iloc[0]) if f"mode_u0_{a}" in first and len(first) else np.nan
+                     for a in range(len(run.spec.data.singular_values))])
+
+
 def two_layer_check(run) -> dict:
     """Per-mode RMS distance (in units of s) between measured strength and the closed form."""
     t, u = mode_curves(run)
-    s = singular_values(run.spec)
-    h = run.history
-    first = h[h["step"] == 0]
+    s, u0 = singular_values(run.spec), initial_strengths(run)
     rms = []
     for a in range(len(s)):
-        col = f"mode_u0_{a}"
-        u0 = float(first[col].iloc[0]) if col in first and len(first) else float("nan")
-        if not len(t) or not np.isfinite(u0) or u0 <= 0:
+        if not len(t) or not np.isfinite(u0[a]) or u0[a] <= 0:
             rms.append(float("nan"))
             continue
-        pred = theory.two_layer_mode(t, s[a], u0)
+        pred = theory.two_layer_mode(t, s[a], u0[a])
         rms.append(float(np.sqrt(np.mean((u[:, a] - pred) ** 2)) / s[a]))
-    worst = float(np.max(rms)) if rms and np.all(np.isfinite(rms)) else float("nan")
-    return {"rms": rms, "measured": worst, "passed": bool(np.isfinite(worst) and worst <= RMS_TOL)}
+    return {"rms": rms, "measured": _worst(rms)}
+
+
+def out_of_order(half) -> float:
+    """Adjacent mode pairs (strongest first) whose half-times do not increase; NaN if a mode never got there."""
+    half = np.asarray(half, dtype=float)
+    if not len(half) or not np.all(np.isfinite(half)):
+        return float("nan")
+    return float(np.sum(np.diff(half) <= 0))
 
 
 def deep_check(run) -> dict:
@@ -85,20 +125,39 @@ def deep_check(run) -> dict:
     t, u = mode_curves(run)
     s = singular_values(run.spec)
     depth = run.spec.model.depth
-    half = [theory.crossing_time(t, u[:, a], 0.5 * s[a]) if len(t) else float("nan") for a in range(len(s))]
-    rise = []
-    for a in range(len(s)):
-        lo = theory.crossing_time(t, u[:, a], theory.RISE_FROM * s[a]) if len(t) else float("nan")
-        hi = theory.crossing_time(t, u[:, a], theory.RISE_TO * s[a]) if len(t) else float("nan")
-        rise.append(hi - lo)
+
+    def crossing(a, level):
+        return theory.crossing_time(t, u[:, a], level * s[a]) if len(t) else float("nan")
+
+    half = [crossing(a, 0.5) for a in range(len(s))]
+    rise = [crossing(a, theory.RISE_TO) - crossing(a, theory.RISE_FROM) for a in range(len(s))]
     predicted = [theory.rise_time(sa, depth) for sa in s]
     errors = [abs((rise[a] / rise[0]) / (predicted[a] / predicted[0]) - 1.0) for a in range(1, len(s))]
-    finite = np.all(np.isfinite(half)) and np.all(np.isfinite(rise))
-    ordered = bool(finite and np.all(np.diff(half) > 0))
-    worst = float(max(errors)) if errors and finite else float("nan")
-    passed = bool(finite and ordered and worst <= RATIO_TOL)
-    return {"half": half, "rise": rise, "rise_pred": predicted, "ratio_errors": errors, "ordered": ordered,
-            "measured": worst, "passed": passed}
+    return {"half": half, "rise": rise, "rise_pred": predicted, "ratio_errors": errors,
+            "out_of_order": out_of_order(half), "measured": _worst(errors)}
+
+
+def figure_summary(runs) -> dict:
+    """What the figures draw: per run the mode curves, the theory evaluated on the same times, rise times."""
+    depths = sorted({r.spec.model.depth for r in runs})
+    rows = []
+    for run in runs:
+        t, u = mode_curves(run)
+        if not len(t):
+            continue
+        s, depth, u0 = singular_values(run.spec), run.spec.model.depth, initial_strengths(run)
+        modes = []
+        for a in range(len(s)):
+            t_half = theory.crossing_time(t, u[:, a], 0.5 * s[a])
+            closed = (theory.two_layer_mode(t, s[a], u0[a]) if depth == 2 and np.isfinite(u0[a]) and u0[a] > 0
+                      else None)
+            modes.append({"s": float(s[a]), "u": u[:, a], "closed_form": closed,
+                          "rescaled": (theory.rescaled_time(t, s[a], depth, t_half) if np.isfinite(t_half) else None)})
+        check = deep_check(run)
+        rows.append({"spec": run.spec, "depth": depth, "dataset": run.spec.data.name, "t": t, "modes": modes,
+                     "rise": check["rise"], "rise_pred": check["rise_pred"]})
+    return {"runs": rows, "depths": depths, "universal": {d: theory.universal_curve(d) for d in depths},
+            "ratio_tol": RATIO_TOL}
 
 
 class SaxeDynamics(Phenomenon):
@@ -107,11 +166,31 @@ class SaxeDynamics(Phenomenon):
     direction = "solvable"
     sources = ("Saxe, McClelland & Ganguli 2014, Exact solutions to the nonlinear dynamics of learning in deep "
                "linear neural networks",)
-    prediction = ("From small weights each singular mode s of the target switches on sigmoidally, strongest first: "
-                  "with two layers u(t) = s e^(2st/tau) / (e^(2st/tau) - 1 + s/u0), within 5% RMS; deeper nets learn "
-                  "in the same order with rise times proportional to s^-(2-2/D), ratios within 15%.")
-    measures = ("The strength u_a = u_a^T W v_a of each singular mode of the target map during full-batch GD "
-                "(time t = eta x step), for depths 2-4, against the closed form and the depth-D rise-time law.")
+    source = Source("Saxe, McClelland & Ganguli 2014, abstract (arXiv 1312.6120)",
+                    "We show that deep linear networks exhibit nonlinear learning phenomena similar to those seen in "
+                    "simulations of nonlinear networks, including long plateaus followed by rapid transitions to lower "
+                    "error solutions, and faster convergence from greedy unsupervised pretraining initial conditions "
+                    "than from random initial conditions. We provide an analytical description of these phenomena by "
+                    "finding new exact solutions to the nonlinear dynamics of deep learning.")
+    tried = (
+        Tried("quick at width 256 instead of 32 (argued from the decoupled theory being the wide limit)",
+              "every deep clause got worse: rise-time ratio errors 0.164 / 0.187 / 0.131 at depth 3 and 0.204 / "
+              "0.262 / 0.169 at depth 4 (limit 0.15), two-layer RMS 0.021 / 0.020 / 0.017. In SP the first "
+              "layer's initial norm grows with width, so the initial layer imbalance (conserved by the flow) "
+              "is no longer small against the learned strengths and the balanced solution does not apply",
+              seeds="0, 1, 2"),
+        Tried("a small and balanced init (width \u00d7 c\u00b2 at most 5% of \u03a3 s^(2/D)) at width 32",
+              "depth 4 did not learn its weakest mode within gradient-flow time 60 (quick runs to 6): beyond "
+              "the CPU budget", seeds="0"),
+    )
+    prediction = ("From small random weights each singular mode of the target, of strength $s$, switches on "
+                  "sigmoidally after a plateau, strongest first. With two layers its strength follows "
+                  "$u(t) = \\dfrac{s\\,e^{2st/\\tau}}{e^{2st/\\tau} - 1 + s/u_0}$ (RMS distance at most 5% of $s$); "
+                  "deeper nets ($D$ = 3, 4 layers) learn the modes in the order of $s$, with 20%\u219280% rise times "
+                  "$\\propto s^{-(2-2/D)}$ (ratios within 15%).")
+    measures = ("The strength $u_a = u_a^\\top W v_a$ of each singular mode of the target map during full-batch GD "
+                "(time $t = \\eta \\times$ step), for depths 2-4, against the closed form and the depth-$D$ rise-time "
+                "law.")
     archs = ("deep_linear",)
     datasets = ("linear_lowrank",)
     normalisation = "u/s against the rescaled time D s^(2-2/D) (t - t_half)"
@@ -130,45 +209,53 @@ class SaxeDynamics(Phenomenon):
         ]
 
     def verdict(self, runs) -> Verdict:
-        rows, checks, shallow, deep = [], [], [], []
+        rows, shallow, disorder, per_depth = [], [], [], {}
+        rms_crit, ratio_crit = at_most(RMS_TOL), at_most(RATIO_TOL)
         for run in runs:
             depth = run.spec.model.depth
             if depth == 2:
                 c = two_layer_check(run)
                 shallow.append(c["measured"])
-                checks.append(("RMS distance from the closed form / s (2 layers)", c["measured"], 0.0, RMS_TOL,
-                               c["passed"]))
-                rows.append(run_row(run, c["passed"], c["measured"], depth=depth, rms_per_mode=_floats(c["rms"])))
+                rows.append(run_row(run, rms_crit.holds(c["measured"]), c["measured"], rms_crit, depth=depth,
+                                    quantity="worst RMS distance from the closed form / s",
+                                    rms_per_mode=_floats(c["rms"])))
             else:
                 c = deep_check(run)
-                deep.append(c["measured"])
-                checks.append((f"rise-time ratio error (depth {depth})", c["measured"], 0.0, RATIO_TOL, c["passed"]))
-                rows.append(run_row(run, c["passed"], c["measured"], depth=depth, ordered=c["ordered"],
-                                    half_times=_floats(c["half"]), rise_times=_floats(c["rise"]),
-                                    rise_predicted=_floats(c["rise_pred"])))
-        if not shallow or not deep:
-            return Verdict(False, float("nan"), 0.0, RMS_TOL,
-                           "Needs a two-layer run and a deeper run; got depths "
-                           f"{sorted({r.spec.model.depth for r in runs})}.", rows)
-        label, measured, expected, tol, _ = max(
-            checks, key=lambda c: (not c[4], abs(c[1] - c[2]) / c[3] if np.isfinite(c[1]) else np.inf))
-        passed = all(c[4] for c in checks)
-        parts = [f"{name}: {value:.3g} (tolerance {t:g}) {'holds' if ok else 'fails'}"
-                 for name, value, _, t, ok in checks]
-        unordered = [r["depth"] for r in rows if r.get("ordered") is False]
-        explanation = ("Modes switch on one at a time as predicted. " if passed else
-                       "The measured dynamics leave the prediction's tolerance. ")
-        if unordered:
-            explanation += f"At depth {unordered} the modes were not learned strongest-first (or not all learned). "
-        explanation += "; ".join(parts) + f". Headline: {label}."
-        details = {"two_layer_rms": _worst(shallow), "deep_ratio_error": _worst(deep)}
-        return Verdict(passed, float(measured), expected, tol, explanation, rows, details)
+                disorder.append(c["out_of_order"])
+                per_depth.setdefault(depth, []).append(c["measured"])
+                rows.append(run_row(run, ratio_crit.holds(c["measured"]) and c["out_of_order"] == 0, c["measured"],
+                                    ratio_crit, depth=depth, quantity="worst rise-time ratio error",
+                                    out_of_order=c["out_of_order"], half_times=_floats(c["half"]),
+                                    rise_times=_floats(c["rise"]), rise_predicted=_floats(c["rise_pred"])))
+        if not shallow or not per_depth:
+            return Verdict.none("Needs a two-layer run and a deeper run; got depths "
+                                f"{sorted({r.spec.model.depth for r in runs})}.")
+        clauses = [
+            Clause.judge("with two layers every mode follows Saxe's closed form $u(t)$ from its measured $u_0$",
+                         "worst RMS distance from the closed form / s (two layers)", rms_crit, _worst(shallow)),
+            Clause.judge("deeper nets learn the modes strongest first",
+                         "mode pairs learned out of the order of their singular values (depths "
+                         f"{', '.join(map(str, sorted(per_depth)))})", at_most(0),
+                         float(np.sum(disorder)) if np.all(np.isfinite(disorder)) else float("nan")),
+        ]
+        clauses += [Clause.judge(f"at depth {d} rise times scale as $s^{{-(2-2/D)}} = s^{{-{2 - 2 / d:.3g}}}$",
+                                 f"worst relative error of rise-time ratios (depth {d})", ratio_crit, _worst(errs))
+                    for d, errs in sorted(per_depth.items())]
+        failing = [c for c in clauses if not c.passed]
+        text = ("Modes switch on one at a time as predicted. " if not failing else
+                f"{len(failing)} of {len(clauses)} clauses miss the prediction. ")
+        text += "; ".join(c.line() for c in clauses) + "."
+        details = {"two_layer_rms": _worst(shallow),
+                   "deep_ratio_error": _worst([e for errs in per_depth.values() for e in errs]),
+                   "out_of_order_pairs": clauses[1].measured if clauses[1].measured is not None else float("nan")}
+        return Verdict.of(clauses, text, rows, details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_solvable as plots
 
-        return [plots.saxe_modes_figure(runs, normalised, presentation),
-                plots.saxe_rise_figure(runs, presentation)]
+        summary = figure_summary(runs)
+        return [plots.saxe_modes_figure(summary, normalised, presentation),
+                plots.saxe_rise_figure(summary, presentation)]
 
 
 PHENOMENON = SaxeDynamics()
