@@ -1,11 +1,10 @@
 """learnmech core: specs, data, models, one training loop, probes and the run store (no UI)."""
 
-__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
-
 from . import compat  # noqa: F401  (registers the model/data checks that every RunSpec runs)
 from .config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from .run_table import load_runs, runs_dataset
 from .train import Run, train  # binds `train` to the function, not the submodule
+from .version import __version__
 
 __all__ = ["RunSpec", "ModelSpec", "DataSpec", "OptimSpec", "ProbeSpec", "train", "Run", "load_runs", "runs_dataset",
            "__version__"]

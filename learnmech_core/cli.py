@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .config import RunSpec, _field_types
 from .registry import (
     ACTIVATIONS,

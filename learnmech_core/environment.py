@@ -14,7 +14,7 @@ def environment(device: str) -> dict:
     import numpy as np
     import torch
 
-    from . import __version__
+    from .version import __version__
 
     return {"learnmech": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "platform": platform.platform(), "device": device_name(device),

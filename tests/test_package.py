@@ -52,7 +52,7 @@ def test_version_has_one_source():
     import learnmech_core
 
     setuptools_conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert setuptools_conf["dynamic"]["version"] == {"attr": "learnmech_core.__version__"}
+    assert setuptools_conf["dynamic"]["version"] == {"attr": "learnmech_core.version.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", learnmech_core.__version__)
 
 
