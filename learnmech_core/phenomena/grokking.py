@@ -29,13 +29,13 @@ Fourier one unchanged from earlier versions):
    norm at the end is <= `NORM_FALL_MAX` = 0.9 of its peak.
 
 Measured at quick (this version; p = 47, 2,000 full-batch AdamW steps, one run a seed; 1 torch thread, load
-10-13):
+10-13; delay = step at 90% test / step at 99% train, norm = parameter norm at the end / its peak):
 
-| seed | test-90% / train-99% step (>= 5) | test acc at memorisation (<= 0.213) | final test acc (>= 0.99) | Fourier rise (>= 1.5) | norm end / peak (<= 0.9) | CPU s |
-|---|---|---|---|---|---|---|
-| 0 | 16.6 | 0.000 | 0.998 | 3.21 | 0.927 fails | 10.3 |
-| 1 | 15.6 | 0.001 | 0.995 | 3.07 | 0.932 fails | 11.1 |
-| 2 | 18.1 | 0.000 | 0.992 | 3.27 | 0.926 fails | 8.9 |
+| seed | delay (>= 5) | test at memorisation (<= 0.213) | final test (>= 0.99) | Fourier (>= 1.5) | norm (<= 0.9) | CPU
+|---|---|---|---|---|---|---
+| 0 | 16.6 | 0.000 | 0.998 | 3.21 | 0.927 fails | 10.3 s
+| 1 | 15.6 | 0.001 | 0.995 | 3.07 | 0.932 fails | 11.1 s
+| 2 | 18.1 | 0.000 | 0.992 | 3.27 | 0.926 fails | 8.9 s
 
 Four clauses hold on every seed; the cleanup clause fails on every seed, so the prediction fails at quick.
 The parameter norm climbs from 17 to a peak of ~70 at step ~1,200 (test accuracy 0.74-0.87, mid-jump) and is

@@ -28,11 +28,11 @@ pair. Clauses and criteria (ours, fixed before the runs of this version; the sou
 Measured at quick (this version; digits, MLP depth 2 and CNN depth 1, widths 8/32/128, two seeds each, Adam
 1e-3, 400 steps, 12 runs a seed; 1 torch thread, load 10-13):
 
-| seed | seed-pair gain (>= 0.05) | cross-pair gain (>= 0.05) | trained CKA w128 - w8 (>= 0.05) | gain w128 - w8 (>= 0) | CPU s |
+| seed | seed-pair gain (>= 0.05) | cross-pair gain (>= 0.05) | CKA w128 - w8 (>= 0.05) | gain w128 - w8 (>= 0) | CPU |
 |---|---|---|---|---|---|
-| 0 | +0.200 holds | +0.038 fails | +0.215 holds | -0.184 fails | 14.4 |
-| 1 | +0.162 holds | +0.046 fails | +0.248 holds | -0.174 fails | 14.5 |
-| 2 | +0.223 holds | +0.156 holds | +0.188 holds | -0.232 fails | 15.0 |
+| 0 | +0.200 holds | +0.038 fails | +0.215 holds | -0.184 fails | 14.4 s |
+| 1 | +0.162 holds | +0.046 fails | +0.248 holds | -0.174 fails | 14.5 s |
+| 2 | +0.223 holds | +0.156 holds | +0.188 holds | -0.232 fails | 15.0 s |
 
 The prediction fails: training makes networks of one architecture more alike (CKA gain +0.16 to +0.22), and
 trained CKA does rise with width, but what training adds shrinks with width (gain +0.19 / +0.16 / +0.29 at
