@@ -208,10 +208,8 @@ def arch_clauses(arch: str, runs_of_arch: list, full: bool) -> list[Clause]:
         return [Clause.judge(c, q, crit, m) for c, q, crit, m in claims]
     if full:  # full size is long enough: no terminal phase fails every clause of the architecture
         return [Clause.judge(c, q, crit, None, note="no terminal phase") for c, q, crit, _ in claims]
-    acc = s["train_acc_final"]
-    reason = (f"the run ended at {acc:.1%} train accuracy, below the {TPT_ACC:.1%} that starts the terminal phase"
-              if math.isfinite(acc) and acc < TPT_ACC else f"the run has no logged step in the terminal phase "
-              f"(status {run.status})")
+    reason = (f"no terminal phase at this size (train accuracy stayed below {TPT_ACC:.1%}; its end value is in the "
+              f"explanation)" if run.status == "ok" else f"no terminal phase at this size (status {run.status})")
     return [Clause.untested(c, q, crit, needs=f"{reason}; full: {_full_spec(arch)}", measured=m)
             for c, q, crit, m in claims]
 
@@ -360,10 +358,13 @@ class NeuralCollapse(Phenomenon):
             label = f"{arch}/{dataset}" if several else arch
             mine = arch_clauses(label, group, full)
             clauses += mine
-            for run in group:
+            for run in group:  # each run's own number: its smallest terminal-phase fall of NC1, ETF deviation, NC3
                 s = collapse_summary(run.history)
-                judged = [c.passed for c in mine if c.passed is not None] if run is group[0] else []
-                rows.append(run_row(run, all(judged) if judged else None, s["fall_nc1"], fall, **s))
+                falls = [s[f"fall_{col}"] for col, _, _ in METRICS]
+                smallest = min(falls) if s["in_tpt"] and all(math.isfinite(f) for f in falls) else float("nan")
+                rows.append(run_row(run, fall.holds(smallest) if s["in_tpt"] else None, smallest, fall,
+                                    smallest_fall_of=METRICS[int(np.argmin(falls))][1] if math.isfinite(smallest)
+                                    else "", **s))
                 parts.append(self._describe(label, s, run.status))
         trajectory = reference_trajectory(min(r.spec.seed for r in runs))
         clauses.append(ufm_clause(trajectory))
