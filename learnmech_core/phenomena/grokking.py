@@ -6,6 +6,42 @@ for training. Fourier sparsity is measured by `FourierProbe` on the first layer'
 neuron's weights over the p tokens are Fourier transformed; the concentration is the fraction of the
 non-constant Fourier power that sits in each neuron's dominant frequency (power-weighted over neurons):
 about 0.15 for random weights at p = 47, near 1 when every neuron uses one frequency (Gromov 2023).
+
+What the sources claim (quoted verbatim): Power et al. 2022 (abstract, `SOURCE`): networks learn "through a
+process of \u201cgrokking\u201d a pattern in the data, improving generalization performance from random
+chance level to perfect generalization, and that this improvement in generalization can happen well past the
+point of overfitting." Nanda et al. 2023 (abstract): the network "uses discrete Fourier transforms and
+trigonometric identities to convert addition to rotation about a circle", and "grokking, rather than being a
+sudden shift, arises from the gradual amplification of structured mechanisms encoded in the weights,
+followed by the later removal of memorizing components." Neither abstract gives a number for "well past" or
+for the cleanup; the criteria below are ours, fixed before the runs of this version (the first and the
+Fourier one unchanged from earlier versions):
+
+1. "well past the point of overfitting": the step where test accuracy first reaches 90%, divided by the step
+   where train accuracy first reaches 99% (memorisation), is >= `RATIO_MIN` = 5.
+2. "from random chance level": test accuracy at the memorisation step is <= 10 x chance (10/p, 21% at
+   p = 47): an order of magnitude above chance still leaves most held-out pairs wrong.
+3. "to perfect generalization": final test accuracy >= `TEST_MIN` = 99% (perfect, less 1% for the finite
+   run; it was 95% before this version, which is not "perfect").
+4. Fourier mechanism (Nanda et al.): the first layer's Fourier concentration at the jump is >= `RISE_MIN` =
+   1.5x its value at memorisation.
+5. cleanup (Nanda et al., "later removal of memorizing components", driven by weight decay): the parameter
+   norm at the end is <= `NORM_FALL_MAX` = 0.9 of its peak.
+
+Measured at quick (this version; p = 47, 2,000 full-batch AdamW steps, one run a seed; 1 torch thread, load
+10-13; delay = step at 90% test / step at 99% train, norm = parameter norm at the end / its peak):
+
+| seed | delay (>= 5) | test at memorisation (<= 0.213) | final test (>= 0.99) | Fourier (>= 1.5) | norm (<= 0.9) | CPU
+|---|---|---|---|---|---|---
+| 0 | 16.6 | 0.000 | 0.998 | 3.21 | 0.927 fails | 10.3 s
+| 1 | 15.6 | 0.001 | 0.995 | 3.07 | 0.932 fails | 11.1 s
+| 2 | 18.1 | 0.000 | 0.992 | 3.27 | 0.926 fails | 8.9 s
+
+Four clauses hold on every seed; the cleanup clause fails on every seed, so the prediction fails at quick.
+The parameter norm climbs from 17 to a peak of ~70 at step ~1,200 (test accuracy 0.74-0.87, mid-jump) and is
+still falling at the end (64.7-64.9 at step 2,000, about -0.5 per 100 steps): the quick run stops during the
+cleanup phase. Full size (p = 97, 20,000 steps) tests it: `python -m learnmech_core verify grokking --size
+full --device cuda`. CPU seconds include ~3 s of interpreter start-up; wall 36-226 s at that load.
 """
 
 from __future__ import annotations
@@ -16,11 +52,13 @@ import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..probes import Probe
-from .base import Phenomenon, Verdict, run_row
+from .base import Clause, Phenomenon, Source, Verdict, at_least, at_most, run_row
 
 RATIO_MIN = 5.0  # steps to 90% test / steps to 99% train
-TEST_MIN = 0.95  # final test accuracy
+CHANCE_MULTIPLE = 10.0  # test accuracy at memorisation <= this x chance (1/p)
+TEST_MIN = 0.99  # final test accuracy ("perfect generalization")
 RISE_MIN = 1.5  # Fourier concentration at the jump / at memorisation
+NORM_FALL_MAX = 0.9  # final parameter norm / its peak (cleanup)
 
 
 def first_layer_token_weights(model, vocab: int) -> tuple[str, np.ndarray]:
@@ -104,6 +142,26 @@ def value_at(history, column: str, step: float) -> float:
     return float(rows[column].iloc[i])
 
 
+def grok_summary(run) -> dict:
+    """The numbers of one run: memorisation and jump steps, their ratio, test accuracy at memorisation, final test
+    accuracy, Fourier concentration at memorisation and at the jump, and the parameter norm's peak and end."""
+    h = run.history
+    s_train = first_step(h, "train_acc", 0.99)
+    s_test = first_step(h, "test_acc", 0.90)
+    ratio = s_test / max(s_train, 1.0) if math.isfinite(s_test) and math.isfinite(s_train) else float("nan")
+    conc_mem = value_at(h, "fourier_concentration", s_train)
+    conc_jump = value_at(h, "fourier_concentration", s_test)
+    peak = float(h["param_norm"].max()) if "param_norm" in h else float("nan")
+    final_norm = run.final("param_norm")
+    return {"modulus": run.spec.data.modulus, "step_train_99": s_train, "step_test_90": s_test, "ratio": ratio,
+            "test_at_memorisation": value_at(h, "test_acc", s_train), "final_test_acc": run.final("test_acc"),
+            "fourier_at_memorisation": conc_mem, "fourier_at_jump": conc_jump,
+            "fourier_rise": conc_jump / conc_mem if conc_mem > 0 else float("nan"),
+            "param_norm_peak": peak, "param_norm_final": final_norm,
+            "norm_final_over_peak": final_norm / peak if peak > 0 else float("nan"),
+            "random_concentration": random_concentration(run.spec.data.modulus)}
+
+
 class Grokking(Phenomenon):
     name = "grokking"
     title = "Does test accuracy jump long after the training set is memorised?"
@@ -113,9 +171,16 @@ class Grokking(Phenomenon):
         "Gromov 2023, Grokking modular arithmetic",
         "Nanda et al. 2023, Progress measures for grokking via mechanistic interpretability",
     )
-    prediction = (f"With weight decay, the step at which test accuracy reaches 90% is at least {RATIO_MIN:g}x the "
-                  f"step at which train accuracy reaches 99%, final test accuracy is at least {TEST_MIN:.0%}, and the "
-                  "first layer becomes sparse in the Fourier basis when test accuracy jumps.")
+    source = Source("Power, Burda, Edwards, Babuschkin & Misra 2022, abstract",
+                    "In some situations we show that neural networks learn through a process of \u201cgrokking\u201d "
+                    "a pattern in the data, improving generalization performance from random chance level to perfect "
+                    "generalization, and that this improvement in generalization can happen well past the point of "
+                    "overfitting.")
+    prediction = (f"With weight decay, test accuracy reaches 90% at least {RATIO_MIN:g}x later than train accuracy "
+                  f"reaches 99%; at that memorisation step test accuracy is still near chance ($\\leq "
+                  f"{CHANCE_MULTIPLE:g}/p$); it ends at $\\geq {TEST_MIN:.0%}$; the first layer's Fourier "
+                  f"concentration is $\\geq {RISE_MIN:g}\\times$ higher at the jump than at memorisation; and the "
+                  f"parameter norm ends $\\leq {NORM_FALL_MAX:g}$ of its peak.")
     measures = ("Train and test accuracy every few steps of full-batch AdamW on (a + b) mod p; the Fourier "
                 "concentration of the first layer's token weights; the parameter norm.")
     archs = ("mlp",)
@@ -141,47 +206,66 @@ class Grokking(Phenomenon):
         return out
 
     def verdict(self, runs):
-        rows = []
-        for run in runs:
-            h = run.history
-            s_train = first_step(h, "train_acc", 0.99)
-            s_test = first_step(h, "test_acc", 0.90)
-            ratio = s_test / max(s_train, 1.0) if math.isfinite(s_test) and math.isfinite(s_train) else float("nan")
-            final_test = run.final("test_acc")
-            conc_mem = value_at(h, "fourier_concentration", s_train)
-            conc_jump = value_at(h, "fourier_concentration", s_test)
-            rise = conc_jump / conc_mem if conc_mem > 0 else float("nan")
-            ok = (run.status == "ok" and ratio >= RATIO_MIN and final_test >= TEST_MIN and rise >= RISE_MIN)
-            rows.append(run_row(run, ok, ratio, step_train_99=s_train, step_test_90=s_test, final_test_acc=final_test,
-                                fourier_at_memorisation=conc_mem, fourier_at_jump=conc_jump, fourier_rise=rise,
-                                param_norm_peak=float(h["param_norm"].max()) if "param_norm" in h else float("nan"),
-                                param_norm_final=run.final("param_norm")))
+        rows = [run_row(run, None, None, at_least(RATIO_MIN), **grok_summary(run)) for run in runs]
         if not rows:
-            return Verdict(False, float("nan"), RATIO_MIN, 0.0, "no runs to judge")
-        ratios = np.array([r["step_test_90"] / max(r["step_train_99"], 1.0) for r in rows], dtype=float)
-        worst = float(np.nanmin(ratios)) if np.isfinite(ratios).any() else float("nan")
-        passed = all(r["passed"] for r in rows)
-        tests = [r["final_test_acc"] for r in rows]
-        rises = [r["fourier_rise"] for r in rows]
-        norms = [(r["param_norm_peak"], r["param_norm_final"]) for r in rows]
+            return Verdict.none("no runs to judge")
+        ok = [r for r in rows if r["status"] == "ok"] or rows
+        worst = {  # the least favourable run for each number (one run per seed at quick)
+            "ratio": min(r["ratio"] if math.isfinite(r["ratio"]) else -math.inf for r in ok),
+            "test_at_memorisation": max(r["test_at_memorisation"] if math.isfinite(r["test_at_memorisation"])
+                                        else math.inf for r in ok),
+            "final_test_acc": min(r["final_test_acc"] if math.isfinite(r["final_test_acc"]) else -math.inf
+                                  for r in ok),
+            "fourier_rise": min(r["fourier_rise"] if math.isfinite(r["fourier_rise"]) else -math.inf for r in ok),
+            "norm_final_over_peak": max(r["norm_final_over_peak"] if math.isfinite(r["norm_final_over_peak"])
+                                        else math.inf for r in ok)}
+        moduli = {r["modulus"] for r in ok}
+        chance = CHANCE_MULTIPLE / max(moduli)
+        clauses = [
+            Clause.judge("generalization comes well past the point of overfitting",
+                         "step at 90% test accuracy / step at 99% train accuracy", at_least(RATIO_MIN), worst["ratio"]),
+            Clause.judge("from random chance level", "test accuracy when train accuracy first reaches 99%",
+                         at_most(round(chance, 4)), worst["test_at_memorisation"],
+                         note=f"{CHANCE_MULTIPLE:g} x chance (1/p, p = {max(moduli)})"),
+            Clause.judge("to perfect generalization", "final test accuracy", at_least(TEST_MIN),
+                         worst["final_test_acc"]),
+            Clause.judge("the network comes to use a few Fourier frequencies (Nanda et al.)",
+                         "Fourier concentration of the first layer at the jump / at memorisation", at_least(RISE_MIN),
+                         worst["fourier_rise"]),
+            Clause.judge("memorising components are removed later (cleanup, Nanda et al.)",
+                         "parameter norm at the end / its peak", at_most(NORM_FALL_MAX), worst["norm_final_over_peak"]),
+        ]
+        keys = ("ratio", "test_at_memorisation", "final_test_acc", "fourier_rise", "norm_final_over_peak")
+        for row in rows:  # each run judged by every clause's criterion
+            row["passed"] = row["status"] == "ok" and all(c.criterion.holds(row[k])
+                                                          for c, k in zip(clauses, keys, strict=True))
+            row["measured"] = row["ratio"] if math.isfinite(row["ratio"]) else None
         never = sum(1 for r in rows if not math.isfinite(r["step_test_90"]))
         explanation = (
-            f"Steps to 90% test / steps to 99% train = {_join(ratios)} (needs >= {RATIO_MIN:g}); final test accuracy "
-            f"{_join(tests, '.3f')} (needs >= {TEST_MIN:.2f}); Fourier concentration of the first layer rises "
-            f"{_join(rises)}x between memorisation and the jump (needs >= {RISE_MIN:g}x); parameter norm peaks at "
-            f"{_join([a for a, _ in norms], '.1f')} and ends at {_join([b for _, b in norms], '.1f')}."
+            f"Steps to 90% test / steps to 99% train = {_join([r['ratio'] for r in rows])} (needs >= {RATIO_MIN:g}); "
+            f"test accuracy at memorisation {_join([r['test_at_memorisation'] for r in rows], '.3f')} (needs <= "
+            f"{chance:.3f} = {CHANCE_MULTIPLE:g}/p); final test accuracy "
+            f"{_join([r['final_test_acc'] for r in rows], '.3f')} (needs >= {TEST_MIN:.2f}); Fourier concentration of "
+            f"the first layer rises "
+            f"{_join([r['fourier_rise'] for r in rows])}x between memorisation and the jump (needs >= {RISE_MIN:g}x); "
+            f"parameter norm peaks at {_join([r['param_norm_peak'] for r in rows], '.1f')} and ends at "
+            f"{_join([r['param_norm_final'] for r in rows], '.1f')} (final / peak "
+            f"{_join([r['norm_final_over_peak'] for r in rows])}, needs <= {NORM_FALL_MAX:g})."
         )
         if never:
             explanation += f" {never} run(s) never reached 90% test accuracy: no grokking in this setting."
-        return Verdict(passed, worst, RATIO_MIN, 0.0, explanation, per_run=rows,
-                       details={"min_ratio": worst, "min_final_test_acc": float(np.nanmin(tests)),
-                                "min_fourier_rise": float(np.nanmin(rises)) if np.isfinite(rises).any() else float("nan")})
+        details = {"min_ratio": worst["ratio"], "min_final_test_acc": worst["final_test_acc"],
+                   "min_fourier_rise": worst["fourier_rise"], "max_test_at_memorisation": worst["test_at_memorisation"],
+                   "max_norm_final_over_peak": worst["norm_final_over_peak"]}
+        return Verdict.of(clauses, explanation, rows, {k: v if math.isfinite(v) else float("nan")
+                                                       for k, v in details.items()})
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_laws as plots
 
-        return [plots.grokking_accuracy(runs, verdict, normalised, presentation),
-                plots.grokking_fourier(runs, presentation),
+        summaries = {run.spec.key(): grok_summary(run) for run in runs}
+        return [plots.grokking_accuracy(runs, summaries, RATIO_MIN, normalised, presentation),
+                plots.grokking_fourier(runs, summaries, presentation),
                 plots.grokking_spectrum(runs, presentation)]
 
 

@@ -5,15 +5,46 @@ Kaplan et al. 2020: final loss follows L(p) = L0 + A p^-alpha in the parameter c
 fraction of its training run, collapse onto one curve. Setting: students 16-w-w-1 of a standardised
 teacher with 1,024 ReLU features (regression, MSE), Adam with warm-up + cosine decay, the same number
 of minibatch steps for every width over a training set much larger than one batch (approximately
-online: 65,536 examples, 4 epochs at quick size). Width 8 is left out of the quick grid: calibrated,
-it sits 2.1x above width 16 (0.055 vs 0.026) and with it the 8-256 fit gives R^2 0.917 (a kink, not
-a power law); from 16 to 256 the fit gives R^2 0.983.
+online: 65,536 examples, 4 epochs at quick size).
+
+What the sources claim (quoted verbatim): Kaplan et al. 2020 (abstract, `SOURCE`): "The loss scales as a
+power-law with model size, dataset size, and the amount of compute used for training, with some trends
+spanning more than seven orders of magnitude." Qiu et al. 2025 (abstract): "loss curves from models of varying
+sizes collapse onto a single universal curve when training compute and loss are normalized to unity at the
+end of training." Two differences from Qiu et al., kept and stated: every width here trains for the same
+number of steps (they train each size for its compute-optimal horizon), and the loss is divided by its final
+value (they normalise the reducible loss L - L0).
+
+Clauses and criteria (ours, a priori; the sources give no goodness-of-fit number):
+
+1. the final loss follows a power law in the parameter count: R^2 of log L against the fit
+   L0 + A p^-alpha >= `R2_MIN` = 0.95 over >= `MIN_SIZES` = 5 sizes (fewer finished sizes: no fit, fails);
+2. loss falls with size: the fitted exponent alpha >= 0;
+3. the normalised loss curves collapse: their spread across sizes on training fractions tau in [TAU_MIN, 1]
+   is >= `COLLAPSE_MIN` = 3x smaller than the raw curves' spread.
+
+Width 8 is back in the quick grid. An earlier version left it out after a calibration run had given R^2 0.917
+with it (8-256) against 0.983 without it (16-256): width 8 sat 2.1x above width 16 (0.055 vs 0.026), a kink
+rather than a power law. Dropping a size because the fit then passes is choosing the set-up after the result,
+so the quick grid is widths 8-256 again, judged by the same R^2 criterion.
 
 Loss curves are the test (population) loss at 10 evaluation steps, the quantity an online learner's
 training loss estimates. The collapse uses `learnmech_core.universality`: x = step / total steps,
 y = L / L_final (`compute_fraction_normalise`), and its `collapse_score` (mean relative spread across
 widths, normalised over raw) on training fractions tau in [TAU_MIN, 1] (at tau = 0 every curve starts
 from the same loss, so the raw curves agree there by construction); the reduction is its inverse.
+
+Measured at quick (this version, widths 8-256; 1 torch thread, load 12-17):
+
+| seed | final loss w8 / w16 / w256 | R^2 (>= 0.95) | alpha (>= 0) | spread reduction (>= 3) | CPU s (user + sys) |
+|---|---|---|---|---|---|
+| 0 | 0.0553 / 0.0258 / 0.0123 | 0.915 fails | 0.574 | 10.3 | 17.8 + 21.9 |
+| 1 | 0.0394 / 0.0225 / 0.0099 | 0.962 | 0.508 | 9.4 | 17.3 + 16.1 |
+| 2 | 0.0573 / 0.0270 / 0.0101 | 0.965 | 0.675 | 13.9 | 18.1 + 15.7 |
+
+Every clause holds on at least 2 of 3 seeds, so the prediction holds (pass fraction 2/3); seed 0 reproduces
+the kink at width 8 that had it dropped (R^2 0.915; 0.917 in the earlier calibration). The system time is
+building the 65,536-example teacher data set and its per-width copies; wall 70-186 s at that load.
 """
 
 from __future__ import annotations
@@ -23,7 +54,7 @@ import math
 import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Phenomenon, Verdict, run_row
+from .base import Clause, Phenomenon, Source, Verdict, at_least, run_row
 
 R2_MIN = 0.95
 MIN_SIZES = 5
@@ -33,8 +64,8 @@ TAU_MIN = 0.2  # collapse is scored on training fractions from here to 1 (the st
 # size -> (widths, steps, batch, n_train, warmup steps, seeds)
 _SIZES = {
     "tiny": ((4, 8, 16, 32, 64), 300, 64, 4096, 30, (0,)),
-    "quick": ((16, 24, 32, 64, 128, 256), 2000, 128, 65536, 100, (0,)),
-    "full": ((16, 32, 64, 128, 256, 512, 1024), 4000, 512, 65536, 200, (0, 1, 2)),
+    "quick": ((8, 16, 24, 32, 64, 128, 256), 2000, 128, 65536, 100, (0,)),
+    "full": ((8, 16, 32, 64, 128, 256, 512, 1024), 4000, 512, 65536, 200, (0,)),
 }
 
 
@@ -113,6 +144,23 @@ def fit_scaling_law(params, losses) -> dict:
             "r2": 1.0 - sse / ss_tot if ss_tot > 0 else float("nan"), "l0_pinned": bool(u > 0.999)}
 
 
+def scaling_summary(runs) -> list[dict]:
+    """One entry per (arch, dataset, seed) group of finished runs, by width: widths, params, final losses, the
+    power-law fit and the curve collapse."""
+    groups: dict[tuple, list] = {}
+    for run in runs:
+        if run.status == "ok" and math.isfinite(final_loss(run)):
+            groups.setdefault((run.spec.model.arch, run.spec.data.name, run.spec.seed), []).append(run)
+    out = []
+    for key, group in groups.items():
+        group = sorted(group, key=lambda r: r.spec.model.width)
+        params = [param_count(r) for r in group]
+        finals = [final_loss(r) for r in group]
+        out.append({"key": key, "n": len(group), "runs": group, "widths": [r.spec.model.width for r in group],
+                    "params": params, "losses": finals, **fit_scaling_law(params, finals), **curve_collapse(group)})
+    return out
+
+
 class ScalingCollapse(Phenomenon):
     name = "scaling_collapse"
     title = "Does final loss follow a power law in size, and do loss curves collapse onto one?"
@@ -121,9 +169,12 @@ class ScalingCollapse(Phenomenon):
         "Kaplan et al. 2020, Scaling laws for neural language models",
         "Qiu et al. 2025, Scaling collapse reveals universal dynamics in compute-optimally trained neural networks",
     )
-    prediction = (f"Final loss vs parameter count fits L0 + A p^-alpha with R^2 >= {R2_MIN:g} over >= {MIN_SIZES} "
-                  f"sizes, and dividing each loss curve by its final loss (against the fraction of training) shrinks "
-                  f"the spread between sizes at least {COLLAPSE_MIN:g}x.")
+    source = Source("Kaplan et al. 2020, Scaling laws for neural language models, abstract",
+                    "The loss scales as a power-law with model size, dataset size, and the amount of compute used "
+                    "for training, with some trends spanning more than seven orders of magnitude.")
+    prediction = (f"Final loss vs parameter count fits $L_0 + A p^{{-\\alpha}}$ with $R^2 \\geq {R2_MIN:g}$ over "
+                  f"$\\geq {MIN_SIZES}$ sizes and $\\alpha \\geq 0$, and dividing each loss curve by its final loss "
+                  f"(against the fraction of training) shrinks the spread between sizes at least {COLLAPSE_MIN:g}x.")
     measures = ("Final test loss of students of several widths trained for the same number of Adam steps with a "
                 "cosine schedule; their smoothed training-loss curves, raw and normalised.")
     archs = ("mlp",)
@@ -153,46 +204,52 @@ class ScalingCollapse(Phenomenon):
         return out
 
     def verdict(self, runs):
-        groups: dict[tuple, list] = {}
-        for run in runs:
-            groups.setdefault((run.spec.model.arch, run.spec.data.name, run.spec.seed), []).append(run)
-        rows, results = [], []
-        for key, group in groups.items():
-            ok_runs = [r for r in group if r.status == "ok" and math.isfinite(final_loss(r))]
-            params = [param_count(r) for r in ok_runs]
-            finals = [final_loss(r) for r in ok_runs]
-            fit = fit_scaling_law(params, finals)
-            score = curve_collapse(ok_runs)
-            passed = (len(ok_runs) >= MIN_SIZES and fit["r2"] >= R2_MIN and score["reduction"] >= COLLAPSE_MIN)
-            results.append({"key": key, "n": len(ok_runs), **fit, **score, "passed": passed})
-            for r in group:
-                rows.append(run_row(r, None, final_loss(r), width=r.spec.model.width, params=param_count(r)))
+        results = scaling_summary(runs)
+        rows = [run_row(r, None, final_loss(r), "", width=r.spec.model.width, params=param_count(r)) for r in runs]
         if not results:
-            return Verdict(False, float("nan"), R2_MIN, 0.0, "no runs to judge")
+            return Verdict.none("no runs to judge")
+        worst_r2 = float(min(r["r2"] if r["n"] >= MIN_SIZES and math.isfinite(r["r2"]) else -math.inf
+                             for r in results))
+        worst_alpha = float(min(r["alpha"] if math.isfinite(r["alpha"]) else -math.inf for r in results))
+        worst_red = float(min(r["reduction"] if math.isfinite(r["reduction"]) else -math.inf for r in results))
+        sizes = min(r["n"] for r in results)
+        clauses = [
+            Clause.judge("the final loss scales as a power law with model size",
+                         f"R^2 of log L against L0 + A p^-alpha ({sizes} sizes finished; needs >= {MIN_SIZES})",
+                         at_least(R2_MIN), worst_r2),
+            Clause.judge("loss falls with size", "fitted exponent alpha", at_least(0.0), worst_alpha),
+            Clause.judge("loss curves of all sizes collapse onto one when normalised",
+                         f"raw spread / normalised spread of the loss curves on tau in [{TAU_MIN:g}, 1]",
+                         at_least(COLLAPSE_MIN), worst_red),
+        ]
         parts = []
         for res in results:
             arch, dataset, seed = res["key"]
             l0_note = (f"L0 = {res['l0']:.3g} is not identified (pinned at the smallest loss)" if res["l0_pinned"]
                        else f"L0 = {res['l0']:.3g}")
+            losses = ", ".join(f"w{w} {v:.3g}" for w, v in zip(res["widths"], res["losses"], strict=True))
             parts.append(
-                f"{arch}/{dataset} seed {seed}: L = L0 + {res['a']:.3g} p^-{res['alpha']:.3f}, R^2 = {res['r2']:.4f} over "
-                f"{res['n']} sizes ({l0_note}); loss-curve spread {res['raw_spread']:.3f} raw -> "
-                f"{res['normalised_spread']:.3f} normalised = {res['reduction']:.2f}x smaller (tau in [{TAU_MIN:g}, 1]).")
-        passed = all(r["passed"] for r in results)
-        worst_r2 = float(min(r["r2"] for r in results))
-        worst_red = float(min(r["reduction"] for r in results))
-        explanation = " ".join(parts) + (f" Needs R^2 >= {R2_MIN:g} over >= {MIN_SIZES} sizes and a spread reduction "
-                                         f">= {COLLAPSE_MIN:g}x.")
+                f"{arch}/{dataset} seed {seed}: final losses {losses}; L = L0 + {res['a']:.3g} p^-{res['alpha']:.3f}, "
+                f"R^2 = {res['r2']:.4f} over {res['n']} sizes ({l0_note}); loss-curve spread {res['raw_spread']:.3f} "
+                f"raw -> {res['normalised_spread']:.3f} normalised = {res['reduction']:.2f}x smaller (tau in "
+                f"[{TAU_MIN:g}, 1]).")
+        explanation = " ".join(parts) + (f" Needs R^2 >= {R2_MIN:g} over >= {MIN_SIZES} sizes, alpha >= 0 and a spread "
+                                         f"reduction >= {COLLAPSE_MIN:g}x.")
         first = results[0]
         details = {"r2": worst_r2, "collapse_reduction": worst_red, "alpha": first["alpha"], "l0": first["l0"],
                    "a": first["a"], "l0_pinned": first["l0_pinned"], "raw_spread": first["raw_spread"],
                    "normalised_spread": first["normalised_spread"]}
-        return Verdict(passed, worst_r2, R2_MIN, 0.0, explanation, per_run=rows, details=details)
+        return Verdict.of(clauses, explanation, rows, details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):
         from ..plots import phenomena_laws as plots
 
-        return [plots.scaling_law(runs, verdict, presentation), plots.scaling_curves(runs, normalised, presentation)]
+        groups = scaling_summary(runs)
+        curves = [{"run": r, "steps": steps, "loss": loss}
+                  for r in sorted((r for r in runs if r.status == "ok"), key=lambda r: r.spec.model.width)
+                  for steps, loss in [loss_curve(r)]]
+        return [plots.scaling_law(groups, presentation),
+                plots.scaling_curves(curves, TAU_MIN, normalised, presentation)]
 
 
 PHENOMENON = ScalingCollapse()

@@ -43,36 +43,37 @@ def _finite(x) -> bool:
 # grokking
 
 
-def grokking_accuracy(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Train (faint) and test accuracy against steps, or steps / step at 99% train accuracy."""
-    from ..phenomena.grokking import RATIO_MIN, first_step
-
+def grokking_accuracy(runs, summaries: dict, ratio_min: float, normalised: bool = True,
+                      presentation: bool = False) -> go.Figure:
+    """Train (faint) and test accuracy against steps, or steps / step at 99% train accuracy (`summaries`: run key
+    -> {"step_train_99": ...}); the predicted delay `ratio_min` marked."""
     fig = go.Figure()
     for run in runs:
         h = run.history.dropna(subset=["test_acc"])
         if not len(h):
             continue
-        s_train = first_step(run.history, "train_acc", 0.99)
+        s_train = summaries.get(run.spec.key(), {}).get("step_train_99", float("nan"))
         scale = s_train if normalised and _finite(s_train) and s_train > 0 else 1.0
         x = np.maximum(h["step"].to_numpy(dtype=float), 1.0) / scale
         label = f"{run.spec.model.arch} seed {run.spec.seed}"
         fig.add_trace(_line(run, f"{label} train", x, h["train_acc"], opacity=0.45))
         fig.add_trace(_line(run, f"{label} test", x, h["test_acc"]))
         if not normalised and _finite(s_train):
-            fig.add_vline(x=max(s_train, 1.0) * RATIO_MIN, line_dash="dot", line_color=PREDICTION_COLOR)
+            fig.add_vline(x=max(s_train, 1.0) * ratio_min, line_dash="dot", line_color=PREDICTION_COLOR)
     if normalised:
-        fig.add_vline(x=RATIO_MIN, line_dash="dash", line_color=PREDICTION_COLOR,
-                      annotation_text=f"predicted: test 90% after \u2265 {RATIO_MIN:g}x", annotation_position="top left")
+        fig.add_vline(x=ratio_min, line_dash="dash", line_color=PREDICTION_COLOR,
+                      annotation_text=f"predicted: test 90% after \u2265 {ratio_min:g}x",
+                      annotation_position="top left")
     reference_line(fig, 0.9, "90% test")
-    x_title = "steps / step at 99% train accuracy" if normalised else "step (dotted: 5x the 99%-train step)"
+    x_title = ("steps / step at 99% train accuracy" if normalised
+               else f"step (dotted: {ratio_min:g}x the 99%-train step)")
     return layout(fig, "Does test accuracy jump long after the training set is memorised?", x_title, "accuracy",
                   presentation, log_x=True)
 
 
-def grokking_fourier(runs, presentation: bool = False) -> go.Figure:
-    """Fourier concentration of the first layer (left) and parameter norm (right) against steps."""
-    from ..phenomena.grokking import first_step, random_concentration
-
+def grokking_fourier(runs, summaries: dict, presentation: bool = False) -> go.Figure:
+    """Fourier concentration of the first layer (left) and parameter norm (right) against steps (`summaries`: run
+    key -> {"step_test_90", "random_concentration"}: the jump and the random-weights baseline)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for run in runs:
         h = run.history
@@ -85,12 +86,14 @@ def grokking_fourier(runs, presentation: bool = False) -> go.Figure:
             n = h.dropna(subset=["param_norm"])
             fig.add_trace(_line(run, f"{label} parameter norm", np.maximum(n["step"], 1), n["param_norm"],
                                 opacity=0.45, dash="dot"), secondary_y=True)
-        s_test = first_step(h, "test_acc", 0.9)
+        mine = summaries.get(run.spec.key(), {})
+        s_test = mine.get("step_test_90", float("nan"))
         if _finite(s_test):
             fig.add_vline(x=max(s_test, 1.0), line_dash="dash", line_color=arch_color(run.spec.model.arch),
                           annotation_text="test 90%", annotation_position="bottom right")
-        fig.add_hline(y=random_concentration(run.spec.data.modulus), line_dash="dash", line_color=PREDICTION_COLOR,
-                      annotation_text="random weights", annotation_position="top left")
+        if _finite(mine.get("random_concentration")):
+            fig.add_hline(y=mine["random_concentration"], line_dash="dash", line_color=PREDICTION_COLOR,
+                          annotation_text="random weights", annotation_position="top left")
     layout(fig, "Does the first layer become sparse in the Fourier basis when test accuracy jumps?", "step",
            "power in each neuron's top frequency", presentation, log_x=True)
     fig.update_yaxes(title_text="parameter norm ||theta||", secondary_y=True)
@@ -125,11 +128,12 @@ def _group_label(fit: dict) -> str:
     return f"{fit['arch']} / {fit['dataset']} seed {fit['seed']}"
 
 
-def critical_tradeoff(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Steps vs examples to the target, per batch size, with the hyperbola (S/S_min - 1)(E/E_min - 1) = 1."""
-    from ..phenomena.critical_batch_size import analyse
+def critical_tradeoff(fits: list[dict], normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """Steps vs examples to the target, per batch size, with the hyperbola (S/S_min - 1)(E/E_min - 1) = 1.
 
-    fits, _ = analyse(runs)
+    `fits`: one dict per (arch, dataset, seed) group from the phenomenon: "best_steps" (batch -> steps), "s_min",
+    "e_min", "arch", "dataset", "seed".
+    """
     fig = go.Figure()
     for fit in fits:
         if not _finite(fit["s_min"]):
@@ -153,11 +157,12 @@ def critical_tradeoff(runs, verdict=None, normalised: bool = True, presentation:
                   presentation, log_x=True, log_y=True)
 
 
-def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
-    """Steps to target vs batch size (every learning rate faint, the best solid), the fit, B_crit and B_noise."""
-    from ..phenomena.critical_batch_size import analyse, effective_inverse_batch
+def critical_steps(fits: list[dict], presentation: bool = False) -> go.Figure:
+    """Steps to target vs batch size (every learning rate faint, the best solid), the fit, B_crit and B_noise.
 
-    fits, _ = analyse(runs)
+    `fits` as for `critical_tradeoff`, with "points" ((batch, lr, steps) of every run), "fit_curve" ({"batch",
+    "steps"} of the fitted S(B)), "b_crit", "b_noise_mean" and "b_noise".
+    """
     fig = go.Figure()
     for fit in fits:
         pts = [(b, lr, s) for b, lr, s in fit["points"] if _finite(s)]
@@ -172,9 +177,8 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
                                                                                   "size": 10},
                                      line={"color": arch_color(fit["arch"]), "dash": dataset_dash(fit["dataset"])}))
         if _finite(fit["s_min"]) and len(b):
-            grid = np.geomspace(b.min(), b.max(), 200)
-            fig.add_trace(go.Scatter(x=grid, y=[fit["s_min"] + fit["e_min"] * effective_inverse_batch(v, fit["n_train"])
-                                                for v in grid], mode="lines", name="fit S_min + E_min (1/B - 1/n)",
+            fig.add_trace(go.Scatter(x=fit["fit_curve"]["batch"], y=fit["fit_curve"]["steps"], mode="lines",
+                                     name="fit S_min + E_min (1/B - 1/n)",
                                      line={"color": PREDICTION_COLOR, "dash": "dot"}))
         for value, label, dash, where in ((fit["b_crit"], "B_crit (fit)", "dot", "top right"),
                                           (fit["b_noise_mean"], "B_noise, step mean to target (prediction)", "solid",
@@ -187,12 +191,10 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
                   "steps to reach the target loss", presentation, log_x=True, log_y=True)
 
 
-def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
+def critical_noise(fits: list[dict], presentation: bool = False) -> go.Figure:
     """Noise scales along the tuned full-batch run against its training loss (B_noise of the other full-batch
-    runs thin and dotted); the target loss and B_crit marked."""
-    from ..phenomena.critical_batch_size import analyse
-
-    fits, _ = analyse(runs)
+    runs thin and dotted); the target loss and B_crit marked. `fits` as for `critical_steps`, with "noise_run"
+    (the tuned full-batch run), "by_lr" (every full-batch run: "lr", "steps", "run") and "target"."""
     fig = go.Figure()
     for fit in fits:
         run = fit["noise_run"]
@@ -233,61 +235,58 @@ def _opacity_ramp(i: int, n: int) -> float:
     return 0.35 + 0.65 * (i / max(n - 1, 1))
 
 
-def scaling_law(runs, verdict=None, presentation: bool = False) -> go.Figure:
-    """Final loss vs parameter count (log-log) with the fitted L0 + A p^-alpha and L0 drawn in."""
-    from ..phenomena.scaling_collapse import final_loss, fit_scaling_law, param_count
+def scaling_law(groups: list[dict], presentation: bool = False) -> go.Figure:
+    """Final loss vs parameter count (log-log) with the fitted L0 + A p^-alpha and L0 drawn in.
 
+    `groups`: one dict per (arch, dataset, seed) with "key", "runs", "params", "losses" (by width) and the fit
+    ("l0", "a", "alpha", "r2", "l0_pinned").
+    """
     fig = go.Figure()
-    groups: dict[tuple, list] = {}
-    for run in runs:
-        if run.status == "ok":
-            groups.setdefault((run.spec.model.arch, run.spec.data.name, run.spec.seed), []).append(run)
-    for (arch, dataset, seed), group in groups.items():
-        p = np.array([param_count(r) for r in group], dtype=float)
-        loss = np.array([final_loss(r) for r in group])
-        order = np.argsort(p)
-        p, loss = p[order], loss[order]
+    for g in groups:
+        arch, dataset, seed = g["key"]
+        p, loss = np.asarray(g["params"], dtype=float), np.asarray(g["losses"], dtype=float)
         fig.add_trace(go.Scatter(x=p, y=loss, mode="markers", name=f"{arch} / {dataset} seed {seed}",
                                  marker={"color": arch_color(arch), "size": 10},
-                                 hovertext=[spec_hover(group[i].spec) for i in order]))
-        fit = fit_scaling_law(p, loss)
-        if _finite(fit["alpha"]):
+                                 hovertext=[spec_hover(r.spec) for r in g["runs"]]))
+        if _finite(g["alpha"]) and len(p):
             grid = np.geomspace(p.min() / 1.5, p.max() * 1.5, 200)
-            pinned = " (L0 pinned)" if fit["l0_pinned"] else ""
-            fig.add_trace(go.Scatter(x=grid, y=fit["l0"] + fit["a"] * grid ** (-fit["alpha"]), mode="lines",
-                                     name=f"fit {fit['l0']:.3g} + {fit['a']:.3g} p^-{fit['alpha']:.2f} "
-                                          f"(R^2 {fit['r2']:.3f}){pinned}",
+            pinned = " (L0 pinned)" if g["l0_pinned"] else ""
+            fig.add_trace(go.Scatter(x=grid, y=g["l0"] + g["a"] * grid ** (-g["alpha"]), mode="lines",
+                                     name=f"fit {g['l0']:.3g} + {g['a']:.3g} p^-{g['alpha']:.2f} "
+                                          f"(R^2 {g['r2']:.3f}){pinned}",
                                      line={"color": PREDICTION_COLOR, "dash": dataset_dash(dataset)}))
-            if fit["l0"] > 0:
-                reference_line(fig, fit["l0"], f"L0 = {fit['l0']:.3g}{pinned}")
+            if g["l0"] > 0:
+                reference_line(fig, g["l0"], f"L0 = {g['l0']:.3g}{pinned}")
     return layout(fig, "Does final loss fall as a power law in the number of parameters?", "parameters p",
                   "final test loss (MSE)", presentation, log_x=True, log_y=True)
 
 
-def scaling_curves(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Test-loss curves of every width: raw (loss vs step) or normalised (L/L_final vs step/total)."""
-    from ..phenomena.scaling_collapse import TAU_MIN, loss_curve
+def scaling_curves(curves: list[dict], tau_min: float, normalised: bool = True,
+                   presentation: bool = False) -> go.Figure:
+    """Test-loss curves of every width: raw (loss vs step) or normalised (L/L_final vs step/total).
+
+    `curves`: one dict per finished run, by width: "run", "steps", "loss"; the collapse is scored from `tau_min`.
+    """
     from ..universality import compute_fraction_normalise
 
     fig = go.Figure()
-    ok = sorted([r for r in runs if r.status == "ok" and len(loss_curve(r)[0]) >= 2],
-                key=lambda r: r.spec.model.width)
-    curves = []
-    for i, run in enumerate(ok):
-        steps, loss = loss_curve(run)
+    ok = [c for c in curves if len(c["steps"]) >= 2]
+    drawn = []
+    for i, c in enumerate(ok):
+        run, steps, loss = c["run"], c["steps"], c["loss"]
         if normalised:
             x, y = compute_fraction_normalise(steps, loss, total=float(run.spec.optim.steps))
         else:
             x, y = np.maximum(steps, 1.0), loss
-        curves.append((x, y))
+        drawn.append((x, y))
         fig.add_trace(_line(run, f"{run.spec.model.arch} w={run.spec.model.width}", x, y,
                             opacity=_opacity_ramp(i, len(ok))))
-    if normalised and curves:
-        grid = np.linspace(TAU_MIN, 1.0, 100)
-        master = np.exp(np.mean([np.interp(grid, x, np.log(y)) for x, y in curves], axis=0))
+    if normalised and drawn:
+        grid = np.linspace(tau_min, 1.0, 100)
+        master = np.exp(np.mean([np.interp(grid, x, np.log(y)) for x, y in drawn], axis=0))
         fig.add_trace(go.Scatter(x=grid, y=master, mode="lines", name="mean normalised curve (the collapse)",
                                  line={"color": PREDICTION_COLOR, "dash": "dash", "width": 3}))
-        fig.add_vrect(x0=0, x1=TAU_MIN, fillcolor="#cccccc", opacity=0.2, line_width=0,
+        fig.add_vrect(x0=0, x1=tau_min, fillcolor="#cccccc", opacity=0.2, line_width=0,
                       annotation_text="not scored", annotation_position="top left")
     title = ("Do loss curves of all sizes collapse once divided by their final loss?" if normalised
              else "Loss curves of students of different widths (raw)")
@@ -300,33 +299,42 @@ def scaling_curves(runs, normalised: bool = True, presentation: bool = False) ->
 # neural collapse
 
 
-def collapse_nc1(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """NC1 against steps (log-log), raw or divided by its value at initialisation; 100% train accuracy marked."""
-    from ..phenomena.neural_collapse import NC1_FALL_MIN, collapse_summary
+def _value_at(h, column: str, step: float) -> float:
+    rows = h.dropna(subset=[column])
+    rows = rows[rows["step"] == step]
+    return float(rows[column].iloc[0]) if len(rows) else float("nan")
 
+
+def collapse_nc1(runs, onsets: dict, fall_min: float, normalised: bool = True, presentation: bool = False) -> go.Figure:
+    """NC1 against steps (log-log), raw or divided by its value at the terminal-phase onset (`onsets`: run key ->
+    onset step, NaN without one: those runs are divided by their first value); the onset marked, and in the
+    normalised view the prediction (below 1/fall_min of the onset value by the end)."""
     fig = go.Figure()
     for run in runs:
         if "nc1" not in run.history:
             continue
         h = run.history.dropna(subset=["nc1"])
-        s = collapse_summary(run.history)
-        y = h["nc1"] / s["nc1_init"] if normalised else h["nc1"]
-        fig.add_trace(_line(run, f"{run.spec.model.arch} / {display_name(run.spec.data.name)}", np.maximum(h["step"], 1.0), y,
-                            mode="lines+markers"))
-        if _finite(s["step_tpt"]):
-            fig.add_vline(x=max(s["step_tpt"], 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch),
-                          annotation_text="100% train", annotation_position="bottom left")
+        if not len(h):
+            continue
+        onset = onsets.get(run.spec.key(), float("nan"))
+        base = _value_at(h, "nc1", onset) if _finite(onset) else float(h["nc1"].iloc[0])
+        y = h["nc1"] / base if normalised and _finite(base) and base > 0 else h["nc1"]
+        note = "" if _finite(onset) or not normalised else " (no terminal phase: / initial NC1)"
+        fig.add_trace(_line(run, f"{run.spec.model.arch} / {display_name(run.spec.data.name)}{note}",
+                            np.maximum(h["step"], 1.0), y, mode="lines+markers"))
+        if _finite(onset):
+            fig.add_vline(x=max(onset, 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch),
+                          annotation_text="99.9% train", annotation_position="bottom left")
     if normalised:
-        reference_line(fig, 1.0 / NC1_FALL_MIN, f"predicted: below 1/{NC1_FALL_MIN:g} of the initial NC1")
-    y_title = "NC1 / NC1 at initialisation" if normalised else "NC1 = tr(Sigma_W Sigma_B^+) / C"
-    return layout(fig, "Does within-class variability collapse as training continues past zero error?", "step",
+        reference_line(fig, 1.0 / fall_min, f"predicted: below 1/{fall_min:g} of its onset value by the end")
+    y_title = "NC1 / NC1 at the terminal-phase onset" if normalised else "NC1 = tr(Sigma_W Sigma_B^+) / C"
+    return layout(fig, "Does within-class variability keep collapsing after the training set is fitted?", "step",
                   y_title, presentation, log_x=True, log_y=True)
 
 
-def collapse_geometry(runs, presentation: bool = False) -> go.Figure:
-    """Deviation of class-mean cosines from -1/(C-1) and NCC disagreement against steps, with the tolerance."""
-    from ..phenomena.neural_collapse import ETF_TOLERANCE, NCC_MIN
-
+def collapse_geometry(runs, onsets: dict, presentation: bool = False) -> go.Figure:
+    """Deviation of class-mean cosines from -1/(C-1) and NCC disagreement against steps, the terminal-phase onset
+    of each run marked (`onsets`: run key -> step)."""
     fig = go.Figure()
     for run in runs:
         h = run.history
@@ -336,39 +344,42 @@ def collapse_geometry(runs, presentation: bool = False) -> go.Figure:
                 rows = h.dropna(subset=[column])
                 fig.add_trace(_line(run, f"{run.spec.model.arch} {label}", np.maximum(rows["step"], 1.0),
                                     np.maximum(rows[column], 1e-4), dash=dash, mode="lines+markers"))
-    reference_line(fig, ETF_TOLERANCE, f"simplex ETF tolerance {ETF_TOLERANCE:g}")
-    reference_line(fig, 1.0 - NCC_MIN, f"agreement {NCC_MIN:g}")
-    return layout(fig, "Do class means approach a simplex ETF and the classifier a nearest-centre rule?", "step",
-                  "deviation (0 at collapse; floor 1e-4)", presentation, log_x=True, log_y=True)
+        onset = onsets.get(run.spec.key(), float("nan"))
+        if _finite(onset):
+            fig.add_vline(x=max(onset, 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch))
+    return layout(fig, "Do class means keep approaching a simplex ETF in the terminal phase?", "step "
+                  "(dotted: 99.9% train accuracy)", "deviation (0 at collapse; floor 1e-4)", presentation, log_x=True,
+                  log_y=True)
+
+
+def collapse_reference(trajectory, etf_max: float, presentation: bool = False) -> go.Figure:
+    """The unconstrained-features model along gradient descent: NC1, ETF deviation and NC3 (log scale), with the
+    exact-ETF prediction drawn as the tolerance `etf_max`."""
+    fig = go.Figure()
+    for column, label, dash in (("nc2_etf_distance", "ETF deviation mean |cos + 1/(C-1)|", "solid"),
+                                ("nc1", "NC1", "dash"), ("nc3", "NC3", "dot")):
+        if column in trajectory:
+            fig.add_trace(go.Scatter(x=np.maximum(trajectory["step"], 1.0), y=np.maximum(trajectory[column], 1e-16),
+                                     mode="lines+markers", name=label, line={"color": "#444444", "dash": dash}))
+    reference_line(fig, etf_max, f"predicted: exact simplex ETF (deviation \u2264 {etf_max:g})")
+    return layout(fig, "Does the unconstrained-features model reach an exact simplex ETF?",
+                  "gradient-descent step", "deviation (0 at an exact simplex ETF)", presentation, log_x=True,
+                  log_y=True)
 
 
 # ------------------------------------------------------------------------------------------------
 # heavy-tailed spectra
 
 
-def _esd_layer(run) -> str | None:
-    """The judged layer with the most eigenvalues (the widest hidden layer)."""
-    from ..phenomena.heavy_tailed_spectra import judged_layers
-
-    layers = judged_layers(run)
-    if not layers:
-        return None
-    esd = run.spectra[run.spectra["kind"] == "weight_esd"]
-    counts = esd[esd["step"] == esd["step"].min()].groupby("layer")["index"].count()
-    return max(layers, key=lambda name: (counts.get(name, 0), name))
-
-
-def esd_before_after(runs, presentation: bool = False) -> go.Figure:
-    """ESD of the widest layer of the best run at init (with its MP fit) and at the end (with its power-law tail)."""
+def esd_before_after(run, layer: str | None, presentation: bool = False) -> go.Figure:
+    """ESD of one layer of one run (the phenomenon picks its best run's widest layer) at init (with its MP fit)
+    and at the end (with its power-law tail); an empty figure without a run."""
     from ..spectra import marchenko_pastur_fit, mp_density, power_law_alpha
 
-    ok = [r for r in runs if r.status == "ok" and len(r.spectra)]
     fig = go.Figure()
-    if not ok:
+    if run is None or layer is None:
         return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
                       presentation, log_x=True, log_y=True)
-    run = max(ok, key=lambda r: r.final("test_acc"))
-    layer = _esd_layer(run)
     esd = run.spectra[(run.spectra["kind"] == "weight_esd") & (run.spectra["layer"] == layer)]
     q = _aspect_ratio(run, layer)
     for step, opacity, when in ((esd["step"].min(), 0.5, "init"), (esd["step"].max(), 1.0, "trained")):
@@ -421,53 +432,46 @@ def _aspect_ratio(run, layer: str) -> float:
     return min(shape) / max(shape)
 
 
-def alpha_trajectories(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Mean power-law alpha over judged layers against steps, raw or divided by its initial value."""
-    from ..phenomena.heavy_tailed_spectra import judged_layers, mean_over_layers
-
+def alpha_trajectories(curves: list[dict], alpha_max: float, normalised: bool = True,
+                       presentation: bool = False) -> go.Figure:
+    """Mean power-law alpha over the judged layers against steps, raw (with the heavy-tailed range: alpha <=
+    `alpha_max`) or divided by its initial value. `curves`: one dict per run: "run", "steps", "alpha"."""
     fig = go.Figure()
-    ok = [r for r in runs if r.status == "ok"]
-    for i, run in enumerate(sorted(ok, key=lambda r: (r.spec.optim.batch_size, r.spec.optim.lr))):
-        steps, alpha = mean_over_layers(run.history, "alpha_", judged_layers(run))
-        if not len(alpha):
-            continue
+    for i, c in enumerate(curves):
+        run, alpha = c["run"], np.asarray(c["alpha"], dtype=float)
         y = alpha / alpha[0] if normalised else alpha
-        fig.add_trace(_line(run, f"lr {run.spec.optim.lr:g} bs {run.spec.optim.batch_size}", np.maximum(steps, 1.0), y,
-                            mode="lines+markers", opacity=_opacity_ramp(i, len(ok))))
+        fig.add_trace(_line(run, f"lr {run.spec.optim.lr:g} bs {run.spec.optim.batch_size}",
+                            np.maximum(c["steps"], 1.0), y, mode="lines+markers",
+                            opacity=_opacity_ramp(i, len(curves))))
     if normalised:
         reference_line(fig, 1.0, "no change (prediction: below)")
     else:
-        reference_line(fig, 2.0, "alpha = 2 (very heavy-tailed)")
-        reference_line(fig, 6.0, "alpha = 6 (random-like)")
-    return layout(fig, "Does the power-law exponent alpha fall with training?", "step",
+        reference_line(fig, alpha_max, f"alpha = {alpha_max:g}: heavy-tailed below (prediction)")
+        reference_line(fig, 2.0, "alpha = 2 (very heavy-tailed below)")
+    return layout(fig, "Does the power-law exponent alpha fall into the heavy-tailed range with training?", "step",
                   "alpha / alpha at init" if normalised else "mean power-law alpha", presentation, log_x=True)
 
 
-def alpha_vs_error(runs, verdict=None, presentation: bool = False) -> go.Figure:
-    """Final mean alpha against test error across the sweep, with the rank correlation and a fitted trend."""
-    from ..phenomena.heavy_tailed_spectra import spearman, spectra_summary
-
+def alpha_vs_error(points: list[dict], rho: float, rho_min: float, presentation: bool = False) -> go.Figure:
+    """Final mean alpha against test error across the sweep, with the rank correlation, its predicted bound and a
+    fitted trend. `points`: one dict per run: "run", "alpha_final", "test_error"."""
     fig = go.Figure()
-    points = []
-    for run in runs:
-        if run.status != "ok":
-            continue
-        s = spectra_summary(run)
-        if _finite(s["alpha_final"]) and _finite(s["test_error"]):
-            points.append((s["alpha_final"], s["test_error"]))
-            fig.add_trace(go.Scatter(x=[s["alpha_final"]], y=[s["test_error"]], mode="markers+text",
-                                     text=[f"lr {run.spec.optim.lr:g}, bs {run.spec.optim.batch_size}"],
-                                     textposition="top center", showlegend=False,
-                                     marker={"color": arch_color(run.spec.model.arch), "size": 11},
-                                     hovertext=spec_hover(run.spec)))
-    rho = spearman([p[0] for p in points], [p[1] for p in points]) if points else float("nan")
+    for p in points:
+        run = p["run"]
+        fig.add_trace(go.Scatter(x=[p["alpha_final"]], y=[p["test_error"]], mode="markers+text",
+                                 text=[f"lr {run.spec.optim.lr:g}, bs {run.spec.optim.batch_size}"],
+                                 textposition="top center", showlegend=False,
+                                 marker={"color": arch_color(run.spec.model.arch), "size": 11},
+                                 hovertext=spec_hover(run.spec)))
     if len(points) >= 2:
-        x, y = np.array(points).T
+        x = np.array([p["alpha_final"] for p in points])
+        y = np.array([p["test_error"] for p in points])
         if np.ptp(x) > 0:
             slope, intercept = np.polyfit(x, y, 1)
             grid = np.linspace(x.min(), x.max(), 50)
+            bound = f"predicted \u2265 {rho_min:.3g}" if _finite(rho_min) else "predicted > 0"
             fig.add_trace(go.Scatter(x=grid, y=intercept + slope * grid, mode="lines",
-                                     name=f"trend (Spearman {rho:+.2f}; predicted > 0)",
+                                     name=f"trend (Spearman {rho:+.2f}; {bound})",
                                      line={"color": PREDICTION_COLOR, "dash": "dash"}))
     return layout(fig, "Do runs with heavier-tailed weights (lower alpha) generalise better?",
                   "final mean power-law alpha", "test error", presentation)
