@@ -97,6 +97,28 @@ def outlier_gap(run) -> dict:
     return out
 
 
+def gauss_newton_share(run, classes: int) -> dict:
+    """The final step's split (probes.gauss_newton_k): G's smallest share over the top C - 1 directions of H.
+
+    `gn_share_min` is NaN when the run has no split or its Lanczos did not converge (an uncertified share
+    is not a measurement); `gn_residual_rel` is R's largest |eigenvalue| over H's largest.
+    """
+    out = {"gn_share_min": float("nan"), "gn_residual_rel": float("nan"), "gn_converged": None}
+    sp, hist = run.spectra, run.history
+    if run.status == "failed" or not len(sp) or "gn_converged" not in hist:
+        return out
+    converged = hist["gn_converged"].dropna()
+    out["gn_converged"] = bool(len(converged) and converged.iloc[-1] == 1.0)
+    split = {kind: sp[sp["kind"] == kind].sort_values("index")["value"].to_numpy(dtype=float)
+             for kind in ("gn_share", "gn_hessian", "gn_residual")}
+    n = max(classes - 1, 1)
+    if len(split["gn_hessian"]) and split["gn_hessian"][0] > 0 and len(split["gn_residual"]):
+        out["gn_residual_rel"] = float(np.max(np.abs(split["gn_residual"])) / split["gn_hessian"][0])
+    if out["gn_converged"] and len(split["gn_share"]) >= n:
+        out["gn_share_min"] = float(np.min(split["gn_share"][:n]))  # NaN if any share is NaN
+    return out
+
+
 def _n_classes(spec) -> int:
     from ..data import describe
 
@@ -139,7 +161,7 @@ class HessianOutliers(Phenomenon):
                         data=data_spec(dataset, classes, n_train),
                         optim=OptimSpec(name="gd", lr=_LR[arch], steps=steps, loss="ce", eval_every=0),
                         probes=ProbeSpec(log_every=max(steps // 20, 1), topk_every=steps, topk=2 * classes,
-                                         save_weights=False),
+                                         gauss_newton_k=2 * classes, save_weights=False),
                     ))
         if not out:
             raise ValueError(f"cnn needs an image dataset ({', '.join(IMAGE_DATASETS)}); got {', '.join(datasets)}")
@@ -150,6 +172,7 @@ class HessianOutliers(Phenomenon):
         for run in runs:
             m = outlier_gap(run)
             c, gap = m["classes"], m["gap_rank"]
+            m.update(gauss_newton_share(run, c))
             ok = run.status == "ok" and gap is not None and gap in (c - 1, c)
             rows.append(run_row(run, ok, None if gap is None else float(gap), f"largest gap at rank {c - 1} or {c}",
                                 **m, label=f"{run.spec.model.arch} {display_name(run.spec.data.name)} C={c}"))
@@ -159,6 +182,8 @@ class HessianOutliers(Phenomenon):
         counts = sorted({r["classes"] for r in rows})
         holding = [c for c in counts if all(r["passed"] for r in rows if r["classes"] == c)]
         at_c_minus_1 = sum(r["gap_rank"] == r["classes"] - 1 for r in rows)
+        shares = np.array([r["gn_share_min"] for r in rows], dtype=float)
+        share = float(np.min(shares))  # every outlier direction of every run; NaN (fails) if one is unmeasured
         clauses = [
             Clause.judge("a bulk near 0 plus about C outliers",
                          "fraction of runs with the gap at C-1 or C", at_least(MIN_FRACTION), fraction),
@@ -166,20 +191,19 @@ class HessianOutliers(Phenomenon):
                          "class counts at which every run has its largest gap at C-1 or C",
                          at_least(MIN_CLASS_COUNTS), float(len(holding)),
                          note=f"class counts {counts}, holding at {holding or 'none'}"),
-            Clause.untested("the outliers come from the Gauss-Newton term",
-                            "smallest share v\u1d40Gv/\u03bb of an outlier direction's curvature carried by G",
-                            at_least(GN_SHARE),
-                            needs="the Gauss-Newton / residual split (gauss_newton.py, research branch, not merged "
-                                  "here) and a probe of G on the final weights"),
+            Clause.judge("the outliers come from the Gauss-Newton term",
+                         "smallest share v\u1d40Gv/\u03bb of an outlier direction's curvature carried by G",
+                         at_least(GN_SHARE), share, note=_share_note(rows)),
         ]
         parts = [f"{r['label']}: largest gap after rank {r['gap_rank']} (\u00d7{r['gap_ratio']:.2f}; predicted "
                  f"{r['classes'] - 1} or {r['classes']})" for r in rows]
         text = (f"{fraction:.0%} of runs have their largest top-2C gap at C-1 or C (needs \u2265 {MIN_FRACTION:.0%}, "
                 f"and every run for \u2265 {MIN_CLASS_COUNTS} class counts; holds for C in {holding or 'none'} of "
                 f"{counts}); {at_c_minus_1} of {len(rows)} at C-1, softmax cross-entropy's rank. "
-                + "; ".join(parts) + ". Whether the outliers are the Gauss-Newton term's is not measured here.")
+                + "; ".join(parts) + f". The Gauss-Newton term G carries at least {share:.3f} of the curvature of "
+                f"every run's top C-1 directions (needs \u2265 {GN_SHARE:.0%}).")
         details = {"class_counts": counts, "class_counts_holding": holding, "fraction_at_gap": fraction,
-                   "runs_at_c_minus_1": at_c_minus_1,
+                   "runs_at_c_minus_1": at_c_minus_1, "gn_share_min": share,
                    "median_gap_ratio": float(np.nanmedian([r["gap_ratio"] for r in rows]))
                    if any(np.isfinite(r["gap_ratio"]) for r in rows) else float("nan")}
         return Verdict.of(clauses, text, rows, details)
@@ -189,6 +213,19 @@ class HessianOutliers(Phenomenon):
 
         verdict = verdict if verdict is not None else self.verdict(runs)
         return [plots.hessian_topk(runs, verdict, normalised, presentation)]
+
+
+def _share_note(rows) -> str:
+    """G's share per run (smallest over its top C - 1) and the residual's size, or why a run has none."""
+    parts = []
+    for r in rows:
+        if np.isfinite(r["gn_share_min"]):
+            rel = r["gn_residual_rel"]
+            parts.append(f"{r['label']}: {r['gn_share_min']:.3f} (|R| \u2264 {rel:.1%} of \u03bb\u2081)")
+        else:
+            why = "split not converged" if r["gn_converged"] is False else "no Gauss-Newton split recorded"
+            parts.append(f"{r['label']}: n/a ({why})")
+    return "; ".join(parts)
 
 
 PHENOMENON = HessianOutliers()
