@@ -287,7 +287,7 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
     """
     rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
     fig = go.Figure()
-    classes, g_drawn = set(), False
+    classes, rings = set(), []
     for i, run in enumerate(runs):
         sp = run.spectra
         sp = sp[sp["kind"] == "hessian_topk"] if len(sp) else sp
@@ -305,8 +305,8 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
         name = f"{run.spec.model.arch} · {display_name(run.spec.data.name)} · C={n_classes}" + \
             (f" (gap at {r['gap_rank']})" if r.get("gap_rank") else "")
         share = r.get("gn_share_min")
-        if _finite(share):
-            name += f" · G carries \u2265 {share:.3f}"
+        if _finite(share):  # a lower bound, so rounded down
+            name += f" · G carries \u2265 {math.floor(round(share * 1000, 6)) / 1000:.3f}"
         trace = _line(run, name, x, y, mode="lines+markers", opacity=0.55 + 0.45 * (i % 2))
         symbol = "circle" if (n_classes or 0) <= 5 else "diamond"
         trace.marker = {"symbol": symbol, "size": 9 if presentation else 6}
@@ -318,12 +318,12 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
             hover = [f"G's eigenvalue {j + 1}: {v:.4g}" + (f"<br>v\u1d40Gv/\u03bb of H's direction {j + 1}: "
                                                           f"{shares[j]:.3f}" if j < len(shares) else "")
                      for j, v in enumerate(g)]
-            fig.add_trace(go.Scatter(
-                x=gx, y=gy, mode="markers", legendgroup="gauss_newton", showlegend=not g_drawn,
+            rings.append(go.Scatter(
+                x=gx, y=gy, mode="markers", legendgroup="gauss_newton", showlegend=not rings,
                 name="Gauss-Newton term G's eigenvalues (open markers)", hovertext=hover, hoverinfo="text",
                 marker={"symbol": f"{symbol}-open", "size": 14 if presentation else 11,
                         "color": arch_color(run.spec.model.arch), "line": {"width": 1.5}}))
-            g_drawn = True
+    fig.add_traces(rings)  # over every run's line, one legend entry last
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
                       annotation_text="rank = C (prediction: C-1 or C outliers to the left)",
