@@ -289,12 +289,9 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
     fig = go.Figure()
     classes, rings = set(), []
     for i, run in enumerate(runs):
-        sp = run.spectra
-        sp = sp[sp["kind"] == "hessian_topk"] if len(sp) else sp
-        if not len(sp):
+        values = np.abs(_last_values(run.spectra, "hessian_topk"))
+        if not len(values):
             continue
-        last = sp[sp["step"] == sp["step"].max()].sort_values("index")
-        values = np.abs(last["value"].to_numpy(dtype=float))
         r = rows.get(run.spec.key(), {})
         n_classes = r.get("classes")
         rank = np.arange(1, len(values) + 1, dtype=float)
