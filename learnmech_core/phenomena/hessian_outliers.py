@@ -33,7 +33,8 @@ Each clause holds on the whole when it holds on at least 2 of 3 seeds (`combine_
 
 Measured at quick, seeds 0, 1, 2 (4 runs a seed; 8.3-8.5 s user CPU a seed for the whole
 `verify --seeds S` process on 1 thread (LEARNMECH_THREADS=1), 33-37 s wall at load 10-11; the split
-probe takes 2-6 s wall a run at that load, the top-k probe 0.4-1.9 s): every run of every seed has its
+probe takes 2-6 s wall a run at that load, the top-k probe 0.4-1.9 s; a gallery build of the 3 seeds at
+load 4-5 took 24.7 s wall, 8.2 s a seed, the split 0.5-2.3 s of each run's 0.8-3.7 s): every run of every seed has its
 largest gap at C - 1 (4 of 5, 9 of 10), with ratios 2.37 / 2.68 / 2.56 / 2.32 (seed 0: MLP C=5, C=10,
 ResNet C=5, C=10), 2.73 / 2.88 / 2.49 / 2.42 (seed 1), 3.05 / 2.92 / 2.72 / 2.01 (seed 2); both class
 counts hold on every seed. G's smallest share over the outlier directions: 1.0001 / 0.9996 / 1.0000 /
