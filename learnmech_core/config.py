@@ -32,7 +32,7 @@ from .registry import (
 
 SPEC_VERSION = 1  # bump when the meaning of a field changes: old keys then stop matching
 # fields added since version 1 -> default; at their default they stay out of RunSpec.key()
-ADDED_FIELDS = {("model", "head_width"): 0, ("probes", "snapshot_every"): 0}
+ADDED_FIELDS = {("model", "head_width"): 0, ("probes", "snapshot_every"): 0, ("probes", "gauss_newton_k"): 0}
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,8 @@ class ProbeSpec:
     as `cls(every)`), measured every `extra_every` steps (0: every `log_every`).
     `snapshot_every` keeps the flattened weights every that many steps (and at the last step) for the
     trajectory's PCA landscape (`learnmech_core.trajectory`).
+    `gauss_newton_k` > 0 splits the Hessian's top-k eigenpairs into Gauss-Newton and residual parts at the
+    last step only (`gauss_newton.curvature_split`; spectra rows `gn_*`).
     """
 
     log_every: int = 1
@@ -270,6 +272,7 @@ class ProbeSpec:
     extra: tuple[str, ...] = ()
     extra_every: int = 0
     snapshot_every: int = 0
+    gauss_newton_k: int = 0
 
     def __post_init__(self):
         caps = current_caps()
@@ -280,6 +283,7 @@ class ProbeSpec:
             _set(self, name, _int(f"probes.{name}", getattr(self, name), 0, caps.max_steps))
         _set(self, "sharpness_tol", _float("probes.sharpness_tol", self.sharpness_tol, 0.0, 0.5, lo_open=True))
         _set(self, "topk", _int("probes.topk", self.topk, 1, 100))
+        _set(self, "gauss_newton_k", _int("probes.gauss_newton_k", self.gauss_newton_k, 0, 100))
         _set(self, "ntk_points", _int("probes.ntk_points", self.ntk_points, 2, 1024))
         _set(self, "probe_batch", _int("probes.probe_batch", self.probe_batch, 0, caps.max_samples))
         _set(self, "extra_every", _int("probes.extra_every", self.extra_every, 0, caps.max_steps))

@@ -49,7 +49,7 @@ from .train import (MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, device_split, loss_f
 MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
                  "optim.eps", "optim.diverge_factor", "model.init_scale", "probes.save_weights")
 UNSUPPORTED_PROBES = ("topk_every", "precond_sharpness_every", "density_every", "esd_every", "ntk_every",
-                      "noise_every", "collapse_every", "snapshot_every")
+                      "noise_every", "collapse_every", "snapshot_every", "gauss_newton_k")
 MAX_MEMBERS = 64  # larger groups are split into several ensembles
 
 

@@ -134,6 +134,35 @@ class TopKProbe(Probe):
         return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(res.values)]
 
 
+class GaussNewtonProbe(Probe):
+    """At the last step only: the Hessian's top-k eigenpairs split into G = J^T H_l J and the residual R.
+
+    Spectra rows (index i = rank - 1): `gn_hessian` (H's top-k), `gn_gauss_newton` (G's top-k),
+    `gn_residual` (R's k largest in magnitude) and `gn_share` (v_i^T G v_i / lambda_i for H's i-th top
+    eigenvector). Lanczos starts from a fixed seed, so the numbers are a function of the final weights:
+    `gauss_newton.curvature_split(model, loss_fn, inputs, targets, k)` on them gives the same.
+    """
+
+    name = "gauss_newton"
+    columns = ("gn_converged", "gn_products")
+
+    def __init__(self, k: int):
+        super().__init__(1)
+        self.k = k
+
+    def due(self, step: int, last: bool) -> bool:
+        return last
+
+    def measure(self, ctx):
+        from .gauss_newton import curvature_split
+
+        split = curvature_split(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=self.k)
+        rows = [(kind, "all", i, float(v)) for kind, values in (
+            ("gn_hessian", split.hessian), ("gn_gauss_newton", split.gauss_newton), ("gn_residual", split.residual),
+            ("gn_share", split.gauss_newton_share)) for i, v in enumerate(values)]
+        return {"gn_converged": float(split.converged), "gn_products": float(split.n_products)}, rows
+
+
 class PrecondSharpnessProbe(Probe):
     """Top eigenvalue of P^-1 H with Adam's current preconditioner (Cohen et al. 2022)."""
 
@@ -289,6 +318,8 @@ def build_probes(spec: ProbeSpec) -> list[Probe]:
         probes.append(SharpnessProbe(spec.sharpness_every, spec.sharpness_tol))
     if spec.topk_every:
         probes.append(TopKProbe(spec.topk_every, spec.topk))
+    if spec.gauss_newton_k:
+        probes.append(GaussNewtonProbe(spec.gauss_newton_k))
     if spec.precond_sharpness_every:
         probes.append(PrecondSharpnessProbe(spec.precond_sharpness_every))
     if spec.density_every:

@@ -197,7 +197,7 @@ def test_hessian_outliers_tiny_holds_and_doctored_fails(tiny_runs):
 
     def flat_spectrum(run):
         sp = run.spectra.copy()
-        last = sp["step"] == sp["step"].max()
+        last = (sp["step"] == sp["step"].max()) & (sp["kind"] == "hessian_topk")
         sp.loc[last, "value"] = np.where(sp.loc[last, "index"] == 0, 10.0, 1.0 / (1 + sp.loc[last, "index"]))
         return dataclasses.replace(run, spectra=sp)
 
@@ -360,16 +360,49 @@ def test_catapult_clauses_each_can_fail():
     assert relu_only.passed and relu_only.word() == "holds here; 1 clause(s) not tested"
 
 
-def test_hessian_outliers_clauses_and_untested_gauss_newton(tiny_runs):
+def _gn(run, share=None, converged=None, drop=False):
+    """A copy of a run with its Gauss-Newton split doctored: shares replaced by share(index), or removed."""
+    sp, hist = run.spectra.copy(), run.history.copy()
+    gn = sp["kind"].str.startswith("gn_")
+    if drop:
+        sp, hist = sp[~gn], hist.drop(columns=["gn_converged", "gn_products"])
+    if share is not None:
+        rows = sp["kind"] == "gn_share"
+        sp.loc[rows, "value"] = [share(i) for i in sp.loc[rows, "index"]]
+    if converged is not None:
+        hist["gn_converged"] = hist["gn_converged"].where(hist["gn_converged"].isna(), float(converged))
+    return dataclasses.replace(run, spectra=sp, history=hist)
+
+
+def test_hessian_outliers_gauss_newton_clause_can_hold_and_fail(tiny_runs):
     ph = phenomena.get("hessian_outliers")
     runs = tiny_runs("hessian_outliers")
     v = ph.verdict(runs)
-    assert [c.passed for c in v.clauses] == [True, True, None]
-    assert "gauss_newton" in v.clauses[2].needs and v.word() == "holds here; 1 clause(s) not tested"
+    assert [c.passed for c in v.clauses] == [True, True, True] and v.word() == "holds"
+    # the tiny runs' split: G carries the outliers (the research branch measured 1.000 at quick)
+    shares = [r["gn_share_min"] for r in v.per_run]
+    assert v.clauses[2].measured == pytest.approx(min(shares)) and min(shares) > 0.95
+    assert all(r["gn_converged"] and r["gn_residual_rel"] < 0.1 for r in v.per_run)
+    c = runs[0].spec.data.n_classes  # 3: the outliers are ranks 1 and 2
+    # a residual carrying half of one outlier direction fails the clause; a bulk direction (rank C) does not count
+    half = ph.verdict([_gn(runs[0], share=lambda i: 0.5 if i == c - 2 else 1.0)] + list(runs[1:]))
+    assert half.clauses[2].measured == 0.5 and half.clauses[2].passed is False and not half.passed
+    assert half.clauses[0].passed and half.clauses[1].passed
+    bulk = ph.verdict([_gn(runs[0], share=lambda i: 0.1 if i >= c - 1 else 0.95)] + list(runs[1:]))
+    assert bulk.clauses[2].measured == pytest.approx(0.95) and bulk.clauses[2].passed
+    at_bound = ph.verdict([_gn(r, share=lambda i: 0.9) for r in runs])
+    assert at_bound.clauses[2].measured == pytest.approx(0.9) and at_bound.clauses[2].passed
+    # an uncertified (unconverged) or missing split is not a measurement: the clause fails and says why
+    unconverged = ph.verdict([_gn(runs[0], converged=False)] + list(runs[1:]))
+    assert unconverged.clauses[2].measured is None and unconverged.clauses[2].passed is False
+    assert "not converged" in unconverged.clauses[2].note
+    missing = ph.verdict([_gn(r, drop=True) for r in runs])
+    assert missing.clauses[2].passed is False and "no Gauss-Newton split" in missing.clauses[2].note
+    assert missing.per_run[0]["gn_converged"] is None
 
     def flat(run):
         sp = run.spectra.copy()
-        last = sp["step"] == sp["step"].max()
+        last = (sp["step"] == sp["step"].max()) & (sp["kind"] == "hessian_topk")
         sp.loc[last, "value"] = np.where(sp.loc[last, "index"] == 0, 10.0, 1.0 / (1 + sp.loc[last, "index"]))
         return dataclasses.replace(run, spectra=sp)
 
@@ -379,6 +412,23 @@ def test_hessian_outliers_clauses_and_untested_gauss_newton(tiny_runs):
     one_bad = ph.verdict([flat(runs[0])] + list(runs[1:]) + copies)
     assert one_bad.clauses[0].measured == 0.75 and one_bad.clauses[0].passed
     assert one_bad.clauses[1].measured == 1.0 and one_bad.clauses[1].passed is False and not one_bad.passed
+    assert one_bad.clauses[2].passed  # the split is untouched
+
+
+def test_hessian_outliers_figure_draws_g_over_h(tiny_runs):
+    ph = phenomena.get("hessian_outliers")
+    runs = tiny_runs("hessian_outliers")
+    v = ph.verdict(runs)
+    fig = ph.figures(runs, v, normalised=True)[0]
+    rings = [t for t in fig.data if t.legendgroup == "gauss_newton"]
+    lines = [t for t in fig.data if t.legendgroup != "gauss_newton"]
+    assert len(rings) == len(lines) == len(runs) and sum(bool(t.showlegend) for t in rings) == 1
+    for run, ring, line in zip(runs, rings, lines, strict=True):
+        c = run.spec.data.n_classes
+        assert "G carries" in line.name and ring.marker.symbol.endswith("-open")
+        # G's outliers sit on H's (both divided by H's top eigenvalue)
+        np.testing.assert_allclose(ring.y[: c - 1], line.y[: c - 1], rtol=0.02)
+        assert "v\u1d40Gv/\u03bb" in ring.hovertext[0]
 
 
 def test_curvature_phenomena_quote_their_source_and_write_math():

@@ -271,18 +271,27 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
     return fig
 
 
+def _last_values(spectra, kind: str) -> np.ndarray:
+    """A spectra kind's values at its last recorded step, by index."""
+    sp = spectra[spectra["kind"] == kind] if len(spectra) else spectra
+    if not len(sp):
+        return np.array([])
+    return sp[sp["step"] == sp["step"].max()].sort_values("index")["value"].to_numpy(dtype=float)
+
+
 def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Top-2C Hessian eigenvalues (log scale) by rank, the predicted gap after rank C marked."""
+    """Top-2C Hessian eigenvalues (log scale) by rank, the predicted gap after rank C marked.
+
+    Where a run carries the Gauss-Newton split (spectra rows `gn_*`), G's top eigenvalues are drawn as
+    open markers over H's; hover gives v\u1d40Gv/\u03bb of H's direction of that rank.
+    """
     rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
     fig = go.Figure()
-    classes = set()
+    classes, rings = set(), []
     for i, run in enumerate(runs):
-        sp = run.spectra
-        sp = sp[sp["kind"] == "hessian_topk"] if len(sp) else sp
-        if not len(sp):
+        values = np.abs(_last_values(run.spectra, "hessian_topk"))
+        if not len(values):
             continue
-        last = sp[sp["step"] == sp["step"].max()].sort_values("index")
-        values = np.abs(last["value"].to_numpy(dtype=float))
         r = rows.get(run.spec.key(), {})
         n_classes = r.get("classes")
         rank = np.arange(1, len(values) + 1, dtype=float)
@@ -292,9 +301,26 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
             classes.add(n_classes)
         name = f"{run.spec.model.arch} · {display_name(run.spec.data.name)} · C={n_classes}" + \
             (f" (gap at {r['gap_rank']})" if r.get("gap_rank") else "")
+        share = r.get("gn_share_min")
+        if _finite(share):  # a lower bound, so rounded down
+            name += f" · G carries \u2265 {math.floor(round(share * 1000, 6)) / 1000:.3f}"
         trace = _line(run, name, x, y, mode="lines+markers", opacity=0.55 + 0.45 * (i % 2))
-        trace.marker = {"symbol": "circle" if (n_classes or 0) <= 5 else "diamond", "size": 9 if presentation else 6}
+        symbol = "circle" if (n_classes or 0) <= 5 else "diamond"
+        trace.marker = {"symbol": symbol, "size": 9 if presentation else 6}
         fig.add_trace(trace)
+        g, shares = _last_values(run.spectra, "gn_gauss_newton"), _last_values(run.spectra, "gn_share")
+        if len(g) and values[0] > 0:
+            gx = np.arange(1, len(g) + 1) / (n_classes if normalised and n_classes else 1)
+            gy = np.abs(g) / values[0] if normalised else np.abs(g)
+            hover = [f"G's eigenvalue {j + 1}: {v:.4g}" + (f"<br>v\u1d40Gv/\u03bb of H's direction {j + 1}: "
+                                                          f"{shares[j]:.3f}" if j < len(shares) else "")
+                     for j, v in enumerate(g)]
+            rings.append(go.Scatter(
+                x=gx, y=gy, mode="markers", legendgroup="gauss_newton", showlegend=not rings,
+                name="Gauss-Newton term G's eigenvalues (open markers)", hovertext=hover, hoverinfo="text",
+                marker={"symbol": f"{symbol}-open", "size": 14 if presentation else 11,
+                        "color": arch_color(run.spec.model.arch), "line": {"width": 1.5}}))
+    fig.add_traces(rings)  # over every run's line, one legend entry last
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
                       annotation_text="rank = C (prediction: C-1 or C outliers to the left)",
