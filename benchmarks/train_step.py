@@ -59,7 +59,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for n_train in (512, 1536):
-        spec = RunSpec(model=ModelSpec(width=args.width, depth=2), data=DataSpec(name="digits", n_train=n_train, n_test=0),
+        spec = RunSpec(model=ModelSpec(width=args.width, depth=2),
+                       data=DataSpec(name="digits", n_train=n_train, n_test=0),
                        optim=OptimSpec(name="gd", lr=0.05, steps=args.steps, eval_every=0),
                        probes=ProbeSpec(norms=False, save_weights=False))
         data = load(spec.data)

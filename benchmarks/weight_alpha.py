@@ -72,7 +72,7 @@ def make_mlp(generator: torch.Generator) -> nn.Sequential:
     """MLP 64-256-256-256-10, tanh, weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     sizes = [64, 256, 256, 256, 10]
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         linear = nn.Linear(fan_in, fan_out)
         bound = fan_in**-0.5
         with torch.no_grad():

@@ -21,7 +21,7 @@ import streamlit as st
 
 from learnmech_core.config import current_caps
 from learnmech_core.data import data_dir, register_array_dataset
-from learnmech_core.registry import DISK_DATASETS, DATASETS
+from learnmech_core.registry import DATASETS, DISK_DATASETS
 from learnmech_core.store import default_root
 
 SESSION_KEY = "uploads"
@@ -86,10 +86,12 @@ def from_table(table: pd.DataFrame, target: str, features: list[str] | None, tas
     features = [c for c in (features if features is not None else table.columns) if c != target]
     if not features:
         raise ValueError("choose at least one feature column besides the label column")
-    bad = [str(c) for c in features if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
+    bad = [str(c) for c in features
+           if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
     if bad:
         raise ValueError(f"feature columns must be numeric; not numeric: {', '.join(bad[:5])}"
-                         + (" ..." if len(bad) > 5 else "") + " (drop them from the features or encode them as numbers)")
+                         + (" ..." if len(bad) > 5 else "")
+                         + " (drop them from the features or encode them as numbers)")
     x = table[features].to_numpy(dtype=np.float64)
     nan_cols = [str(c) for c in features if not np.isfinite(table[c].to_numpy(dtype=np.float64)).all()]
     if nan_cols:
@@ -143,7 +145,8 @@ def _finish(x, y, task, label, features, target) -> Parsed:
         if len(classes) < 2:
             raise ValueError(f"classification needs at least two classes in {target!r}; found {len(classes)}")
         if len(classes) > MAX_CLASSES:
-            raise ValueError(f"{target!r} has {len(classes)} distinct values; choose regression for a continuous target")
+            raise ValueError(f"{target!r} has {len(classes)} distinct values; "
+                             "choose regression for a continuous target")
     else:
         if not np.issubdtype(np.asarray(y).dtype, np.number):
             raise ValueError(f"regression needs a numeric target; {target!r} is not numeric")

@@ -15,7 +15,8 @@ def render() -> bool:
                             help="Larger fonts and lines for projectors; controls start collapsed.")
         st.caption(f":material/memory: **Device:** {resources.device_in_use()}")
         st.caption(f":material/database: **Store:** `{resources.store_location()}`")
-        gallery = "present" if resources.gallery_present() else "not built yet (`python -m learnmech_core gallery build`)"
+        gallery = ("present" if resources.gallery_present()
+                   else "not built yet (`python -m learnmech_core gallery build`)")
         st.caption(f":material/photo_library: **Gallery:** {gallery}")
         st.caption(f":material/cloud: **Profile:** {resources.profile_text()}")
         _queue()

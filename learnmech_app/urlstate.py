@@ -14,7 +14,8 @@ Plain inputs (numbers, toggles, sliders, multiselects without a format_func) use
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import streamlit as st
 

@@ -33,7 +33,8 @@ def verdict(ph, res: pv.Result, present: bool) -> None:
         with left:
             seeds = sorted(res.per_seed)
             heads = [res.per_seed[s].clauses[0] if res.per_seed[s].clauses else None for s in seeds]
-            fig = seed_strip(seeds, [h.measured if h else None for h in heads], [h.passed if h else None for h in heads],
+            fig = seed_strip(seeds, [h.measured if h else None for h in heads],
+                             [h.passed if h else None for h in heads],
                              head.criterion.bounds(), head.quantity, head.criterion.text, present)
             ui.show_figure(fig, key=f"seeds_{ph.name}", name=f"{ph.name}_seeds", downloads=False)
         with right:

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .version import __version__
 from .config import RunSpec, _field_types
 from .registry import (
     ACTIVATIONS,
@@ -27,6 +26,7 @@ from .registry import (
     PARAMETRISATIONS,
     SCHEDULES,
 )
+from .version import __version__
 
 COMMANDS: dict[str, tuple] = {}  # name -> (add_arguments(parser), handler(args) -> int, help)
 

@@ -27,7 +27,8 @@ def cmd_phenomena(args) -> int:
 
 def format_table(result) -> str:
     """The verdict as text: one line per run (with its own criterion), per seed, per clause, then overall."""
-    lines = [f"{'key':16s} {'seed':>4s} {'arch':12s} {'dataset':18s} {'status':9s} {'measured':>10s}  verdict  criterion"]
+    lines = [f"{'key':16s} {'seed':>4s} {'arch':12s} {'dataset':18s} {'status':9s} {'measured':>10s}"
+             "  verdict  criterion"]
     for r in result.verdict.per_run:
         measured = "" if r.get("measured") is None else f"{r['measured']:.4g}"
         word = {True: "holds", False: "fails", None: ""}[r.get("passed")]

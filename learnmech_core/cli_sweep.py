@@ -72,7 +72,7 @@ def _progress_bar(total: int):
 def _summary_rows(sweep, runs) -> list[dict]:
     """One summary dict per run: key, axis values, status and final metrics."""
     rows = []
-    for point, run in zip(sweep.points(), runs):
+    for point, run in zip(sweep.points(), runs, strict=False):
         row = {"key": run.key, **point, "status": run.status, "final_loss": run.final("loss"),
                "final_test_acc": run.final("test_acc")}
         if "sharpness" in run.history:
@@ -96,7 +96,7 @@ def cmd_sweep(args) -> int:
         return 0
     on_progress, close = _progress_bar(len(sweep))
     started = time.perf_counter()
-    stored_before = sum(store.has(k) for k in sweep.keys())
+    stored_before = sum(store.has(k) for k in sweep.keys())  # noqa: SIM118 (a Sweep, not a dict)
     try:
         runs = run_sweep(sweep, backend=args.backend, on_progress=on_progress, store=store, tags=args.tag,
                          workers=args.workers)

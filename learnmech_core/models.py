@@ -157,7 +157,7 @@ class MLP(nn.Module):
         n_weights = spec.depth + 1 if n_weights is None else n_weights
         dims = [input_dim(info)] + [spec.width] * (n_weights - 1) + [info.n_outputs]
         roles = ["input"] + ["hidden"] * (n_weights - 2) + ["output"] if n_weights > 1 else ["output"]
-        self.layers = nn.ModuleList(PLinear(a, b, bias, r) for a, b, r in zip(dims[:-1], dims[1:], roles))
+        self.layers = nn.ModuleList(PLinear(a, b, bias, r) for a, b, r in zip(dims[:-1], dims[1:], roles, strict=True))
         self.act = activation(spec.activation)
 
     def forward(self, x):
@@ -204,7 +204,7 @@ class CNN(nn.Module):
         self.act = activation(spec.activation)
 
     def forward(self, x):
-        for conv, pool in zip(self.convs, self.pools):
+        for conv, pool in zip(self.convs, self.pools, strict=True):
             x = self.act(conv(x))
             if pool:
                 x = F.avg_pool2d(x, 2)

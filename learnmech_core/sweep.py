@@ -45,9 +45,9 @@ import multiprocessing
 import os
 import tempfile
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -156,7 +156,7 @@ class SweepSpec:
     def points(self) -> list[dict]:
         """The axis values of each run, {path: value}, in expansion order (legends, tables)."""
         names = [p for p, _ in self.axes]
-        return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in self.axes))]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in self.axes))]
 
     def specs(self) -> list[RunSpec]:
         """The expanded, validated RunSpecs in expansion order."""
@@ -181,7 +181,7 @@ class SweepSpec:
 
     def table(self) -> pd.DataFrame:
         """One row per run: key and the axis values (what a legend or a results table needs)."""
-        return pd.DataFrame([{"key": s.key(), **p} for s, p in zip(self._specs, self.points())])
+        return pd.DataFrame([{"key": s.key(), **p} for s, p in zip(self._specs, self.points(), strict=True)])
 
     def to_dict(self) -> dict:
         """{"base": spec dict, "axes": {path: [values]}} (JSON-ready, order kept)."""
@@ -189,7 +189,7 @@ class SweepSpec:
                 "axes": {p: [list(v) if isinstance(v, tuple) else v for v in vals] for p, vals in self.axes}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SweepSpec":
+    def from_dict(cls, data: dict) -> SweepSpec:
         """Inverse of to_dict."""
         if not isinstance(data, dict) or "base" not in data:
             raise ValueError("a sweep must be an object with 'base' (a spec) and 'axes'")
@@ -533,7 +533,7 @@ def _run_ray(specs, tracker: _Tracker, stop, workers=None) -> None:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
             for ref in done:
                 spec = pending.pop(ref)
-                run = _result_or_failed(spec, lambda: ray.get(ref))
+                run = _result_or_failed(spec, lambda ref=ref: ray.get(ref))
                 if not (stopping and run.status == "failed"):
                     tracker.finished(run)
             if not stopping and stop():

@@ -47,7 +47,7 @@ def test_slice_2d_of_linear_mse_is_exact_quadratic():
     r, s1 = residual_and_change(model, x, y, d1)
     _, s2 = residual_and_change(model, x, y, d2)
     a, b = np.meshgrid(alphas, betas, indexing="ij")
-    expected = [np.mean((r + ai * s1 + bi * s2) ** 2) for ai, bi in zip(a.ravel(), b.ravel())]
+    expected = [np.mean((r + ai * s1 + bi * s2) ** 2) for ai, bi in zip(a.ravel(), b.ravel(), strict=True)]
     assert list(table.columns) == ["alpha", "beta", "loss"] and len(table) == 12
     np.testing.assert_allclose(table["alpha"], a.ravel())
     np.testing.assert_allclose(table["beta"], b.ravel())
@@ -65,7 +65,7 @@ def test_numpy_and_float32_directions_are_accepted():
 
 def split_by_parameter(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
     names = [n for n, _ in model.named_parameters()]
-    return dict(zip(names, torch.split(flat, [p.numel() for p in model.parameters()])))
+    return dict(zip(names, torch.split(flat, [p.numel() for p in model.parameters()]), strict=True))
 
 
 def test_random_direction_filter_normalisation():

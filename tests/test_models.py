@@ -43,7 +43,8 @@ CASES = [
     (ModelSpec(arch="cnn", width=6, depth=2, head_width=7), DataSpec(name="digits")),
     (ModelSpec(arch="resnet", width=6, depth=2), DataSpec(name="digits")),
     (ModelSpec(arch="resnet", width=9, depth=3), DataSpec(name="spirals")),
-    (ModelSpec(arch="transformer", width=16, depth=2, heads=2), DataSpec(name="modular_arithmetic", modulus=7, n_train=20, n_test=5)),
+    (ModelSpec(arch="transformer", width=16, depth=2, heads=2),
+     DataSpec(name="modular_arithmetic", modulus=7, n_train=20, n_test=5)),
 ]
 
 
@@ -62,7 +63,7 @@ def test_forward_shape_and_parameter_count(mspec, dspec):
 def test_sp_weights_have_variance_one_over_fan_in():
     info = describe(DataSpec(name="gaussian_mixture", dim=256))
     model = build(ModelSpec(width=512, depth=2, init_scale=1.5), info, generator=torch.Generator().manual_seed(0))
-    for layer, fan_in in zip(model.layers[:2], (256, 512)):
+    for layer, fan_in in zip(model.layers[:2], (256, 512), strict=True):
         assert layer.weight.std().item() == pytest.approx(1.5 / math.sqrt(fan_in), rel=0.02)
         assert torch.count_nonzero(layer.bias) == 0
 
@@ -104,7 +105,7 @@ def test_mup_at_base_width_equals_sp():
     info = describe(DataSpec(name="digits"))
     sp = build(ModelSpec(width=64, param="sp"), info, generator=torch.Generator().manual_seed(5))
     mup = build(ModelSpec(width=64, param="mup", base_width=64), info, generator=torch.Generator().manual_seed(5))
-    for (_, a), (_, b) in zip(sp.state_dict().items(), mup.state_dict().items()):
+    for (_, a), (_, b) in zip(sp.state_dict().items(), mup.state_dict().items(), strict=True):
         assert torch.equal(a, b)
 
 

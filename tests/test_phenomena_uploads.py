@@ -64,7 +64,8 @@ def test_data_spec_keeps_a_fifth_for_test_and_the_rest_for_training():
 
 @pytest.mark.parametrize("name,dataset,archs,message", [
     ("grokking", "blobs", ("mlp",), "grokking cannot run on uploaded data"),
-    ("edge_of_stability", "regression", ("mlp",), "needs classification data; the uploaded dataset linear is regression"),
+    ("edge_of_stability", "regression", ("mlp",),
+     "needs classification data; the uploaded dataset linear is regression"),
     ("edge_of_stability", "blobs", ("cnn",), "architecture 'cnn' cannot take the vector inputs of uploaded data"),
     ("edge_of_stability", "missing", ("mlp",), "not loaded in this session"),
 ])

@@ -10,28 +10,28 @@ from torch import nn
 from learnmech_core import representations as rep
 
 
-def hsic_biased(k: np.ndarray, l: np.ndarray) -> float:
+def hsic_biased(k: np.ndarray, m: np.ndarray) -> float:
     n = k.shape[0]
     h = np.eye(n) - 1.0 / n
-    return np.trace(k @ h @ l @ h) / (n - 1) ** 2
+    return np.trace(k @ h @ m @ h) / (n - 1) ** 2
 
 
-def hsic_unbiased(k: np.ndarray, l: np.ndarray) -> float:
+def hsic_unbiased(k: np.ndarray, m: np.ndarray) -> float:
     """Song et al. (2012) unbiased HSIC, written with Gram matrices."""
     n = k.shape[0]
-    k, l = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
+    k, m = k - np.diag(np.diag(k)), m - np.diag(np.diag(m))
     one = np.ones(n)
     value = (
-        np.trace(k @ l)
-        + (one @ k @ one) * (one @ l @ one) / ((n - 1) * (n - 2))
-        - 2.0 / (n - 2) * (one @ k @ l @ one)
+        np.trace(k @ m)
+        + (one @ k @ one) * (one @ m @ one) / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * (one @ k @ m @ one)
     )
     return value / (n * (n - 3))
 
 
 def cka_gram(x: np.ndarray, y: np.ndarray, hsic) -> float:
-    k, l = x @ x.T, y @ y.T
-    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    k, m = x @ x.T, y @ y.T
+    return hsic(k, m) / np.sqrt(hsic(k, k) * hsic(m, m))
 
 
 @pytest.mark.parametrize("shape_y", [(40, 7), (40, 90)])  # feature form and Gram form

@@ -85,7 +85,7 @@ def test_mp_cdf_integrates_density():
     for q in (0.1, 0.5, 1.0):
         lo, hi = spectra.mp_edges(2.0, q)
         for x in np.linspace(lo + 1e-9, hi, 7):
-            numeric, _ = integrate.quad(lambda t: spectra.mp_density(t, 2.0, q)[()], lo, x, limit=200)
+            numeric, _ = integrate.quad(lambda t, q=q: spectra.mp_density(t, 2.0, q)[()], lo, x, limit=200)
             assert spectra.mp_cdf(x, 2.0, q) == pytest.approx(numeric, abs=1e-7)
         assert spectra.mp_cdf(hi * 1.01, 2.0, q) == 1.0 and spectra.mp_cdf(lo * 0.99, 2.0, q) == 0.0
 
@@ -187,6 +187,6 @@ def test_bad_inputs_raise_value_error_naming_argument(call, message):
 def test_layer_summaries_norms_match_direct_computation():
     model = nn.Sequential(nn.Linear(7, 12), nn.Tanh(), nn.Linear(12, 30))
     table = spectra.layer_summaries(model)
-    for row, layer in zip(table.itertuples(), (model[0], model[2])):
+    for row, layer in zip(table.itertuples(), (model[0], model[2]), strict=True):
         assert row.spectral_norm == pytest.approx(spectra.spectral_norm(layer.weight), rel=1e-10)
         assert row.stable_rank == pytest.approx(spectra.stable_rank(layer.weight), rel=1e-10)

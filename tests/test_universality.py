@@ -5,8 +5,16 @@ import pandas as pd
 import pytest
 
 from learnmech_core import OptimSpec, RunSpec
-from learnmech_core.universality import (KINDS, collapse_score, compute_fraction_normalise, curve_spread, lr_time,
-                                         normalise, stability_threshold, time_axis)
+from learnmech_core.universality import (
+    KINDS,
+    collapse_score,
+    compute_fraction_normalise,
+    curve_spread,
+    lr_time,
+    normalise,
+    stability_threshold,
+    time_axis,
+)
 
 
 def _spec(**optim):

@@ -272,8 +272,9 @@ def combine_seeds(verdicts: dict[int, Verdict], min_fraction: float = 2 / 3) -> 
         values = [c.measured for c in per if c is not None and c.measured is not None]
         judged = [c.passed for c in per if c is not None and c.passed is not None]
         passed = None if not judged else sum(judged) >= min_fraction * len(seeds)
-        note = "per seed: " + ", ".join(f"{s}: {_fmt(None if c is None else c.measured)}"
-                                        f" {'' if c is None else _mark(c.passed)}" for s, c in zip(seeds, per))
+        note = "per seed: " + ", ".join(
+            f"{s}: {_fmt(None if c is None else c.measured)} {'' if c is None else _mark(c.passed)}"
+            for s, c in zip(seeds, per, strict=True))
         clauses.append(Clause(head.claim, head.quantity, head.criterion,
                               float(np.median(values)) if values else None, passed, note, head.needs))
     passes = sum(verdicts[s].passed for s in seeds)
@@ -354,7 +355,7 @@ class Phenomenon:
     name: str = ""
     title: str = ""  # a question or claim, e.g. "Does sharpness stop at 2/eta?"
     direction: str = "universal"  # key of DIRECTIONS
-    sources: tuple[str, ...] = ()  # "Cohen et al. 2021, Gradient descent on neural networks typically occurs at the edge of stability"
+    sources: tuple[str, ...] = ()  # full citations: "Cohen et al. 2021, Gradient descent on neural networks ..."
     source: Source | None = None  # the sentence the criterion tests (quoted) and its citation
     tried: tuple[Tried, ...] = ()  # set-ups that did not reproduce the claim ("What we tried")
     prediction: str = ""  # one sentence with its number

@@ -128,7 +128,8 @@ def loss_shape(run, end: float) -> tuple[int, float]:
 
 def label(spec) -> str:
     """Short run label: architecture, activation, dataset, loss and rate."""
-    return f"{spec.model.arch} {spec.model.activation} {display_name(spec.data.name)} {spec.optim.loss} \u03b7={spec.optim.lr:g}"
+    m = spec.model
+    return f"{m.arch} {m.activation} {display_name(spec.data.name)} {spec.optim.loss} \u03b7={spec.optim.lr:g}"
 
 
 def ratio_verdict(runs, ratio_fn, threshold: str, quantity: str, loss_clauses: bool = False,
@@ -177,8 +178,9 @@ def ratio_verdict(runs, ratio_fn, threshold: str, quantity: str, loss_clauses: b
                          "fraction of runs whose loss over the window's last tenth is below its first tenth",
                          typical, sum(r["loss_end_over_start"] < 1 for r in ok_runs) / n),
         ]
-    below = [r["label"] + f" ({r['measured']:.2f})" for r in rows if r["measured"] is not None and r["measured"] < 1 - TOLERANCE]
-    above = [r["label"] + f" ({r['measured']:.2f})" for r in rows if r["measured"] is not None and r["measured"] > 1 + TOLERANCE]
+    measured = [r for r in rows if r["measured"] is not None]
+    below = [r["label"] + f" ({r['measured']:.2f})" for r in measured if r["measured"] < 1 - TOLERANCE]
+    above = [r["label"] + f" ({r['measured']:.2f})" for r in measured if r["measured"] > 1 + TOLERANCE]
     missing = [r["label"] + f" ({r['status']}, {r['points']} points)" for r in rows if r["measured"] is None]
     archs = {(r["arch"], r["activation"]) for r in rows}
     text = (f"Median {quantity} over the second half of training = {median:.3f} across {len(rows)} runs "

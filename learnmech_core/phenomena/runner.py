@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import phenomena as registry  # looked up at call time (tests swap the registry)
 from ..store import RunStore
 from ..train import Run
-from .. import phenomena as registry  # looked up at call time (tests swap the registry)
 from .base import Verdict, combine_seeds
 
 DEFAULT_SEEDS = (0, 1, 2)
