@@ -38,7 +38,7 @@ def _line(run, name: str, x, y, opacity: float = 1.0, width: float | None = None
     """One run's curve: colour by architecture, dash by dataset, spec on hover, downsampled."""
     s = run.spec
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = downsample(len(x))
+    keep = downsample(y)
     return go.Scatter(x=x[keep], y=y[keep], mode=mode, name=name, opacity=opacity,
                       line={"color": color or arch_color(s.model.arch), "dash": dataset_dash(s.data.name),
                             **({"width": width} if width else {})},
@@ -178,7 +178,11 @@ def sharpening_strengths(verdict, presentation: bool = False) -> go.Figure:
 
 
 def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
-    """Phase of each run against eta x lambda_0 / 2, with the predicted boundaries at 1 and eta_max."""
+    """Phase of each run (colour) against eta x lambda_0 / 2, one row per set-up, on the predicted phases.
+
+    The predicted phases are shaded bands (lazy below 1, catapult between 1 and the two-layer linear
+    model's 2, divergence above); the measured boundaries are thin grey lines.
+    """
     fig = go.Figure()
     rows = verdict.per_run if verdict is not None else []
     phases = ("lazy", "catapult", "diverged")
@@ -188,26 +192,36 @@ def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
         if not pts:
             continue
         fig.add_trace(go.Scatter(
-            x=[r["c"] for r in pts], y=[r["lambda0"] for r in pts], mode="markers", name=phase,
-            marker={"color": colours[phase], "size": 16 if presentation else 11,
-                    "symbol": [_SYMBOLS.get(r["dataset"], "circle") for r in pts],
-                    "line": {"width": 2, "color": [arch_color(r["arch"]) for r in pts]}},
+            x=[r["c"] for r in pts], y=[_setup(r) for r in pts], mode="markers", name=phase,
+            marker={"color": colours[phase], "size": 14 if presentation else 10, "opacity": 0.85,
+                    "line": {"width": 1.5, "color": [arch_color(r["arch"]) for r in pts]}},
             hovertext=[f"{r.get('label', '')}<br>\u03b7\u03bb\u2080/2 = {r['c']:.2f}<br>loss peak / initial "
                        f"{r.get('spike', float('nan')):.3g}<br>final sharpness \u00d7 \u03b7/2 "
-                       f"{r.get('final_ratio', float('nan')):.3g}" for r in pts], hoverinfo="text"))
-    fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR, annotation_text="\u03b7 = 2/\u03bb\u2080 (prediction)",
-                  annotation_position="top left")
-    fig.add_vline(x=2.0, line_dash="dot", line_color=PREDICTION_COLOR,
-                  annotation_text="\u03b7 = 4/\u03bb\u2080 (two-layer linear model)", annotation_position="top right")
+                       f"{r.get('final_ratio', float('nan')):.3g}<br>initial sharpness \u03bb\u2080 "
+                       f"{r.get('lambda0', float('nan')):.3g}" for r in pts], hoverinfo="text"))
+    cs = [r["c"] for r in rows if _finite(r.get("c")) and r["c"] > 0]
+    lo, hi = (min(cs + [1.0]) / 1.3, max(cs + [2.0]) * 1.3)
+    for (x0, x1), phase in zip(((lo, 1.0), (1.0, 2.0), (2.0, hi)), phases, strict=True):
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=colours[phase], opacity=0.08, line_width=0, layer="below",
+                      annotation_text="diverges" if phase == "diverged" else phase,
+                      annotation_position="top left", annotation_font_color=colours[phase])
     if verdict is not None:
-        for name in ("boundary_lazy_catapult", "boundary_catapult_diverged"):
+        for name, where in (("boundary_lazy_catapult", "bottom left"), ("boundary_catapult_diverged", "bottom right")):
             value = verdict.details.get(name)
             if _finite(value):
-                fig.add_vline(x=value, line_dash="solid", line_color="#888", line_width=1,
-                              annotation_text=f"measured {value:.2f}", annotation_position="bottom right")
+                fig.add_vline(x=value, line_dash="dot", line_color="#666", line_width=1.5,
+                              annotation_text=f"{value:.2f}", annotation_position=where)
+    fig.update_xaxes(range=[math.log10(lo), math.log10(hi)])
+    fig.update_yaxes(range=[-0.6, len({_setup(r) for r in rows}) - 0.4])
+    fig.update_layout(legend_title_text="measured phase")
     return layout(fig, "Does a large learning rate catapult the network into a flatter region?",
-                  "\u03b7 \u03bb\u2080 / 2 (learning rate in units of 2/\u03bb\u2080)", "initial sharpness \u03bb\u2080",
-                  presentation, log_x=True)
+                  "\u03b7\u03bb\u2080/2 (shaded: predicted phases; dotted: measured edges)", "architecture", presentation,
+                  log_x=True)
+
+
+def _setup(row: dict) -> str:
+    """A set-up's row label: its architecture (the catapult grid varies architectures on one dataset)."""
+    return str(row.get("arch", "")).replace("_", " ")
 
 
 def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
@@ -269,7 +283,7 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
         fig.add_trace(trace)
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
-                      annotation_text="rank = C (prediction: the outliers end here)", annotation_position="top right")
+                      annotation_text="outliers end at rank C (prediction)", annotation_position="top right")
     else:
         for c in sorted(classes):
             fig.add_vline(x=c + 0.5, line_dash="dash", line_color=PREDICTION_COLOR,

@@ -23,7 +23,7 @@ def _line(run, name: str, x, y, opacity: float = 1.0, color: str | None = None, 
     """One run's curve in the house style (colour by architecture, dash by dataset, spec on hover)."""
     s = run.spec
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = downsample(len(x))
+    keep = downsample(y)
     return go.Scatter(x=x[keep], y=y[keep], mode=mode, name=name, opacity=opacity, showlegend=showlegend,
                       line={"color": color or arch_color(s.model.arch), "dash": dash or dataset_dash(s.data.name),
                             **({"width": width} if width else {})},
@@ -93,7 +93,7 @@ def grokking_fourier(runs, presentation: bool = False) -> go.Figure:
                       annotation_text="random weights", annotation_position="top left")
     layout(fig, "Does the first layer become sparse in the Fourier basis when test accuracy jumps?", "step",
            "power in each neuron's top frequency", presentation, log_x=True)
-    fig.update_yaxes(title_text="parameter norm ||theta||", secondary_y=True)
+    fig.update_yaxes(title_text="parameter norm \u2016\u03b8\u2016", secondary_y=True)
     fig.update_yaxes(range=[0, 1.05], secondary_y=False)
     return fig
 
@@ -138,17 +138,19 @@ def critical_tradeoff(runs, verdict=None, normalised: bool = True, presentation:
         s = np.array([fit["best_steps"][int(v)] for v in b])
         e = s * b
         x, y = (e / fit["e_min"], s / fit["s_min"]) if normalised else (e, s)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", text=[f"B={int(v)}" for v in b],
-                                 textposition="top right", name=_group_label(fit),
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", text=[f"{int(v)}" for v in b],
+                                 textposition=["top right"] * (len(b) - 1) + ["top left"],
+                                 name=f"{_group_label(fit)} (labels: batch size B)",
                                  marker={"color": arch_color(fit["arch"]), "size": 10},
                                  hovertext=[f"B={int(v)}: S={si:.3g}, E={ei:.4g}" for v, si, ei in zip(b, s, e)]))
         u = np.geomspace(1.02, max(float(np.max(e / fit["e_min"])) * 1.5, 3.0), 200)
         curve_y = 1.0 + 1.0 / (u - 1.0)
         cx, cy = (u, curve_y) if normalised else (u * fit["e_min"], curve_y * fit["s_min"])
-        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="prediction (S/S_min-1)(E/E_min-1)=1",
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines",
+                                 name="prediction (S/S<sub>min</sub> \u2212 1)(E/E<sub>min</sub> \u2212 1) = 1",
                                  line={"color": PREDICTION_COLOR, "dash": dataset_dash(fit["dataset"])}))
-    x_title = "examples to target / E_min" if normalised else "examples processed to reach the target loss E"
-    y_title = "steps to target / S_min" if normalised else "steps to reach the target loss S"
+    x_title = "examples to target / E<sub>min</sub>" if normalised else "examples processed to reach the target loss E"
+    y_title = "steps to target / S<sub>min</sub>" if normalised else "steps to reach the target loss S"
     return layout(fig, "Do steps and examples to a target loss trade off along one hyperbola?", x_title, y_title,
                   presentation, log_x=True, log_y=True)
 
@@ -174,14 +176,14 @@ def critical_steps(runs, verdict=None, presentation: bool = False) -> go.Figure:
         if _finite(fit["s_min"]) and len(b):
             grid = np.geomspace(b.min(), b.max(), 200)
             fig.add_trace(go.Scatter(x=grid, y=[fit["s_min"] + fit["e_min"] * effective_inverse_batch(v, fit["n_train"])
-                                                for v in grid], mode="lines", name="fit S_min + E_min (1/B - 1/n)",
+                                                for v in grid], mode="lines", name="fit S<sub>min</sub> + E<sub>min</sub>(1/B \u2212 1/n)",
                                      line={"color": PREDICTION_COLOR, "dash": "dot"}))
-        for value, label, dash, where in ((fit["b_crit"], "B_crit (fit)", "dot", "top right"),
-                                          (fit["b_noise_mean"], "B_noise, step mean to target (prediction)", "solid",
+        for value, label, dash, where in ((fit["b_crit"], "B<sub>crit</sub> (fit)", "dot", "top right"),
+                                          (fit["b_noise_mean"], "mean B<sub>noise</sub> (prediction)", "solid",
                                            "top left"),
-                                          (fit["b_noise"], "B_noise at target", "dashdot", "bottom right")):
+                                          (fit["b_noise"], "B<sub>noise</sub> at target", "dashdot", "bottom right")):
             if _finite(value) and value > 0:  # labels on different corners so they never overlap
-                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "B_noise" in label
+                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "noise" in label
                               else arch_color(fit["arch"]), annotation_text=label, annotation_position=where)
     return layout(fig, "Does the noise scale mark where bigger batches stop saving steps?", "batch size B",
                   "steps to reach the target loss", presentation, log_x=True, log_y=True)
@@ -202,8 +204,8 @@ def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
             fig.add_vline(x=fit["target"], line_dash="dot", line_color=PREDICTION_COLOR,
                           annotation_text=f"target loss {fit['target']:g}")
         h = run.history.dropna(subset=["train_loss"])
-        for column, label, dash in (("b_simple", "B_simple = tr(Sigma)/|G|^2", "solid"),
-                                    ("b_noise", "B_noise = tr(H Sigma)/G^T H G", "dash")):
+        for column, label, dash in (("b_simple", "B<sub>simple</sub> = tr(\u03a3)/|G|\u00b2", "solid"),
+                                    ("b_noise", "B<sub>noise</sub> = tr(H\u03a3)/G\u1d40HG", "dash")):
             if column in h:
                 rows = h.dropna(subset=[column])
                 fig.add_trace(_line(run, f"{_group_label(fit)} {label} (tuned lr {run.spec.optim.lr:.3g})",
@@ -212,13 +214,13 @@ def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
                   and math.isfinite(e["steps"])]  # those that reached the target
         for i, e in enumerate(others):  # the other full-batch runs: how much B_noise depends on the lr
             rows = e["run"].history.dropna(subset=["train_loss", "b_noise"])
-            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B_noise at lr {e['lr']:.3g}", rows["train_loss"],
+            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B<sub>noise</sub> at lr {e['lr']:.3g}", rows["train_loss"],
                                 rows["b_noise"], dash="dot", mode="lines", opacity=_opacity_ramp(i, len(others)) * 0.6,
                                 width=1.5))
         if _finite(fit["b_crit"]):
-            reference_line(fig, fit["b_crit"], f"B_crit = E_min/S_min = {fit['b_crit']:.3g} (fit)")
+            reference_line(fig, fit["b_crit"], f"B<sub>crit</sub> = E<sub>min</sub>/S<sub>min</sub> = {fit['b_crit']:.3g} (fit)")
         if _finite(fit["b_noise_mean"]):
-            reference_line(fig, fit["b_noise_mean"], f"B_noise step mean to target = {fit['b_noise_mean']:.3g}")
+            reference_line(fig, fit["b_noise_mean"], f"mean B<sub>noise</sub> to target = {fit['b_noise_mean']:.3g}")
     fig = layout(fig, "How large is the gradient noise scale on the way to the target loss?",
                  "full training loss (falls to the right)", "noise scale (examples)", presentation, log_x=True, log_y=True)
     fig.update_xaxes(autorange="reversed")
@@ -255,8 +257,8 @@ def scaling_law(runs, verdict=None, presentation: bool = False) -> go.Figure:
             grid = np.geomspace(p.min() / 1.5, p.max() * 1.5, 200)
             pinned = " (L0 pinned)" if fit["l0_pinned"] else ""
             fig.add_trace(go.Scatter(x=grid, y=fit["l0"] + fit["a"] * grid ** (-fit["alpha"]), mode="lines",
-                                     name=f"fit {fit['l0']:.3g} + {fit['a']:.3g} p^-{fit['alpha']:.2f} "
-                                          f"(R^2 {fit['r2']:.3f}){pinned}",
+                                     name=f"fit {fit['l0']:.3g} + {fit['a']:.3g} p<sup>\u2212{fit['alpha']:.2f}</sup> "
+                                          f"(R\u00b2 {fit['r2']:.3f}){pinned}",
                                      line={"color": PREDICTION_COLOR, "dash": dataset_dash(dataset)}))
             if fit["l0"] > 0:
                 reference_line(fig, fit["l0"], f"L0 = {fit['l0']:.3g}{pinned}")
@@ -318,7 +320,7 @@ def collapse_nc1(runs, normalised: bool = True, presentation: bool = False) -> g
                           annotation_text="100% train", annotation_position="bottom left")
     if normalised:
         reference_line(fig, 1.0 / NC1_FALL_MIN, f"predicted: below 1/{NC1_FALL_MIN:g} of the initial NC1")
-    y_title = "NC1 / NC1 at initialisation" if normalised else "NC1 = tr(Sigma_W Sigma_B^+) / C"
+    y_title = "NC1 / NC1 at initialisation" if normalised else "NC1 = tr(\u03a3<sub>W</sub>\u03a3<sub>B</sub><sup>+</sup>)/C"
     return layout(fig, "Does within-class variability collapse as training continues past zero error?", "step",
                   y_title, presentation, log_x=True, log_y=True)
 
@@ -365,7 +367,7 @@ def esd_before_after(runs, presentation: bool = False) -> go.Figure:
     ok = [r for r in runs if r.status == "ok" and len(r.spectra)]
     fig = go.Figure()
     if not ok:
-        return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
+        return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W\u1d40W/N", "density",
                       presentation, log_x=True, log_y=True)
     run = max(ok, key=lambda r: r.final("test_acc"))
     layer = _esd_layer(run)
@@ -402,7 +404,7 @@ def esd_before_after(runs, presentation: bool = False) -> go.Figure:
                                          line={"color": PREDICTION_COLOR, "dash": "dot"}))
             except ValueError:
                 pass
-    return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
+    return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W\u1d40W/N", "density",
                   presentation, log_x=True, log_y=True)
 
 
@@ -485,12 +487,13 @@ def _run_label(run) -> str:
 def cka_heatmaps(runs, trained: np.ndarray, init: np.ndarray, presentation: bool = False) -> go.Figure:
     """Linear CKA between every pair of runs: at initialisation (left) and trained (right)."""
     labels = [_run_label(r) for r in runs]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("at initialisation", "trained"), horizontal_spacing=0.12)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("at init", "trained"), horizontal_spacing=0.12)
     for col, matrix in ((1, init), (2, trained)):
         fig.add_trace(go.Heatmap(z=matrix, x=labels, y=labels, zmin=0.0, zmax=1.0, colorscale="Viridis",
                                  showscale=col == 2, colorbar={"title": "CKA"},
                                  hovertemplate="%{y} vs %{x}: CKA %{z:.3f}<extra></extra>"), row=1, col=col)
     fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(showticklabels=False, row=1, col=2)  # the same runs as the left panel's rows
     return layout(fig, "Do independently trained networks agree on their representation?", "", "", presentation,
                   height=640 if presentation else 520)
 

@@ -56,7 +56,7 @@ def saxe_modes_figure(runs, normalised: bool = True, presentation: bool = False)
         first = run.history[run.history["step"] == 0]
         for a in range(len(s)):
             label = f"depth {depth}, s={s[a]:g}"
-            idx = downsample(len(t))
+            idx = downsample(u[:, a])
             if normalised:
                 t_half = theory.crossing_time(t, u[:, a], 0.5 * s[a])
                 if not np.isfinite(t_half):
@@ -80,10 +80,10 @@ def saxe_modes_figure(runs, normalised: bool = True, presentation: bool = False)
                                dash=("dash", "dot", "dashdot", "longdash")[i % 4]))
         fig.update_xaxes(range=[-12, 12])
         return layout(fig, "Do all modes collapse onto one curve per depth?",
-                      "rescaled time D s^(2-2/D) (t - t_half)", "mode strength / singular value u/s",
+                      "rescaled time D s<sup>2\u22122/D</sup>(t \u2212 t<sub>\u00bd</sub>)", "mode strength / singular value u/s",
                       presentation)
     return layout(fig, "Does each mode switch on sigmoidally, strongest first?",
-                  "gradient-flow time t = eta x step (units of tau)", "mode strength u = u_a^T W v_a", presentation)
+                  "gradient-flow time t = \u03b7 \u00d7 step (units of \u03c4)", "mode strength u = u<sub>a</sub><sup>T</sup>W v<sub>a</sub>", presentation)
 
 
 def saxe_rise_figure(runs, presentation: bool = False) -> go.Figure:
@@ -113,10 +113,10 @@ def saxe_rise_figure(runs, presentation: bool = False) -> go.Figure:
                                  text=[f"s={v:g}" for v in s], hovertext=spec_hover(run.spec)))
     if allx:
         grid = np.array([min(allx) / 1.3, max(allx) * 1.3])
-        fig.add_trace(_ref(grid, grid, "prediction: rise = (r(0.8)-r(0.2)) / (D s^(2-2/D))"))
+        fig.add_trace(_ref(grid, grid, "prediction: rise = (r(0.8) \u2212 r(0.2)) / (D s<sup>2\u22122/D</sup>)"))
         fig.add_trace(_ref(grid, grid * (1 + sd.RATIO_TOL), "\u00b115%", dash="dot"))
         fig.add_trace(_ref(grid, grid * (1 - sd.RATIO_TOL), "", dash="dot", showlegend=False))
-    return layout(fig, "Are learning times set by the singular values, as s^-(2-2/D)?",
+    return layout(fig, "Are learning times set by the singular values, as s<sup>\u2212(2\u22122/D)</sup>?",
                   "predicted rise time (units of tau)", "measured rise time 20% \u2192 80% of s", presentation,
                   log_x=True, log_y=True)
 
@@ -150,11 +150,11 @@ def conservation_drift_figure(runs, normalised: bool = True, presentation: bool 
                                  line={"color": arch_color(arch), "dash": dataset_dash(dataset)},
                                  hovertext=[spec_hover(r.spec) for r in members], hoverinfo="text+x+y"))
         rx, ry = _loglog_ref(lrs[tracking], y[tracking], 0.0 if normalised else cl.SLOPE_EXPECTED)
-        fig.add_trace(_ref(rx, ry, "prediction: slope 2 (drift \u221d eta\u00b2)" if first else "", showlegend=first))
+        fig.add_trace(_ref(rx, ry, "prediction: slope 2 (drift \u221d \u03b7\u00b2)" if first else "", showlegend=first))
         first = False
-    ylabel = "drift per step / eta\u00b2" if normalised else "drift per step  mean |b_l(k+1) - b_l(k)|"
-    return layout(fig, "Does GD break the conservation law only at O(eta\u00b2) per step?",
-                  "learning rate eta", ylabel, presentation, log_x=True, log_y=True)
+    ylabel = "drift per step / \u03b7\u00b2" if normalised else "drift per step: mean |b<sub>l</sub>(k+1) \u2212 b<sub>l</sub>(k)|"
+    return layout(fig, "Does GD break the conservation law only at O(\u03b7\u00b2) per step?",
+                  "learning rate \u03b7", ylabel, presentation, log_x=True, log_y=True)
 
 
 def conservation_decay_figure(runs, normalised: bool = True, presentation: bool = False) -> go.Figure:
@@ -174,7 +174,7 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
         h = run.history.dropna(subset=[col]).sort_values("step")
         t = h["step"].to_numpy(float) * o.lr
         b = h[col].to_numpy(float)
-        idx = downsample(len(t))
+        idx = downsample(b)
         x = 2 * o.weight_decay * t if normalised else t
         y = b / b[0] if normalised else np.abs(b)
         fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines", name=f"{run.spec.model.arch} / {display_name(run.spec.data.name)} "
@@ -185,16 +185,16 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
         if normalised:
             if first:
                 grid = np.linspace(0, x.max(), 100)
-                fig.add_trace(_ref(grid, np.exp(-grid), "prediction: e^(-2 lambda t)"))
+                fig.add_trace(_ref(grid, np.exp(-grid), "prediction: e<sup>\u22122\u03bbt</sup>"))
         else:
             fig.add_trace(_ref(t[idx], abs(b[0]) * np.exp(-2 * o.weight_decay * t[idx]),
-                               "prediction: |b(0)| e^(-2 lambda t)" if first else "", showlegend=first))
+                               "prediction: |b(0)| e<sup>\u22122\u03bbt</sup>" if first else "", showlegend=first))
         first = False
     if normalised:
-        return layout(fig, "With weight decay, does every balance decay as e^(-2 lambda t)?",
-                      "2 lambda t (t = eta x step)", "b(t) / b(0)", presentation, log_y=True)
-    return layout(fig, "With weight decay, does every balance decay as e^(-2 lambda t)?",
-                  "gradient-flow time t = eta x step", "|b(t)| = | ||W_{l+1}||\u00b2 - ||W_l||\u00b2 |", presentation,
+        return layout(fig, "With weight decay, does every balance decay as e<sup>\u22122\u03bbt</sup>?",
+                      "2\u03bbt (t = \u03b7 \u00d7 step)", "b(t) / b(0)", presentation, log_y=True)
+    return layout(fig, "With weight decay, does every balance decay as e<sup>\u22122\u03bbt</sup>?",
+                  "gradient-flow time t = \u03b7 \u00d7 step", "|b(t)| = |\u2016W<sub>l+1</sub>\u2016\u00b2 \u2212 \u2016W<sub>l</sub>\u2016\u00b2|", presentation,
                   log_y=True)
 
 
@@ -202,8 +202,8 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
 # Lazy vs rich
 
 
-_LAZY_LABELS = {"rel_change_0": "relative hidden-weight change ||W1 - W1(0)|| / ||W1(0)||",
-                "ntk_rel_change": "relative NTK change ||K - K0|| / ||K0||"}
+_LAZY_LABELS = {"rel_change_0": "hidden-weight change \u2016W\u2081 \u2212 W\u2081(0)\u2016 / \u2016W\u2081(0)\u2016",
+                "ntk_rel_change": "NTK change \u2016K \u2212 K\u2080\u2016 / \u2016K\u2080\u2016"}
 
 
 def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True,
@@ -238,12 +238,10 @@ def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True
             fig.add_trace(_ref(rx, ry, f"prediction: slope {slope:g}", dash=("dash", "dot")[i],
                                showlegend=f"{param}{slope}" not in shown), row=1, col=col)
             shown.add(f"{param}{slope}")
-    ylabel = _LAZY_LABELS.get(column, column) + (" / value at the narrowest width" if normalised else "")
+    ylabel = _LAZY_LABELS.get(column, column) + (" (\u00f7 narrowest width's)" if normalised else "")
     title = ("Does the hidden layer stop moving as width grows (NTK) but not under muP?" if column == "rel_change_0"
              else "Does the tangent kernel freeze as width grows (NTK) but not under muP?")
-    layout(fig, title, "", ylabel, presentation, log_y=True)
-    fig.update_xaxes(type="log", title_text="width (hidden units)")
-    return fig
+    return layout(fig, title, "width (hidden units)", ylabel, presentation, log_x=True, log_y=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -283,12 +281,11 @@ def mup_lr_figure(runs, normalised: bool = True, presentation: bool = False) -> 
             best = mt.argmin_lrs(mlrs, mloss)[0]
             if np.isfinite(best):
                 fig.add_vline(x=2.0**best, line_dash="dash", line_color=PREDICTION_COLOR, row=1, col=col,
-                              annotation_text="muP prediction: best lr of the base width" if col == len(panels) else "")
+                              annotation_text="\u03bcP prediction" if col == len(panels) else "")
     ylabel = ("training loss / best loss at that width" if normalised
               else "training loss (mean of the last 20% of steps)")
-    layout(fig, "Does the best learning rate stay put as width grows?", "", ylabel, presentation, log_y=True)
-    fig.update_xaxes(type="log", title_text="Adam learning rate")
-    return log_axis_annotations(fig)
+    return layout(fig, "Does the best learning rate stay put as width grows?", "Adam learning rate", ylabel,
+                  presentation, log_x=True, log_y=True)
 
 
 def mup_coord_figure(runs, presentation: bool = False) -> go.Figure:
@@ -324,10 +321,8 @@ def mup_coord_figure(runs, presentation: bool = False) -> go.Figure:
                 fig.add_trace(_ref(rx, ry, "muP prediction: flat (slope 0)", showlegend="ref" not in shown),
                               row=1, col=col)
                 shown.add("ref")
-    layout(fig, "Do activations stay O(1) per coordinate as width grows (coordinate check)?", "",
-           "RMS activation per coordinate after training", presentation, log_y=True)
-    fig.update_xaxes(type="log", title_text="width")
-    return fig
+    return layout(fig, "Do activations stay O(1) per coordinate as width grows (coordinate check)?", "width",
+                  "RMS activation per coordinate after training", presentation, log_x=True, log_y=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -381,7 +376,7 @@ def eigenlearning_spectrum_figure(runs, presentation: bool = False) -> go.Figure
         lam = c["eigenvalues"]
         keep = lam > 0
         idx = np.arange(1, len(lam) + 1)[keep]
-        sel = downsample(len(idx))
+        sel = downsample(lam[keep])
         fig.add_trace(go.Scatter(x=idx[sel], y=lam[keep][sel], mode="lines+markers",
                                  name=f"{el.kernel_name(spec)} / {display_name(spec.data.name)}",
                                  line={"color": arch_color(spec.model.arch), "dash": dataset_dash(spec.data.name)},
@@ -393,4 +388,4 @@ def eigenlearning_spectrum_figure(runs, presentation: bool = False) -> go.Figure
                            if first else "", dash="dot", showlegend=first))
         first = False
     return layout(fig, "Which eigenmodes can n samples learn? Those with eigenvalue above kappa",
-                  "mode index i", "kernel eigenvalue lambda_i (of K / M)", presentation, log_x=True, log_y=True)
+                  "mode index i", "kernel eigenvalue \u03bb<sub>i</sub> (of K/M)", presentation, log_x=True, log_y=True)
