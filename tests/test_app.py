@@ -115,11 +115,11 @@ def app_env(monkeypatch, tmp_path):
 
     monkeypatch.setattr(phenomena, "get", get)
     gallery = tmp_path / "gallery"
-    import learnmech_app.phenomena_view as pv
+    import learnmech_app.cards as cards
     import learnmech_app.resources as res
 
     monkeypatch.setattr(res, "gallery_root", lambda: gallery)
-    monkeypatch.setattr(pv, "gallery_root", lambda: gallery)
+    monkeypatch.setattr(cards, "gallery_root", lambda: gallery)
     yield gallery
 
 
@@ -363,25 +363,52 @@ def test_phenomenon_runs_live_then_shows_verdict_and_table():
     assert "phenomenon:tiny_test" in RunStore().list()["tags"].iloc[0]
 
 
-def test_home_shows_gallery_cards_without_training(app_env):
-    gallery = RunStore(app_env)
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="290" height="190"><text x="9" y="20">tiny</text></svg>'
+
+
+def tiny_gallery(folder: Path, card_keys=None) -> list[Run]:
+    """A gallery with the fake phenomenon's runs, its recorded verdict and (unless None) a card image."""
+    gallery = RunStore(folder)
     runs = [train(spec) for spec in TINY.specs("quick")]
     for run in runs:
         gallery.put(run)
-    (app_env / "verdicts.json").write_text(json.dumps({"tiny_test": TINY.verdict(runs).to_dict()}))
+    entry = TINY.verdict(runs).to_dict() | {"runs": [{"key": r.spec.key()} for r in runs]}
+    (folder / "verdicts.json").write_text(json.dumps({"tiny_test": entry}))
+    if card_keys is not None:
+        (folder / "cards").mkdir()
+        (folder / "cards" / "tiny_test.svg").write_text(SVG)
+        keys = [r.spec.key() for r in runs] if card_keys == "same" else card_keys
+        (folder / "cards" / "index.json").write_text(json.dumps({"tiny_test": {"runs": keys}}))
+    return runs
+
+
+def card_images(at: AppTest) -> list[str]:
+    return [img.url for el in at.get("image") for img in el.proto.imgs]
+
+
+def test_home_shows_card_image_and_recorded_verdict_at_once(app_env):
+    import base64
+
+    runs = tiny_gallery(app_env, card_keys="same")
     at = app()
     assert_clean(at)
-    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)  # the verdict at once
-    deadline = time.time() + 60
-    while time.time() < deadline and not charts(at):  # the small figure is drawn in the background
-        time.sleep(0.3)
-        at.run()
-    assert_clean(at)
-    assert any(c["layout"].get("height") == 190 for c in charts(at))
-    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)
+    assert [base64.b64decode(u.split(",", 1)[1]).decode() for u in card_images(at)] == [SVG]  # no polling, no drawing
+    expected = TINY.verdict(runs).summary()
+    assert any(expected in m.value for m in at.markdown)  # the recorded verdict line, as the phenomenon page words it
     assert not RunStore().list().shape[0]  # nothing was trained into the user's store
-    links = [p for p in at.get("page_link")]
-    assert links
+    assert [p for p in at.get("page_link")]
+
+
+def test_home_says_how_to_redraw_a_missing_or_stale_card_image(app_env):
+    tiny_gallery(app_env, card_keys=["0123456789abcdef"])  # drawn from other runs than the verdict's
+    at = app()
+    assert_clean(at)
+    assert not card_images(at)
+    assert any("older than the gallery's runs" in c.value and "gallery thumbnails" in c.value for c in at.caption)
+    (app_env / "cards" / "index.json").unlink()
+    at = app()
+    assert not card_images(at) and any("No card image yet" in c.value for c in at.caption)
+    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)  # the verdict still shows
 
 
 def test_home_without_gallery_says_so():

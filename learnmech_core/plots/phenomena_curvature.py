@@ -174,7 +174,10 @@ def sharpening_strengths(verdict, presentation: bool = False) -> go.Figure:
                              hovertext=f"{name}<br>S_final/S(10%) = {r['strength']:.3f}", hoverinfo="text"))
     reference_line(fig, 1.0, "no sharpening (prediction: above)")
     return layout(fig, "How much does each network sharpen, and do narrow, deep and MSE nets sharpen more?",
-                  "run", "sharpness growth S_final / S(10% of training)", presentation)
+                  "run", "growth S<sub>end</sub>/S<sub>10%</sub>", presentation)
+
+
+_PHASES = ("lazy", "catapult", "diverged")  # coloured in this order in both catapult figures
 
 
 def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
@@ -185,7 +188,7 @@ def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
     """
     fig = go.Figure()
     rows = verdict.per_run if verdict is not None else []
-    phases = ("lazy", "catapult", "diverged")
+    phases = _PHASES
     colours = {p: family_color(i) for i, p in enumerate(phases)}
     for phase in phases:
         pts = [r for r in rows if r.get("phase") == phase and _finite(r.get("c"))]
@@ -225,11 +228,13 @@ def _setup(row: dict) -> str:
 
 
 def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Loss (log) against step for each rate of the sweep: lazy runs fall, catapult runs spike first."""
+    """Loss (log) against step for each rate of the sweep, coloured by measured phase as in the phase diagram:
+    lazy runs fall, catapult runs spike first (the rate of each curve is in its hover text)."""
     rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
     fig = go.Figure()
     initial: list[float] = []
-    for i, run in enumerate(runs):
+    shown: set[str] = set()
+    for run in runs:
         h = run.history.dropna(subset=["loss"]) if "loss" in run.history else run.history
         if not len(h):
             continue
@@ -238,10 +243,13 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
         y = h["loss"] / h["loss"].iloc[0] if normalised else h["loss"]
         if not normalised and float(h["loss"].iloc[0]) not in initial:
             initial.append(float(h["loss"].iloc[0]))
-        name = f"{run.spec.model.arch} {display_name(run.spec.data.name)}: " + \
-            (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
-            (f" ({r['phase']})" if r.get("phase") else "")
-        fig.add_trace(_line(run, name, h["step"], y, color=family_color(i)))
+        phase = r.get("phase", "")
+        name = f"{run.spec.model.arch}, {phase or 'phase unknown'}"  # one legend entry per set-up and phase
+        label = f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}"
+        trace = _line(run, name, h["step"], y, color=family_color(_PHASES.index(phase) if phase in _PHASES else 3))
+        trace.update(legendgroup=name, showlegend=name not in shown, hovertext=f"{label}<br>{trace.hovertext}")
+        shown.add(name)
+        fig.add_trace(trace)
     if normalised:
         reference_line(fig, 1.0, "initial loss: catapult runs rise above it, then fall")
     else:

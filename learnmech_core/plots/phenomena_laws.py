@@ -202,7 +202,7 @@ def critical_noise(runs, verdict=None, presentation: bool = False) -> go.Figure:
             continue
         if fit is fits[0] or fit["target"] != fits[0]["target"]:
             fig.add_vline(x=fit["target"], line_dash="dot", line_color=PREDICTION_COLOR,
-                          annotation_text=f"target loss {fit['target']:g}")
+                          annotation_text=f"target loss {fit['target']:g}", annotation_position="top left")
         h = run.history.dropna(subset=["train_loss"])
         for column, label, dash in (("b_simple", "B<sub>simple</sub> = tr(\u03a3)/|G|\u00b2", "solid"),
                                     ("b_noise", "B<sub>noise</sub> = tr(H\u03a3)/G\u1d40HG", "dash")):
@@ -307,6 +307,7 @@ def collapse_nc1(runs, normalised: bool = True, presentation: bool = False) -> g
     from ..phenomena.neural_collapse import NC1_FALL_MIN, collapse_summary
 
     fig = go.Figure()
+    marked: set[float] = set()  # steps whose line is labelled (one label per step)
     for run in runs:
         if "nc1" not in run.history:
             continue
@@ -316,8 +317,10 @@ def collapse_nc1(runs, normalised: bool = True, presentation: bool = False) -> g
         fig.add_trace(_line(run, f"{run.spec.model.arch} / {display_name(run.spec.data.name)}", np.maximum(h["step"], 1.0), y,
                             mode="lines+markers"))
         if _finite(s["step_tpt"]):
-            fig.add_vline(x=max(s["step_tpt"], 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch),
-                          annotation_text="100% train", annotation_position="bottom left")
+            step = max(s["step_tpt"], 1.0)
+            fig.add_vline(x=step, line_dash="dot", line_color=arch_color(run.spec.model.arch),
+                          annotation_text="100% train" if step not in marked else "", annotation_position="bottom left")
+            marked.add(step)
     if normalised:
         reference_line(fig, 1.0 / NC1_FALL_MIN, f"predicted: below 1/{NC1_FALL_MIN:g} of the initial NC1")
     y_title = "NC1 / NC1 at initialisation" if normalised else "NC1 = tr(\u03a3<sub>W</sub>\u03a3<sub>B</sub><sup>+</sup>)/C"
@@ -459,7 +462,8 @@ def alpha_vs_error(runs, verdict=None, presentation: bool = False) -> go.Figure:
             points.append((s["alpha_final"], s["test_error"]))
             fig.add_trace(go.Scatter(x=[s["alpha_final"]], y=[s["test_error"]], mode="markers+text",
                                      text=[f"lr {run.spec.optim.lr:g}, bs {run.spec.optim.batch_size}"],
-                                     textposition="top center", showlegend=False,
+                                     textposition="top center" if len(points) % 2 else "bottom center",
+                                     cliponaxis=False, showlegend=False,
                                      marker={"color": arch_color(run.spec.model.arch), "size": 11},
                                      hovertext=spec_hover(run.spec)))
     rho = spearman([p[0] for p in points], [p[1] for p in points]) if points else float("nan")

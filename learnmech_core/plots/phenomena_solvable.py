@@ -202,8 +202,8 @@ def conservation_decay_figure(runs, normalised: bool = True, presentation: bool 
 # Lazy vs rich
 
 
-_LAZY_LABELS = {"rel_change_0": "hidden-weight change \u2016W\u2081 \u2212 W\u2081(0)\u2016 / \u2016W\u2081(0)\u2016",
-                "ntk_rel_change": "NTK change \u2016K \u2212 K\u2080\u2016 / \u2016K\u2080\u2016"}
+_LAZY_LABELS = {"rel_change_0": "\u2016W\u2081 \u2212 W\u2081(0)\u2016 / \u2016W\u2081(0)\u2016",
+                "ntk_rel_change": "\u2016K \u2212 K\u2080\u2016 / \u2016K\u2080\u2016 (NTK)"}
 
 
 def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True,

@@ -60,10 +60,14 @@ _MEASURE_JS = """
     const axis = (g.getAttribute('class') || '').replace('tick', '').trim();
     g.querySelectorAll('text').forEach(el => add(el, 'tick', axis)); });
   div.querySelectorAll('g.legend g.traces text').forEach(el => add(el, 'legend'));
-  div.querySelectorAll('g.scatterlayer g.textpoint text').forEach(el => add(el, 'label'));
-  Object.values(div._fullLayout._plots || {}).forEach(p => {  // each subplot's plotting area
-    const x0 = p.xaxis._offset, x1 = x0 + p.xaxis._length, y0 = p.yaxis._offset, y1 = y0 + p.yaxis._length;
-    out.push({role: 'plot-area', axis: '', text: '', corners: [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}); });
+  div.querySelectorAll('g.scatterlayer g.textpoint text').forEach(el => {  // cut at the plot unless cliponaxis=false
+    add(el, el.closest('[clip-path]') ? 'label' : 'free-label'); });
+  div.querySelectorAll('clipPath.plotclip').forEach(clip => {  // each subplot's plotting area
+    const r = clip.querySelector('rect'), user = div.querySelector(`[clip-path*="${clip.id}"]`);
+    if (!r || !user) return;
+    const w = +r.getAttribute('width'), h = +r.getAttribute('height'), m = user.getScreenCTM();
+    out.push({role: 'plot-area', axis: '', text: '', corners: [[0, 0], [w, 0], [w, h], [0, h]].map(
+      ([x, y]) => [m.a * x + m.c * y + m.e - base.left, m.b * x + m.d * y + m.f - base.top])}); });
   div.querySelectorAll('g.scatterlayer g.points path.point').forEach(el => {
     const b = el.getBBox(); if (b.width > 0) out.push({role: 'marker', axis: '', text: '', corners: corners(el)}); });
   return {width: base.width, height: base.height, texts: out};
@@ -72,29 +76,34 @@ _MEASURE_JS = """
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
 body{margin:0;font-family:"Source Sans Pro","Source Sans 3",sans-serif}</style>
-<script>%s</script></head><body><div id="fig"></div></body></html>"""
+<script>%s</script></head><body><div id="fig"></div><div id="svg"></div></body></html>"""
 
 
 class Renderer:
     """One headless Chromium page with plotly.js loaded; use as a context manager."""
 
-    def __init__(self):
+    def __init__(self, browser=None):
+        """`browser`: a Playwright browser already running in this thread (else one is launched)."""
+        self._given = browser
         self._pw = self._browser = self._page = None
 
     def __enter__(self) -> Renderer:
-        from playwright.sync_api import sync_playwright
         from plotly.offline import get_plotlyjs
 
-        reason = available()
-        if reason:
-            raise RuntimeError(f"cannot render figures: {reason}")
-        self._pw = sync_playwright().start()
-        self._browser = self._pw.chromium.launch(executable_path=str(chromium_path()), args=FLAGS)
-        self._page = self._browser.new_page(viewport={"width": 1600, "height": 1200})
+        if self._given is None:
+            from playwright.sync_api import sync_playwright
+
+            reason = available()
+            if reason:
+                raise RuntimeError(f"cannot render figures: {reason}")
+            self._pw = sync_playwright().start()
+            self._browser = self._pw.chromium.launch(executable_path=str(chromium_path()), args=FLAGS)
+        self._page = (self._given or self._browser).new_page(viewport={"width": 1600, "height": 1200})
         self._page.set_content(_PAGE % get_plotlyjs())
         return self
 
     def __exit__(self, *exc) -> None:
+        self._page.close()
         if self._browser is not None:
             self._browser.close()
         if self._pw is not None:
@@ -125,6 +134,14 @@ class Renderer:
         """{'width', 'height', 'texts': [{'role', 'axis', 'text', 'corners': [[x, y] x 4]}, ...]} in figure pixels."""
         self._draw(fig, width, height)
         return self._page.evaluate(_MEASURE_JS, self._page.query_selector("#fig"))
+
+    def svg_texts(self, svg: str) -> dict:
+        """`texts` of an SVG made by `svg` (a shipped card image), measured as the browser draws it."""
+        self._page.evaluate("(svg) => { document.getElementById('svg').innerHTML = svg; }", svg)
+        try:
+            return self._page.evaluate(_MEASURE_JS, self._page.query_selector("#svg"))
+        finally:
+            self._page.evaluate("() => { document.getElementById('svg').innerHTML = ''; }")
 
     def problems(self, fig: go.Figure, width: int, height: int) -> list[str]:
         """Readability problems of the figure drawn at this size, in words (empty: none found)."""

@@ -86,6 +86,7 @@ def layout(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", pre
     )
     fig.update_xaxes(title_text=x_title, type="log" if log_x else None)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else None)
+    fig.update_annotations(bgcolor="rgba(255,255,255,0.75)", selector=lambda a: a.bgcolor is None)  # legible on data
     for axis in list(fig.select_xaxes()) + list(fig.select_yaxes()):
         if axis.matches:  # a shared axis of a subplot grid: its title is on the axis it matches
             axis.title.text = None
