@@ -17,8 +17,7 @@ import streamlit as st
 from learnmech_core.config import OptimSpec, RunSpec, _encode, _field_types, _flatten, _lookup
 from learnmech_core.data import describe
 from learnmech_core.models import param_count
-from learnmech_core.registry import (ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, PARAMETRISATIONS,
-                                     SCHEDULES)
+from learnmech_core.registry import ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, PARAMETRISATIONS, SCHEDULES
 
 from . import datasets as ds
 from .urlstate import choice
@@ -89,7 +88,7 @@ class FormResult:
 def link_overrides() -> dict[str, str]:
     """Spec fields in the URL that no widget shows (kept from a link of a stored run)."""
     out = {}
-    for k in st.query_params.keys():
+    for k in st.query_params:
         if k in SPEC_FIELDS and k not in WIDGET_KEYS and not _is_measure_field(k):
             out[k] = st.query_params.get(k)
     return out
@@ -200,7 +199,8 @@ def form(container=None) -> FormResult:
                          format_func=MEASURE_LABELS.get,
                          help="Loss, accuracy and norms are always recorded. Curvature costs time.")
         every = st.number_input(LABELS["every"], value=DEFAULT_EVERY, step=5, key="every",
-                                help="Steps between measurements (the first and last step are always measured).", **bind)
+                                help="Steps between measurements (the first and last step are always measured).",
+                                **bind)
         with st.popover("More settings", icon=":material/settings:"):
             wd = st.number_input(LABELS["optim.weight_decay"], value=0.0, step=1e-4, format="%g",
                                  key="optim.weight_decay", **bind)
