@@ -6,9 +6,11 @@ with `cards/index.json` (the run keys each image was drawn from), and the genera
 `docs/phenomena.md`. Weights are kept only for phenomena whose verdicts read them
 (`Phenomenon.needs_weights`), keeping the gallery a few MB.
 
-`gallery thumbnails` redraws the card images from the stored runs without training: each is the
-phenomenon's first figure drawn at card size (`plots.runs.thumbnail`) by plotly.js in headless
-Chromium (`plots.render`), and the labels that overlap or are clipped at that size are listed.
+`gallery showcase` trains the one run the Spectra page opens on (Explore's default with every spectrum
+recorded, tagged `showcase:spectra`). `gallery thumbnails` redraws the card images from the stored runs
+without training: each is the phenomenon's first figure drawn at card size (`plots.runs.thumbnail`) by
+plotly.js in headless Chromium (`plots.render`), and the labels that overlap or are clipped at that size
+are listed.
 """
 
 from __future__ import annotations
@@ -76,6 +78,34 @@ def build_gallery(root: Path, names: list[str], size: str = "quick", log=print, 
     if stale:
         log(f"removed {len(stale)} runs no verdict uses")
     return verdicts
+
+
+SHOWCASE_TAG = "showcase:spectra"  # the one gallery run the app's Spectra page opens on
+
+
+def showcase_spec():
+    """`gallery showcase`: Explore's default run (digits, tanh MLP 64-128-128-10, GD eta 0.2, 500 steps: the edge
+    of stability) with every spectrum recorded: sharpness every 10 steps, the top-5 Hessian eigenvalues every 50,
+    the Hessian spectral density and the weight ESDs every 100, and its final weights (for landscape slices)."""
+    from .config import OptimSpec, ProbeSpec, RunSpec
+
+    return RunSpec(optim=OptimSpec(lr=0.2, steps=500),
+                   probes=ProbeSpec(sharpness_every=10, topk_every=50, density_every=100, esd_every=100))
+
+
+def train_showcase(root: Path, log=print) -> str:
+    """Train the showcase run into the gallery at root (kept by `gallery build`'s pruning); returns its key."""
+    from .store import RunStore
+    from .train import train
+
+    store = RunStore(root)
+    spec = showcase_spec()
+    if not store.has(spec.key()):
+        started = time.perf_counter()
+        run = train(spec)
+        store.put(run, tags=[SHOWCASE_TAG])
+        log(f"showcase run {spec.key()} trained in {time.perf_counter() - started:.1f} s ({run.status})")
+    return spec.key()
 
 
 CARD_WIDTH, CARD_HEIGHT = 290, 190  # pixels of a card image (about 1:1 in the 3-column home page at 1440 px)
@@ -174,8 +204,8 @@ def cmd_gallery(args) -> int:
     from . import phenomena
     from .store import gallery_root
 
-    if args.action not in ("build", "thumbnails"):
-        raise UsageError(f"gallery action must be build or thumbnails (got {args.action!r})")
+    if args.action not in ("build", "thumbnails", "showcase"):
+        raise UsageError(f"gallery action must be build, thumbnails or showcase (got {args.action!r})")
     names = args.only.split(",") if args.only else phenomena.names()
     for n in names:
         try:
@@ -184,6 +214,9 @@ def cmd_gallery(args) -> int:
             raise UsageError(str(err)) from None
     root = Path(args.root) if args.root else gallery_root()
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    if args.action == "showcase":
+        print(json.dumps({"showcase": train_showcase(root, log=log)}))
+        return 0
     if args.action == "thumbnails":
         index = write_thumbnails(root, names if args.only else None, log=log)
         print(json.dumps({n: {"problems": len(v["problems"])} for n, v in index.items()}))
@@ -199,8 +232,9 @@ def cmd_gallery(args) -> int:
 
 def register(commands: dict) -> None:
     def gallery_args(p):
-        p.add_argument("action", help="build (train what is missing, then draw the card images) or thumbnails "
-                       "(redraw the home page's card images from the stored runs, training nothing)")
+        p.add_argument("action", help="build (train what is missing, then draw the card images), thumbnails "
+                       "(redraw the home page's card images from the stored runs, training nothing) or showcase "
+                       "(train the run with Hessian and weight spectra that the Spectra page opens on)")
         p.add_argument("--only", help="comma-separated phenomena (default: all)")
         p.add_argument("--size", default="quick", choices=("tiny", "quick", "full"))
         p.add_argument("--root", help="write to this folder instead of data/gallery (docs are then left alone); "
