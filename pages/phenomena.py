@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from learnmech_app import live, spec_form, ui
+from learnmech_app import class_mode, live, spec_form, ui
 from learnmech_app.urlstate import choice
 from learnmech_app import phenomena_view as pv
 from learnmech_app.datasets import dataset_options, uploads
@@ -93,6 +93,8 @@ elif res is None and mine:
 elif res is None:
     st.info(f"Not in the gallery or the store yet: press **Run** to train {len(specs)} runs.", icon=":material/info:")
 
+if res is not None and class_mode.hold(name, res.verdict):  # class mode: the class guesses before the reveal
+    st.stop()
 if res is not None:
     v = res.verdict
     if res.verdict_error:

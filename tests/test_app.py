@@ -417,6 +417,31 @@ def test_home_without_gallery_says_so():
     assert any("Not in the gallery yet" in c.value for c in at.caption)
 
 
+def test_class_mode_hides_the_result_until_the_guesses_are_revealed(app_env, monkeypatch):
+    from learnmech_app import class_mode
+
+    monkeypatch.setitem(class_mode.QUESTIONS, "tiny_test", class_mode.Question(
+        "By what factor does the loss fall, $L_T / L_0$?", "final / initial loss", 0.0, 2.0, 0.1, 1.0))
+    runs = tiny_gallery(app_env)
+    measured = TINY.verdict(runs).measured
+    at = app("pages/phenomena.py", {"phenomenon": "tiny_test", "class": "true"})
+    assert_clean(at)
+    assert any("$L_T / L_0$" in m.value for m in at.markdown)  # the question, with its math for st.markdown
+    assert not at.dataframe and not charts(at)  # nothing measured yet
+    assert at.button(key="class_reveal_tiny_test").disabled  # a guess first
+    at.slider(key="class_slider_tiny_test").set_value(0.3).run()
+    at.button(key="class_add_tiny_test").click().run()
+    at.button(key="class_reveal_tiny_test").click().run()
+    assert_clean(at)
+    assert any(f"Measured: **{measured:.3g}** · closest guess: **0.3**" in m.value for m in at.markdown)
+    guess_chart = charts(at)[0]
+    points = {t["name"]: t["x"] for t in guess_chart["data"]}
+    assert points["guesses"] == [0.3] and points["measured"] == [pytest.approx(measured)]
+    assert at.dataframe  # the verdict table follows the reveal
+    at.button(key="class_again_tiny_test").click().run()
+    assert not at.dataframe and at.button(key="class_reveal_tiny_test").disabled
+
+
 # ---------------------------------------------------------------------------------------------- uploads
 
 

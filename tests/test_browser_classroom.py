@@ -112,3 +112,31 @@ def test_explore_default_run_reaches_two_over_eta(server, page):  # noqa: F811
     first, second = ratio[(steps > 0) & (steps <= steps[-1] / 4)], ratio[steps >= steps[-1] / 2]
     assert first.min() < 0.92  # below the threshold early on (after the first step) ...
     assert abs(float(np.median(second)) - 1.0) <= 0.1  # ... then at 2/eta, within 10%, over the second half
+
+
+def test_class_mode_asks_for_a_guess_then_reveals_it_beside_the_measurement(server, page):  # noqa: F811
+    verdicts = gallery_root() / "verdicts.json"
+    if not verdicts.exists():
+        pytest.skip("no gallery")
+    measured = json.loads(verdicts.read_text())["edge_of_stability"]["measured"]
+    open_ready(page, f"{server['url']}/phenomena?phenomenon=edge_of_stability&class=true")
+    assert page.get_by_text("Where will the sharpness stop").count() == 1
+    assert page.get_by_text("Verdict per run").count() == 0  # nothing measured is shown before the guess
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 0
+    slider = page.get_by_role("slider")
+    slider.focus()
+    for _ in range(6):  # 0.5 -> 0.8 in steps of 0.05
+        slider.press("ArrowRight")
+    page.wait_for_selector(READY, timeout=60_000)
+    page.locator(".st-key-class_add_edge_of_stability button").click()
+    page.get_by_text("Guesses so far: 0.8").wait_for(timeout=60_000)
+    page.locator(".st-key-class_reveal_edge_of_stability button").click()
+    page.get_by_text("Verdict per run").wait_for(timeout=120_000)
+    page.wait_for_selector(READY, timeout=60_000)
+    shot(page, "classroom_class_mode_revealed")
+    assert page.get_by_text(f"Measured: {measured:.3g} · closest guess: 0.8").count() == 1
+    chart = page.locator(".st-key-chart_class_edge_of_stability .js-plotly-plot")
+    data = chart.evaluate("el => el.data.map(t => [t.name, Array.from(t.x)])")
+    assert ["guesses", [0.8]] in [[n, [round(v, 6) for v in x]] for n, x in data]
+    assert any(n == "measured" and abs(x[0] - measured) < 1e-9 for n, x in data)
+    assert page.locator(EXCEPTION).count() == 0
