@@ -21,8 +21,9 @@ ui.header(
 present = ui.presentation()
 index = resources.run_index()
 if not len(index):
-    st.info("No runs are stored yet: train some on **Explore** or **Phenomena**, or import runs on **Runs**.",
+    st.info("No runs are stored yet, and no gallery is installed. Train a first run (about 5 seconds):",
             icon=":material/info:")
+    st.page_link("pages/explore.py", label="Open Explore and press Run", icon=":material/play_circle:")
     st.stop()
 index["phenomenon"] = index["tags"].fillna("").apply(
     lambda t: ",".join(x.split(":", 1)[1] for x in t.split(",") if x.startswith("phenomenon:")))
@@ -51,7 +52,7 @@ mine = shown[shown["source"] == "store"] if (shown["source"] == "store").any() e
 keys = chosen or list(mine["key"])[:8]  # by default the newest of your own runs
 runs = [r for r in (resources.load_run(k)[0] for k in keys) if r is not None]
 if not runs:
-    st.info("No stored run matches these filters.", icon=":material/info:")
+    st.info("No stored run matches these filters: clear them under *Choose runs*.", icon=":material/info:")
     st.stop()
 if not chosen:
     st.caption(f"Showing the {len(runs)} newest of {len(shown)} matching runs"

@@ -442,6 +442,21 @@ def test_class_mode_hides_the_result_until_the_guesses_are_revealed(app_env, mon
     assert not at.dataframe and at.button(key="class_reveal_tiny_test").disabled
 
 
+def test_empty_pages_point_to_the_click_that_fills_them():
+    for page in ("pages/spectra.py", "pages/compare.py", "pages/runs.py"):  # no gallery, nothing stored
+        at = app(page)
+        assert_clean(at)
+        assert at.info, page
+        assert any(link.proto.page == "explore" for link in at.get("page_link")), page
+    at = app("pages/spectra.py")
+    link = next(link for link in at.get("page_link") if link.proto.page == "explore")
+    assert "measure=topk" in link.proto.query_string and "measure=density" in link.proto.query_string
+    at = app("pages/your_data.py")
+    at.button(key="use_example").click().run()
+    assert_clean(at)
+    assert any("example: two moons" in m.value and "200 rows" in m.value for m in at.markdown)
+
+
 # ---------------------------------------------------------------------------------------------- uploads
 
 
