@@ -26,7 +26,7 @@ if not names:
 phs = {n: pv.safe_get(n) for n in names}
 order = [n for d in DIRECTIONS for n in names if phs[n] is not None and phs[n].direction == d]
 name = choice(st.selectbox, "Phenomenon", order, key="phenomenon",
-              format_func=lambda n: f"{DIRECTIONS[phs[n].direction]} · {phs[n].title}")
+              format_func=lambda n: f"{DIRECTIONS[phs[n].direction]} · {ui.plain(phs[n].title)}")
 ph = phs[name]
 if st.session_state.get("_ph_last") not in (None, name):  # a new phenomenon starts on its own grid
     for k in ("archs", "datasets"):

@@ -85,3 +85,13 @@ def test_shared_subplot_axes_carry_no_second_title():
     fig.add_trace(go.Scatter(x=[1, 2], y=[1, 2]), row=1, col=2)
     layout(fig, "Does it?", "x", "loss")
     assert fig.layout.yaxis.title.text == "loss" and not fig.layout.yaxis2.title.text
+
+
+def test_markdown_math_becomes_plain_unicode_where_markdown_is_not_drawn():
+    from learnmech_app.ui import plain
+
+    assert plain("Does sharpness stop at $2/\\eta$?") == "Does sharpness stop at 2/η?"
+    assert plain("$\\lambda_{\\max} \\le 2/\\eta$") == "λ_max ≤ 2/η"
+    assert plain("$\\lVert W_{l+1}\\rVert^2 - \\lVert W_l\\rVert^2$") == "‖W_(l+1)‖² - ‖W_l‖²"
+    assert plain("$\\lambda_0$, $B_\\mathrm{crit}$") == "λ₀, B_crit"
+    assert plain("costs $ 5 and no math") == "costs $ 5 and no math"
