@@ -212,7 +212,7 @@ def lazy_rich_figure(runs, column: str = "rel_change_0", normalised: bool = True
     from ..phenomena import lazy_vs_rich as lr
 
     panels = [p for p in ("ntk", "mup") if any(r.spec.model.param == p for r in runs)] or ["ntk"]
-    titles = {"ntk": "NTK parametrisation (lazy)", "mup": "muP / mean-field (rich)"}
+    titles = {"ntk": "NTK parametrisation (lazy)", "mup": "\u03bcP / mean field (rich)"}
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
     shown = set()
     for (param, arch, dataset), members in lr.groups(runs).items():
@@ -258,7 +258,7 @@ def mup_lr_figure(runs, normalised: bool = True, presentation: bool = False) -> 
 
     tables = mt.loss_table(runs)
     panels = [p for p in ("sp", "mup") if any(k[0] == p for k in tables)] or ["mup"]
-    titles = {"sp": "standard parametrisation (SP)", "mup": "muP"}
+    titles = {"sp": "standard parametrisation (SP)", "mup": "\u03bcP"}
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
     all_widths = sorted({int(w) for key in tables for w in tables[key][0]})
     shown = set()
@@ -294,7 +294,7 @@ def mup_coord_figure(runs, presentation: bool = False) -> go.Figure:
 
     tables = mt.loss_table(runs)
     panels = [p for p in ("sp", "mup") if any(k[0] == p for k in tables)] or ["mup"]
-    titles = {"sp": "SP", "mup": "muP"}
+    titles = {"sp": "SP", "mup": "\u03bcP"}
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
     shown = set()
     for (param, arch, dataset) in tables:

@@ -90,8 +90,12 @@ def layout(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", pre
     for axis in list(fig.select_xaxes()) + list(fig.select_yaxes()):
         if axis.matches:  # a shared axis of a subplot grid: its title is on the axis it matches
             axis.title.text = None
-    if presentation:
+    if presentation:  # explicit axis fonts: the app's chart theme would otherwise keep its small ones
         fig.update_traces(line={"width": 4}, selector={"type": "scatter"})
+        fig.update_xaxes(tickfont_size=base - 2, title_font_size=base)
+        fig.update_yaxes(tickfont_size=base - 2, title_font_size=base)
+        fig.update_annotations(font_size=base - 2)
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})  # the plot keeps its width
     return log_ticks(log_axis_annotations(fig))
 
 
