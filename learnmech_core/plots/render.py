@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -111,6 +112,8 @@ class Renderer:
 
     def _draw(self, fig: go.Figure, width: int, height: int) -> None:
         spec = json.loads(fig.to_json())
+        for i, trace in enumerate(spec.get("data", [])):
+            trace.setdefault("uid", f"t{i}")  # plotly.js would draw random ones into the SVG
         layout = {**spec.get("layout", {}), "width": width, "height": height, "autosize": False}
         self._page.evaluate(
             "async ([data, layout]) => { const d = document.getElementById('fig'); Plotly.purge(d);"
@@ -128,7 +131,11 @@ class Renderer:
         prefix = "data:image/svg+xml,"
         if not url.startswith(prefix):
             raise RuntimeError(f"plotly.js returned {url[:40]!r} instead of an SVG")
-        return unquote(url[len(prefix):])
+        svg = unquote(url[len(prefix):])
+        uid = re.search(r'id="defs-([0-9a-z]+)"', svg)  # plotly.js's random id of the drawing: a fixed one, so
+        if uid:  # redrawing the same figure gives the same file
+            svg = re.sub(rf"(?<=[A-Za-z-]){uid.group(1)}(?=[A-Za-z\"'])", "fig", svg)
+        return svg
 
     def texts(self, fig: go.Figure, width: int, height: int) -> dict:
         """{'width', 'height', 'texts': [{'role', 'axis', 'text', 'corners': [[x, y] x 4]}, ...]} in figure pixels."""
