@@ -91,13 +91,16 @@ CARDS_VISIBLE = ("() => [...document.querySelectorAll('[data-testid=stImage] img
                  ".filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length")
 
 
-def start_server(home: str) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free localhost port with its own run store; returns (process, url) once healthy."""
+BARE_APP = "import streamlit as st\nst.title('A bare Streamlit page')\nst.write('Nothing else.')\n"
+
+
+def start_server(home: str, script: str = "app.py") -> tuple[subprocess.Popen, str]:
+    """`streamlit run <script>` on a free localhost port with its own run store; returns (process, url) once healthy."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, "LEARNMECH_HOME": home}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
@@ -114,31 +117,46 @@ def start_server(home: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("streamlit did not become healthy in 180 s")
 
 
-def browser_home(expected: int, repeat: int) -> tuple[float, list[float]]:
-    """(cold seconds, warm seconds) from navigation until `expected` card figures are visible in Chromium."""
+def browser_home(expected: int, repeat: int) -> tuple[float, list[float], list[float]]:
+    """(cold, warm, floor) seconds from navigation until `expected` card figures are visible in Chromium.
+
+    cold: the first visit to a fresh server; warm: later visits, each in a new browser context (a classmate
+    opening the link); floor: a bare Streamlit page (a title and a line) on its own server, visited in turn
+    with the warm visits: what any Streamlit page costs in this browser on this machine now.
+    """
     from playwright.sync_api import sync_playwright
 
+    bare = Path(tempfile.mkdtemp(prefix="learnmech_bench_bare_")) / "bare.py"
+    bare.write_text(BARE_APP)
     proc, url = start_server(tempfile.mkdtemp(prefix="learnmech_bench_browser_"))
+    floor_proc, floor_url = start_server(tempfile.mkdtemp(prefix="learnmech_bench_browser_"), str(bare))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
 
-            def visit() -> float:
+            def visit(address: str, ready: str) -> float:
                 context = browser.new_context(viewport={"width": 1440, "height": 1000})
                 page = context.new_page()
-                page.goto(url, wait_until="commit")
-                page.wait_for_function(f"() => ({CARDS_VISIBLE})() >= {expected}", timeout=120_000, polling="raf")
+                page.goto(address, wait_until="commit")
+                page.wait_for_function(ready, timeout=120_000, polling="raf")
                 seconds = page.evaluate("() => performance.now()") / 1000.0  # since this navigation started
                 context.close()
                 return seconds
 
-            cold = visit()
-            warm = [visit() for _ in range(max(repeat, 1))]
+            home_ready = f"() => ({CARDS_VISIBLE})() >= {expected}"
+            bare_ready = "() => !!document.querySelector('h1')"
+            cold = visit(url, home_ready)
+            visit(floor_url, bare_ready)  # the bare server's own first visit, not counted
+            warm, floor = [], []
+            for _ in range(max(repeat, 1)):
+                warm.append(visit(url, home_ready))
+                floor.append(visit(floor_url, bare_ready))
             browser.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    return cold, warm
+        for process in (proc, floor_proc):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(15)
+    return cold, warm, floor
 
 
 def main() -> int:
@@ -151,10 +169,13 @@ def main() -> int:
     if not args.no_browser:
         cards = json.loads((Path(args.gallery or ROOT / "data" / "gallery") / "cards" / "index.json").read_text())
         load = os.getloadavg()[0]
-        cold, warm = browser_home(len(cards), args.browser_repeat)
+        cold, warm, floor = browser_home(len(cards), args.browser_repeat)
         print(f"browser, home until all {len(cards)} card figures are visible (Chromium, 1440 px; load average "
               f"{load:.1f} on {os.cpu_count()} cores): cold (fresh server) {cold:.2f} s, warm median "
               f"{statistics.median(warm):.2f} s (min {min(warm):.2f}, max {max(warm):.2f}, {len(warm)} visits)")
+        print(f"  floor: a bare Streamlit page (title and one line) until its title shows, visited in turn: median "
+              f"{statistics.median(floor):.2f} s; home warm / floor = "
+              f"{statistics.median(warm) / statistics.median(floor):.2f}")
         if args.gallery:
             print("  (the browser visits use the server's own gallery, data/gallery)")
     os.environ["LEARNMECH_HOME"] = tempfile.mkdtemp(prefix="learnmech_bench_")

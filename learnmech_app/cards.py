@@ -82,6 +82,21 @@ def _cards(root: str, stamp: tuple) -> dict[str, Card]:
     return out
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _listing(root: str, stamp: float) -> list[tuple[str, str, str]]:
+    index = _read_json(Path(root) / "cards" / "index.json")
+    return [(name, str(e["title"]), str(e["direction"])) for name, e in index.items()
+            if "title" in e and "direction" in e]
+
+
+def listing() -> list[tuple[str, str, str]]:
+    """(name, title, direction) of every phenomenon with a card image, from the gallery's card index (no
+    phenomenon module is imported: on a fresh server that saves the home page half a second); empty when the
+    gallery has no card images."""
+    root = gallery_root()
+    return _listing(str(root), _mtime(root / "cards" / "index.json"))
+
+
 def card(name: str) -> Card:
     """What the home page shows for a phenomenon now."""
     root = gallery_root()
@@ -89,10 +104,10 @@ def card(name: str) -> Card:
     return _cards(str(root), stamp).get(name) or Card("absent")
 
 
-def show(ph) -> None:
+def show(name: str, title: str) -> None:
     """One card: the phenomenon's question, its image, the verdict line and a link to its page."""
-    info = card(ph.name)
-    st.markdown(f"**{ph.title}**")
+    info = card(name)
+    st.markdown(f"**{title}**")
     if info.image is not None:
         st.image(info.image, width="stretch")
     elif info.note:
@@ -104,4 +119,4 @@ def show(ph) -> None:
     else:
         st.caption(f"Not available: {info.note}")
     st.page_link("pages/phenomena.py", label="Open", icon=":material/arrow_forward:",
-                 query_params={"phenomenon": ph.name})
+                 query_params={"phenomenon": name})

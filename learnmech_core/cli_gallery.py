@@ -115,8 +115,9 @@ def write_thumbnails(root: Path, names: list[str] | None = None, log=print) -> d
     """Draw the card image of each phenomenon in root/verdicts.json from its stored runs; return the index.
 
     The index (root/cards/index.json) maps a phenomenon to the run keys its image was drawn from, the
-    image's size and the readability problems found at that size; the app shows an image only while
-    those keys are the ones verdicts.json lists. Nothing is trained: a phenomenon whose runs are not all
+    image's size, the readability problems found at that size, and the phenomenon's title and direction
+    (so the home page lists the gallery without importing every phenomenon); the app shows an image only
+    while those keys are the ones verdicts.json lists. Nothing is trained: a phenomenon whose runs are not all
     stored is skipped.
     """
     from . import phenomena
@@ -156,7 +157,8 @@ def write_thumbnails(root: Path, names: list[str] | None = None, log=print) -> d
             card = renderer.place_annotations(log_ticks(card, small=True), CARD_WIDTH, CARD_HEIGHT)
             (folder / f"{name}.svg").write_text(renderer.svg(card, CARD_WIDTH, CARD_HEIGHT))
             problems = renderer.problems(card, CARD_WIDTH, CARD_HEIGHT)
-            index[name] = {"runs": keys, "width": CARD_WIDTH, "height": CARD_HEIGHT, "problems": problems}
+            index[name] = {"runs": keys, "width": CARD_WIDTH, "height": CARD_HEIGHT, "problems": problems,
+                           "title": ph.title, "direction": ph.direction}
             log(f"{name:28s} card image drawn" + (f"; {len(problems)} readability problems: " + "; ".join(problems)
                                                   if problems else ""))
             path.write_text(json.dumps(index, indent=1, sort_keys=True))

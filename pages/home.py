@@ -15,20 +15,22 @@ ui.header(
     "rerun it with your own architectures, or build runs from scratch on **Explore**.",
 )
 present = ui.presentation()
-names = pv.safe_names()
-if not names:
+entries = cards.listing()  # the gallery's phenomena, read from its card index
+if not entries:  # no card images: every registered phenomenon, each saying what it lacks
+    phs = [ph for ph in (pv.safe_get(n) for n in pv.safe_names()) if ph is not None]
+    entries = [(ph.name, ph.title, ph.direction) for ph in phs]
+if not entries:
     st.info("No phenomena are registered yet. Meanwhile, **Explore** trains any model live.", icon=":material/info:")
-phs = [ph for ph in (pv.safe_get(n) for n in names) if ph is not None]
 per_row = 2 if present else 3
 
 for direction, title in DIRECTIONS.items():
-    members = [ph for ph in phs if ph.direction == direction]
+    members = [(name, question) for name, question, where in entries if where == direction]
     st.header(title, divider="gray")
     st.caption(pv.DIRECTION_TEXT.get(direction, ""))
     if not members:
         st.caption("No phenomena in this direction yet.")
         continue
     for i in range(0, len(members), per_row):
-        for col, ph in zip(st.columns(per_row), members[i:i + per_row], strict=False):
+        for col, (name, question) in zip(st.columns(per_row), members[i:i + per_row], strict=False):
             with col.container(border=True, height="stretch"):
-                cards.show(ph)
+                cards.show(name, question)

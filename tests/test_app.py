@@ -7,6 +7,7 @@ phenomena modules exist and how long their runs take.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import threading
@@ -409,6 +410,31 @@ def test_home_says_how_to_redraw_a_missing_or_stale_card_image(app_env):
     at = app()
     assert not card_images(at) and any("No card image yet" in c.value for c in at.caption)
     assert any("holds" in m.value or "fails" in m.value for m in at.markdown)  # the verdict still shows
+
+
+def test_home_lists_the_gallery_from_its_card_index_without_importing_phenomena(app_env, monkeypatch):
+    tiny_gallery(app_env, card_keys="same")
+    index = json.loads((app_env / "cards" / "index.json").read_text())
+    index["tiny_test"] |= {"title": "Does the indexed title show?", "direction": "laws"}
+    (app_env / "cards" / "index.json").write_text(json.dumps(index))
+    monkeypatch.setattr(phenomena, "names", lambda: pytest.fail("the home page imported the phenomena"))
+    at = app()
+    assert_clean(at)
+    assert any("Does the indexed title show?" in m.value for m in at.markdown) and card_images(at)
+
+
+def test_shipped_card_index_names_every_phenomenon_with_its_current_title():
+    """The shipped gallery's card index is what Home lists: it must not lag behind the registry."""
+    from learnmech_core.store import gallery_root
+
+    path = gallery_root() / "cards" / "index.json"
+    if not path.exists():
+        pytest.skip("no card images in the gallery")
+    index = json.loads(path.read_text())
+    real = importlib.import_module("learnmech_core.phenomena")
+    for name in json.loads((gallery_root() / "verdicts.json").read_text()):
+        ph = real._load(name)
+        assert (index[name]["title"], index[name]["direction"]) == (ph.title, ph.direction), name
 
 
 def test_home_without_gallery_says_so():
