@@ -95,7 +95,9 @@ def layout(fig: go.Figure, title: str, x_title: str = "", y_title: str = "", pre
         fig.update_xaxes(tickfont_size=base - 2, title_font_size=base)
         fig.update_yaxes(tickfont_size=base - 2, title_font_size=base)
         fig.update_annotations(font_size=base - 2)
-        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})  # the plot keeps its width
+        plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+        below = (3.2 * base + 10) / max(plot_px, 1.0)  # under the tick labels and the x title
+        fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -below, "x": 0})  # plot keeps its width
     return log_ticks(log_axis_annotations(fig))
 
 
