@@ -2,25 +2,20 @@
 
 A phenomenon's result is shown only when every run it needs is stored; nothing here trains. Figures
 come from the phenomenon itself (`ph.figures`), which draws the prediction on each; a phenomenon whose
-figures fail still shows its verdict. Cards on the home page are cached per gallery version.
+figures fail still shows its verdict. (The home page's cards are in `cards.py`.)
 """
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 from dataclasses import dataclass, field
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from learnmech_core import phenomena
 from learnmech_core.data import display_name
 from learnmech_core.phenomena.base import Verdict, combine_seeds
-from learnmech_core.plots import runs as prun
-from learnmech_core.store import gallery_root
 
 from . import resources
 
@@ -177,120 +172,3 @@ def _word(passed, needs: str = "") -> str:
 
 def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3g}"
-
-
-# ------------------------------------------------------------------------------------------------
-# home-page cards: the verdict at once (the gallery's verdicts.json), the small figure when built
-#
-# Building a card's figure reads the phenomenon's runs and draws its figures (about a second each on
-# a busy 2-core machine), so cards are built in one background thread per gallery version and kept in
-# a shared dict; the home page shows what is ready and polls (a fragment) until the rest arrives.
-
-
-def _gallery_stamp() -> float:
-    runs = gallery_root() / "runs"
-    return runs.stat().st_mtime if runs.is_dir() else 0.0
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _cards(stamp: float) -> dict:
-    """Built cards of one gallery version: name -> card dict (filled by the builder thread)."""
-    return {}
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _verdicts(stamp: float) -> dict:
-    path = gallery_root() / "verdicts.json"
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-_BUILDERS: dict[float, threading.Thread] = {}
-_BUILDERS_LOCK = threading.Lock()
-
-
-def build_card(name: str) -> dict:
-    """A phenomenon's card from the gallery's runs: verdict computed from them and a thumbnail figure."""
-    ph = safe_get(name)
-    if ph is None:
-        return {"state": "error", "message": "the phenomenon could not be loaded"}
-    try:
-        specs = ph.specs("quick")
-    except Exception as err:
-        return {"state": "error", "message": str(err)}
-    g = resources.gallery()
-    runs = []
-    for spec in specs:
-        run = g.get(spec.key()) if g.has(spec.key()) else None
-        if run is None:
-            return {"state": "absent", "n": len(specs), "have": len(runs)}
-        runs.append(run)
-    try:
-        verdict = ph.verdict(runs)
-    except Exception as err:
-        return {"state": "error", "message": f"verdict failed: {err}"}
-    figs, _ = figures(ph, runs, verdict, True, False)
-    thumb = prun.thumbnail(figs[0]) if figs else None
-    return {"state": "ok", "passed": bool(verdict.passed), "summary": summary(verdict), "figure": thumb}
-
-
-def build_cards(names: list[str] | None = None, stamp: float | None = None) -> int:
-    """Build every missing card of the current gallery (in the calling thread); returns cards built."""
-    stamp = _gallery_stamp() if stamp is None else stamp
-    store = _cards(stamp)
-    n = 0
-    for name in names if names is not None else safe_names():
-        if name in store:
-            continue
-        try:
-            store[name] = build_card(name)
-        except Exception as err:  # never let one phenomenon stop the others
-            store[name] = {"state": "error", "message": f"{type(err).__name__}: {err}"}
-        n += 1
-    return n
-
-
-def start_building() -> None:
-    """Build the cards in a background thread (once per gallery version and process)."""
-    stamp = _gallery_stamp()
-    names = safe_names()
-    _cards(stamp)  # create the shared dict in the script thread
-    _verdicts(stamp)
-    with _BUILDERS_LOCK:
-        thread = _BUILDERS.get(stamp)
-        if thread is not None and (thread.is_alive() or all(n in _cards(stamp) for n in names)):
-            return
-        thread = threading.Thread(target=build_cards, args=(names, stamp), name="learnmech-cards", daemon=True)
-        _BUILDERS[stamp] = thread
-        thread.start()
-
-
-def card(name: str, presentation: bool = False) -> dict:
-    """What the home page shows now: a built card, else the gallery's recorded verdict ('pending' figure)."""
-    stamp = _gallery_stamp()
-    built = _cards(stamp).get(name)
-    if built is not None:
-        if built.get("figure") is not None and presentation:
-            built = built | {"figure": go.Figure(built["figure"]).update_layout(height=230)}
-        return built
-    recorded = _verdicts(stamp).get(name)
-    if recorded:
-        nan = float("nan")
-        num = lambda k: nan if recorded.get(k) is None else float(recorded[k])  # noqa: E731
-        v = Verdict(bool(recorded.get("passed")), num("measured"), num("expected"), num("tolerance"), "")
-        return {"state": "ok", "passed": v.passed, "summary": summary(v), "figure": None, "pending": True}
-    if stamp == 0.0:
-        return {"state": "absent", "n": None, "have": 0}
-    return {"state": "pending"}
-
-
-def warm_cards() -> int:
-    """Build the home page's cards and wait for them (the server's warm-up thread calls this at start)."""
-    stamp = _gallery_stamp()
-    start_building()
-    thread = _BUILDERS.get(stamp)
-    if thread is not None:
-        thread.join()
-    return len(_cards(stamp))

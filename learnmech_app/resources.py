@@ -8,6 +8,7 @@ the life of the process; the store's listing is cheap (SQLite) and read fresh.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -175,15 +176,10 @@ def configure_process() -> int:
 
 
 def _warm_everything() -> None:
-    """Background work at server start: torch's one-time costs, the home page's cards, the run listing."""
+    """Background work at server start: torch's one-time costs and the run listing."""
     warm_up()
-    try:
-        from .phenomena_view import warm_cards
-
-        warm_cards()
+    with contextlib.suppress(Exception):
         run_index()  # the gallery's listing (reading every run's spec) for Runs, Compare and Spectra
-    except Exception:
-        pass
 
 
 def warm_up() -> float:

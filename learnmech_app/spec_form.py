@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from learnmech_core.config import RunSpec, _field_types
+from learnmech_core.config import OptimSpec, RunSpec, _encode, _field_types, _flatten, _lookup
 from learnmech_core.data import describe
 from learnmech_core.models import param_count
-from learnmech_core.registry import (ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, PARAMETRISATIONS,
-                                     SCHEDULES)
+from learnmech_core.registry import ACTIVATIONS, ARCHITECTURES, LOSSES, OPTIMIZERS, PARAMETRISATIONS, SCHEDULES
 
 from . import datasets as ds
 from .urlstate import choice
@@ -54,6 +53,19 @@ LABELS = {
 WIDGET_KEYS = set(LABELS) | {"measure"}
 SPEC_FIELDS = set(_field_types())
 
+# Explore's first Run shows the headline phenomenon: full-batch GD on digits (the default tanh MLP 64-128-128-10,
+# MSE) at eta = 0.2. The gradient flow settles at sharpness ~8.6 after the first steps, so 2/eta = 10 sits just
+# above it: sharpness starts at 0.86 x 2/eta, reaches 2/eta near step 180 and hovers there (median over the
+# second half 1.04 x 2/eta; 500 steps with sharpness every 10 take ~5 s on one busy core). Measured in
+# notes/measured.md ("Edge of stability shows quickly on digits"); checked by tests/test_browser_classroom.py.
+DEFAULT = RunSpec(optim=OptimSpec(lr=0.2, steps=500))
+DEFAULT_EVERY = 10
+BATCH_SIZES = (0, 8, 16, 32, 64, 128, 256, 512)  # 0: full batch, shown by name
+
+
+def batch_label(size: int) -> str:
+    return "full batch" if size == 0 else f"{size:,} examples"
+
 
 def friendly(message: str) -> str:
     """Prefix a spec error with the label of the widget it is about: 'Width: model.width must be ...'."""
@@ -77,7 +89,7 @@ class FormResult:
 def link_overrides() -> dict[str, str]:
     """Spec fields in the URL that no widget shows (kept from a link of a stored run)."""
     out = {}
-    for k in st.query_params.keys():
+    for k in st.query_params:
         if k in SPEC_FIELDS and k not in WIDGET_KEYS and not _is_measure_field(k):
             out[k] = st.query_params.get(k)
     return out
@@ -90,6 +102,13 @@ def _is_measure_field(k: str) -> bool:
 def explore_params(spec: RunSpec, archs=None, datasets=None) -> dict:
     """Query parameters that open Explore on a spec (measurements as measure/every)."""
     q = spec.to_query()
+    for path, value in _flatten(DEFAULT.to_dict()):  # where Explore's defaults are not RunSpec's, say so
+        if value != _lookup(RunSpec().to_dict(), path):
+            mine = _lookup(spec.to_dict(), path)
+            if mine == value:
+                q.pop(path, None)
+            else:
+                q[path] = _encode(mine)
     measure, every = [], []
     for name, (fld, _) in MEASURES.items():
         value = int(getattr(spec.probes, fld.split(".")[1]))
@@ -101,9 +120,9 @@ def explore_params(spec: RunSpec, archs=None, datasets=None) -> dict:
         measure.append(LAYER_NORMS)
     q.pop("probes.layer_norms", None)
     params: dict = dict(q)
-    if measure != ["sharpness"] or (every and min(every) != 10):
+    if measure != ["sharpness"] or (every and min(every) != DEFAULT_EVERY):
         params["measure"] = measure or [""]
-    if every and min(every) != 10:
+    if every and min(every) != DEFAULT_EVERY:
         params["every"] = str(min(every))
     if archs:
         params["model.arch"] = list(archs)
@@ -126,7 +145,7 @@ def available_devices() -> list[str]:
 
 def form(container=None) -> FormResult:
     """Draw the Explore settings and build the set of specs (one per architecture x dataset)."""
-    d = RunSpec()
+    d = DEFAULT
     c = container or st
     result = FormResult()
     dataset_options = ds.dataset_options()
@@ -169,15 +188,20 @@ def form(container=None) -> FormResult:
                       format_func=lambda v: {"mse": "squared error (MSE)", "ce": "cross-entropy"}[v])
         lr = st.number_input(LABELS["optim.lr"], value=d.optim.lr, step=0.01, format="%g", key="optim.lr", **bind)
         steps = st.number_input(LABELS["optim.steps"], value=d.optim.steps, step=50, key="optim.steps", **bind)
-        batch = st.number_input(LABELS["optim.batch_size"], value=0, step=16, key="optim.batch_size",
-                                help="0 = full batch (required for GD).", **bind)
+        linked = st.query_params.get("optim.batch_size", "")
+        sizes = sorted(set(BATCH_SIZES) | ({int(linked)} if linked.isdigit() else set()))
+        batch = choice(st.selectbox, LABELS["optim.batch_size"], sizes, key="optim.batch_size", default=0,
+                       format_func=batch_label,
+                       help="Examples per step. Full batch (every training example) is what GD uses; SGD and "
+                            "Adam take minibatches.")
     with cols[3]:
         st.markdown("**Measure**")
         measure = choice(st.multiselect, "Record", MEASURE_OPTIONS, default=["sharpness"], key="measure",
                          format_func=MEASURE_LABELS.get,
                          help="Loss, accuracy and norms are always recorded. Curvature costs time.")
-        every = st.number_input(LABELS["every"], value=10, step=5, key="every",
-                                help="Steps between measurements (the first and last step are always measured).", **bind)
+        every = st.number_input(LABELS["every"], value=DEFAULT_EVERY, step=5, key="every",
+                                help="Steps between measurements (the first and last step are always measured).",
+                                **bind)
         with st.popover("More settings", icon=":material/settings:"):
             wd = st.number_input(LABELS["optim.weight_decay"], value=0.0, step=1e-4, format="%g",
                                  key="optim.weight_decay", **bind)

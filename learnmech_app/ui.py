@@ -79,7 +79,8 @@ def show_figure(fig: go.Figure, key: str, name: str | None = None, downloads: bo
     row = st.container(horizontal=True, gap="small")
     row.download_button("Download HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                             file_name=f"{name}.html", mime="text/html", key=f"html_{key}", on_click="ignore",
-                            icon=":material/download:", help="Interactive figure, opens in any browser offline. For a PNG use the camera button at the chart's top right.")
+                            icon=":material/download:", help="Interactive figure, opens in any browser offline. For a "
+                            "PNG use the camera button at the chart's top right.")
     if _png_available():
         row.download_button("PNG", data=lambda: fig.to_image(format="png", scale=2), file_name=f"{name}.png",
                                 mime="image/png", key=f"png_{key}", on_click="ignore", icon=":material/image:")
@@ -107,7 +108,7 @@ def share_link(note: str = "Link to this view") -> None:
         url = st.context.url or ""
     except Exception:
         url = ""
-    pairs = [(k, v) for k in st.query_params.keys() for v in st.query_params.get_all(k)]
+    pairs = [(k, v) for k in st.query_params for v in st.query_params.get_all(k)]
     query = urlencode(pairs)
     base = url.split("?")[0] if url else ""
     with st.popover(note, icon=":material/link:"):
@@ -121,6 +122,38 @@ def presentation_css() -> None:
     .stMainBlockContainer, .stMarkdown p, .stMarkdown li, label, .stCaption { font-size: 1.25rem !important; }
     h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; } h3 { font-size: 1.8rem !important; }
     </style>""")
+
+
+_TEX = {"eta": "η", "lambda": "λ", "alpha": "α", "beta": "β", "gamma": "γ", "mu": "μ", "sigma": "σ", "Sigma": "Σ",
+        "theta": "θ", "tau": "τ", "kappa": "κ", "rho": "ρ", "approx": "≈", "times": "×", "cdot": "·", "geq": "≥",
+        "leq": "≤", "ge": "≥", "le": "≤", "propto": "∝", "infty": "∞", "lVert": "‖", "rVert": "‖", "max": "max",
+        "min": "min", "mathrm": "", "text": "", "left": "", "right": "", "sqrt": "√"}
+_OPERATORS = {"approx", "times", "cdot", "geq", "leq", "ge", "le", "propto"}  # spaced on both sides
+_SUP = str.maketrans("0123456789+-()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾ⁿ")
+_SUB = str.maketrans("0123456789+-()", "₀₁₂₃₄₅₆₇₈₉₊₋₍₎")
+
+
+def _script(marker: str, table: dict, body: str) -> str:
+    """A sub- or superscript in Unicode where every character has one, else marker + (body)."""
+    if all(ord(ch) in table for ch in body):
+        return body.translate(table)
+    return f"{marker}{body}" if body.isalnum() else f"{marker}({body})"
+
+
+def plain(text: str) -> str:
+    """Markdown math ($...$) as plain Unicode, for places that draw no markdown (select boxes, chart titles).
+
+    '$\\lambda_{\\max} \\le 2/\\eta$' -> 'λ_max ≤ 2/η'; '$\\lVert W\\rVert^2$' -> '‖W‖²'. Text outside $...$ is kept.
+    """
+    def convert(math_text: str) -> str:
+        math_text = re.sub(r"\\([A-Za-z]+) ?", lambda m: f" {_TEX[m.group(1)]} " if m.group(1) in _OPERATORS
+                           else _TEX.get(m.group(1), m.group(1)), math_text)
+        math_text = math_text.replace("\\|", "‖").replace("\\", "")
+        math_text = re.sub(r"\^\{([^{}]*)\}|\^(.)", lambda m: _script("^", _SUP, m.group(1) or m.group(2)), math_text)
+        math_text = re.sub(r"_\{([^{}]*)\}|_(.)", lambda m: _script("_", _SUB, m.group(1) or m.group(2)), math_text)
+        return re.sub(r" {2,}", " ", math_text.replace("{", "").replace("}", "")).strip()
+
+    return re.sub(r"\$([^$]+)\$", lambda m: convert(m.group(1)), text)
 
 
 def verdict_badge(passed: bool | None) -> str:

@@ -57,8 +57,8 @@ KINDS = MappingProxyType({
         "sharpness", "sharpness", "step", "sharpness (top Hessian eigenvalue)", "\u03b7 \u00d7 step",
         "sharpness / (2/\u03b7)", "sharpness divided by the stability threshold 2/\u03b7 (momentum: (2+2\u03bc)/\u03b7)"),
     "precond_sharpness": Normalisation(
-        "precond_sharpness", "precond_sharpness", "step", "preconditioned sharpness \u03bb_max(P\u207b\u00b9H)",
-        "\u03b7 \u00d7 step", "\u03bb_max(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7))",
+        "precond_sharpness", "precond_sharpness", "step", "preconditioned sharpness \u03bb\u2098\u2090\u2093(P\u207b\u00b9H)",
+        "\u03b7 \u00d7 step", "\u03bb\u2098\u2090\u2093(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1\u2212\u03b2\u2081)\u03b7))",
         "Adam's preconditioned sharpness divided by its stability threshold (38/\u03b7 for \u03b2\u2081 = 0.9)"),
     "loss_initial": Normalisation(
         "loss_initial", "loss", "step", "training loss", "effective time \u03b7 \u00d7 step (/(1 - \u03bc) with momentum)",

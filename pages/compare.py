@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from learnmech_app import analysis, resources, ui
+from learnmech_app import analysis, resources, run_picker, ui
 from learnmech_app.urlstate import choice
 from learnmech_core.plots import runs as prun
 from learnmech_core.universality import KINDS
@@ -21,16 +21,19 @@ ui.header(
 present = ui.presentation()
 index = resources.run_index()
 if not len(index):
-    st.info("No runs are stored yet: train some on **Explore** or **Phenomena**, or import runs on **Runs**.",
+    st.info("No runs are stored yet, and no gallery is installed. Train a first run (about 5 seconds):",
             icon=":material/info:")
+    st.page_link("pages/explore.py", label="Open Explore and press Run", icon=":material/play_circle:")
     st.stop()
 index["phenomenon"] = index["tags"].fillna("").apply(
     lambda t: ",".join(x.split(":", 1)[1] for x in t.split(",") if x.startswith("phenomenon:")))
 
 with ui.controls("Choose runs"):
     cols = st.columns(4)
-    f_arch = cols[0].multiselect("Architecture", sorted(index["arch"].dropna().unique()), key="f_arch", bind="query-params")
-    f_data = cols[1].multiselect("Dataset", sorted(index["dataset"].dropna().unique()), key="f_data", bind="query-params")
+    f_arch = cols[0].multiselect("Architecture", sorted(index["arch"].dropna().unique()), key="f_arch",
+                                 bind="query-params")
+    f_data = cols[1].multiselect("Dataset", sorted(index["dataset"].dropna().unique()), key="f_data",
+                                 bind="query-params")
     phen = sorted({p for v in index["phenomenon"] for p in v.split(",") if p})
     f_ph = cols[2].multiselect("Phenomenon", phen, key="f_ph", bind="query-params")
     f_status = cols[3].multiselect("Status", sorted(index["status"].dropna().unique()), key="f_status",
@@ -44,17 +47,12 @@ with ui.controls("Choose runs"):
         shown = shown[shown["phenomenon"].apply(lambda v: any(p in v.split(",") for p in f_ph))]
     if f_status:
         shown = shown[shown["status"].isin(f_status)]
-    labels = {r.key: f"{r.arch} · {r.dataset} · {r.optimizer} η={r.lr:g} w={r.width} seed={r.seed} · {r.key[:8]}"
-              for r in index.itertuples()}
-    linked = list(st.session_state.get("runs") or st.query_params.get_all("runs"))
-    options = list(dict.fromkeys(list(shown["key"]) + [k for k in linked if k in labels]))
-    chosen = choice(st.multiselect, "Runs", options, key="runs", format_func=lambda k: labels.get(k, k),
-                            placeholder="the newest 8 matching runs (your own first)")
+    chosen = run_picker.pick_many(index, shown, placeholder="the newest 8 matching runs (your own first)")
 mine = shown[shown["source"] == "store"] if (shown["source"] == "store").any() else shown
 keys = chosen or list(mine["key"])[:8]  # by default the newest of your own runs
 runs = [r for r in (resources.load_run(k)[0] for k in keys) if r is not None]
 if not runs:
-    st.info("No stored run matches these filters.", icon=":material/info:")
+    st.info("No stored run matches these filters: clear them under *Choose runs*.", icon=":material/info:")
     st.stop()
 if not chosen:
     st.caption(f"Showing the {len(runs)} newest of {len(shown)} matching runs"
@@ -67,7 +65,8 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     metric = choice(st.selectbox, "Quantity", metrics, key="metric", format_func=prun.metric_label, width=260) or "loss"
     kinds = ["none"] + [k for k, n in KINDS.items() if n.column == metric]
     norm = choice(st.selectbox, "Normalise", kinds, key="norm", width=300,
-                  format_func=lambda k: "raw values" if k == "none" else f"{KINDS[k].y_norm_label} vs {KINDS[k].x_norm_label}",
+                  format_func=lambda k: "raw values" if k == "none" else
+                  f"{KINDS[k].y_norm_label} vs {KINDS[k].x_norm_label}",
                   help="The core's normalisations (learnmech_core.universality) that should make curves collapse.")
     x = choice(st.selectbox, "x axis", list(prun.X_AXES), key="x", format_func=prun.X_AXES.get, width=260,
                disabled=norm != "none") or "step"

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from learnmech_app import live, spec_form, ui
+from learnmech_app import class_mode, live, spec_form, ui
 from learnmech_app import phenomena_view as pv
 from learnmech_app import verdict_view as vv
-from learnmech_app.urlstate import choice
 from learnmech_app.datasets import dataset_options, uploads
+from learnmech_app.urlstate import choice
 from learnmech_core.config import current_caps
 from learnmech_core.phenomena import DIRECTIONS, SIZES
 from learnmech_core.phenomena.runner import tag
@@ -29,7 +29,7 @@ if not names:
 phs = {n: pv.safe_get(n) for n in names}
 order = [n for d in DIRECTIONS for n in names if phs[n] is not None and phs[n].direction == d]
 name = choice(st.selectbox, "Phenomenon", order, key="phenomenon",
-              format_func=lambda n: f"{DIRECTIONS[phs[n].direction]} · {phs[n].title}")
+              format_func=lambda n: f"{DIRECTIONS[phs[n].direction]} · {ui.plain(phs[n].title)}")
 ph = phs[name]
 if st.session_state.get("_ph_last") not in (None, name):  # a new phenomenon starts on its own grid
     for k in ("archs", "datasets"):
@@ -101,6 +101,8 @@ elif res is None and mine:
 elif res is None:
     st.info(f"Not in the gallery or the store yet: press **Run** to train {len(specs)} runs.", icon=":material/info:")
 
+if res is not None and class_mode.hold(name, res.verdict):  # class mode: the class guesses before the reveal
+    st.stop()
 if res is not None:
     if res.verdict_error:
         ui.error(res.verdict_error)

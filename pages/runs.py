@@ -34,6 +34,17 @@ if text:
     mask = shown.astype(str).apply(lambda col: col.str.contains(text, case=False, regex=False)).any(axis=1)
     shown = shown[mask]
 st.caption(f"{len(shown)} of {len(table)} runs · store at `{resources.store_location()}`")
+if not len(table):
+    st.info("Nothing is stored yet, and no gallery is installed. Train a first run (about 5 seconds), or import "
+            "a run file below.", icon=":material/info:")
+    st.page_link("pages/explore.py", label="Open Explore and press Run", icon=":material/play_circle:")
+elif not len(shown):
+    st.info("No run matches these filters.", icon=":material/filter_alt_off:")
+    if st.button("Clear the filters", key="clear_filters", icon=":material/filter_alt_off:"):
+        for k in ["q", *(f"f_{c}" for c in chosen)]:
+            st.session_state.pop(k, None)
+            st.query_params.pop(k, None)
+        st.rerun()
 view = shown.drop(columns=[c for c in ("created",) if c in shown])
 selection = ui.show_table(view, "runs", hide_index=True, on_select="rerun", selection_mode="single-row",
                           key="runs_table")

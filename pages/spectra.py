@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from learnmech_app import analysis, resources, spec_form, ui
+from learnmech_app import analysis, resources, run_picker, spec_form, ui
 from learnmech_app.spectra_sections import gauss_newton_section, trajectory_section
 from learnmech_app.urlstate import choice
 from learnmech_core.plots import spectra as psp
@@ -18,13 +18,13 @@ ui.header(
 )
 present = ui.presentation()
 index = resources.run_index()
+SPECTRA = {"measure": ["sharpness", "topk", "density", "esd"]}  # Explore with every spectrum recorded
 if not len(index):
-    st.info("No runs are stored yet: train one on **Explore** with *Weight spectra* or *Hessian density* recorded.",
-            icon=":material/info:")
+    st.info("No runs are stored yet. Train one with its spectra recorded:", icon=":material/info:")
+    st.page_link("pages/explore.py", label="Open Explore with Hessian and weight spectra switched on, then press Run",
+                 icon=":material/play_circle:", query_params=SPECTRA)
     st.stop()
-labels = {r.key: f"{r.arch} · {r.dataset} · {r.optimizer} η={r.lr:g} w={r.width} · {r.status} · {r.key[:8]} ({r.source})"
-          for r in index.itertuples()}
-key = choice(st.selectbox, "Run", list(labels), key="run", format_func=labels.get)
+key = run_picker.pick_one(index, default=run_picker.with_hessian_spectra(index))
 run, source = resources.load_run(key)
 if run is None:
     ui.error(f"run {key} could not be read")
@@ -38,7 +38,7 @@ if not steps:
                "eigenvalues* or *Hessian density* switched on; the landscape tab works with its final weights.",
                icon=":material/info:")
     st.page_link("pages/explore.py", label="Record spectra for these settings", icon=":material/play_circle:",
-                 query_params=spec_form.explore_params(run.spec) | {"measure": ["sharpness", "topk", "density", "esd"]})
+                 query_params=spec_form.explore_params(run.spec) | SPECTRA)
 step = st.select_slider("Step", steps, value=steps[-1], key="step", bind="query-params") if len(steps) > 1 else (
     steps[0] if steps else 0)
 ui.share_link()
@@ -46,7 +46,8 @@ ui.share_link()
 hessian, weights, land = st.tabs(["Hessian", "Weights", "Landscape"], key="tab", bind="query-params")
 if hessian.open is not False:
     with hessian:
-        dsteps, has_topk = psp.spectra_steps(spectra, "hessian_density"), bool(psp.spectra_steps(spectra, "hessian_topk"))
+        dsteps = psp.spectra_steps(spectra, "hessian_density")
+        has_topk = bool(psp.spectra_steps(spectra, "hessian_topk"))
         if not dsteps and not has_topk:
             st.info("No Hessian spectra were recorded for this run.", icon=":material/info:")
         cols = st.columns(1 if present or not (dsteps and has_topk) else 2)
@@ -57,7 +58,7 @@ if hessian.open is not False:
         if has_topk:
             with cols[-1]:
                 ui.show_figure(psp.topk_figure(spectra, lr, present, step), key="topk", name=f"{key}_hessian_topk")
-        table = psp.eigenvalue_table(spectra, "hessian", step)
+        table = psp.eigenvalue_table(spectra, "hessian_topk", step)
         if len(table):
             ui.show_table(table, f"{key}_hessian_step{step}", hide_index=True, height=200)
         gauss_newton_section(key, run, present)
@@ -102,7 +103,8 @@ if land.open is not False:
                     table = analysis.landscape(key, directions, int(dims), float(radius), int(points), 0)
                 x_title = "α (filter-normalised units)" if directions == "random" else "α (parameter-space distance)"
                 fig = (psp.landscape_1d_figure(table, present, x_title=x_title) if dims == 1 else
-                       psp.landscape_2d_figure(table, kind, present, x_title=x_title, y_title=x_title.replace("α", "β")))
+                       psp.landscape_2d_figure(table, kind, present, x_title=x_title,
+                                               y_title=x_title.replace("α", "β")))
                 ui.show_figure(fig, key="landscape", name=f"{key}_landscape_{dims}d")
                 st.caption("Slices are at the final weights. Filter normalisation (Li et al. 2018) rescales each "
                            "filter of a random direction to the norm of the weights it perturbs.")

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from learnmech_app import datasets as ds
@@ -18,6 +20,27 @@ ui.header(
     "stored like any other run.",
 )
 caps = current_caps()
+
+
+def use(parsed) -> None:
+    """Register parsed data as a dataset of this session (Explore and the phenomena then offer it)."""
+    try:
+        name = ds.register(parsed)
+        st.session_state.setdefault("upload_arrays", {})[name] = parsed
+        st.toast(f"Added {parsed.summary()['label']} as {name}")
+    except ValueError as err:
+        ui.error(err, prefix="The data cannot be used: ")
+
+
+def example_table() -> pd.DataFrame:
+    """Two interleaved half circles with noise, labels 0/1 (a fixed seed: the same table every time)."""
+    rng = np.random.default_rng(0)
+    label = np.arange(200) % 2
+    t = rng.uniform(0.0, np.pi, 200)
+    x1 = np.where(label, 1.0 - np.cos(t), np.cos(t)) + 0.1 * rng.normal(size=200)
+    x2 = np.where(label, 0.5 - np.sin(t), np.sin(t)) + 0.1 * rng.normal(size=200)
+    return pd.DataFrame({"x1": x1.round(4), "x2": x2.round(4), "label": label})
+
 upload = st.file_uploader(f"CSV or .npz file (up to {caps.max_upload_mb:g} MB)", type=["csv", "npz"], key="upload",
                           max_upload_size=max(1, math.ceil(caps.max_upload_mb)))
 parsed = None
@@ -49,22 +72,22 @@ if parsed is not None:
     st.success(f"{info['label']}: {info['rows']} rows × {info['features']} features, {info['task']}"
                + (f" with {info['classes']} classes" if info["classes"] else "") + ".", icon=":material/check_circle:")
     if st.button("Use this data", type="primary", key="use", icon=":material/add_circle:"):
-        try:
-            name = ds.register(parsed)
-            st.session_state.setdefault("upload_arrays", {})[name] = parsed
-            st.toast(f"Added {info['label']} as {name}")
-        except ValueError as err:
-            ui.error(err, prefix="The data cannot be used: ")
+        use(parsed)
 
 mine = ds.uploads()
 st.subheader("Your datasets")
 if not mine:
-    st.caption("None yet. Upload a file above.")
+    st.caption("None yet. Upload a file above, or start from a small example table:")
+    if st.button("Use an example: two interleaved moons (200 rows, 2 features)", key="use_example",
+                 icon=":material/dataset:"):
+        use(ds.from_table(example_table(), "label", ["x1", "x2"], "classification", "example: two moons"))
+        st.rerun()
 for name, meta in mine.items():
     with st.container(border=True):
         cols = st.columns([4, 2, 2, 2])
-        cols[0].markdown(f"**{meta.get('label', name)}** · `{name}`  \n{meta.get('rows')} rows × {meta.get('features')} "
-                         f"features, {meta.get('task')}" + (f", {meta.get('classes')} classes" if meta.get("classes") else ""))
+        classes = f", {meta.get('classes')} classes" if meta.get("classes") else ""
+        cols[0].markdown(f"**{meta.get('label', name)}** · `{name}`  \n{meta.get('rows')} rows × "
+                         f"{meta.get('features')} features, {meta.get('task')}{classes}")
         rows = int(meta.get("rows") or 8)
         n_train = max(int(rows * 0.75), 1)
         params = {"data.name": [name], "model.arch": ["mlp"], "data.n_train": str(n_train),

@@ -7,6 +7,7 @@ phenomena modules exist and how long their runs take.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import threading
@@ -116,11 +117,11 @@ def app_env(monkeypatch, tmp_path):
 
     monkeypatch.setattr(phenomena, "get", get)
     gallery = tmp_path / "gallery"
-    import learnmech_app.phenomena_view as pv
+    import learnmech_app.cards as cards
     import learnmech_app.resources as res
 
     monkeypatch.setattr(res, "gallery_root", lambda: gallery)
-    monkeypatch.setattr(pv, "gallery_root", lambda: gallery)
+    monkeypatch.setattr(cards, "gallery_root", lambda: gallery)
     yield gallery
 
 
@@ -369,31 +370,124 @@ def test_phenomenon_runs_live_then_shows_verdict_and_table():
     assert len(RunStore().list()) == 2 and "phenomenon:tiny_test" in RunStore().list()["tags"].iloc[0]
 
 
-def test_home_shows_gallery_cards_without_training(app_env):
-    gallery = RunStore(app_env)
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="290" height="190"><text x="9" y="20">tiny</text></svg>'
+
+
+def tiny_gallery(folder: Path, card_keys=None) -> list[Run]:
+    """A gallery with the fake phenomenon's runs, its recorded verdict and (unless None) a card image."""
+    gallery = RunStore(folder)
     runs = [train(spec) for spec in TINY.specs("quick")]
     for run in runs:
         gallery.put(run)
-    (app_env / "verdicts.json").write_text(json.dumps({"tiny_test": TINY.verdict(runs).to_dict()}))
+    verdict = TINY.verdict(runs)  # recorded as `gallery build` records it (verify JSON)
+    entry = verdict.to_dict() | {"runs": [{"key": r.spec.key()} for r in runs], "summary": verdict.summary()}
+    (folder / "verdicts.json").write_text(json.dumps({"tiny_test": entry}))
+    if card_keys is not None:
+        (folder / "cards").mkdir()
+        (folder / "cards" / "tiny_test.svg").write_text(SVG)
+        keys = [r.spec.key() for r in runs] if card_keys == "same" else card_keys
+        (folder / "cards" / "index.json").write_text(json.dumps({"tiny_test": {"runs": keys}}))
+    return runs
+
+
+def card_images(at: AppTest) -> list[str]:
+    return [img.url for el in at.get("image") for img in el.proto.imgs]
+
+
+def test_home_shows_card_image_and_recorded_verdict_at_once(app_env):
+    import base64
+
+    runs = tiny_gallery(app_env, card_keys="same")
     at = app()
     assert_clean(at)
-    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)  # the verdict at once
-    deadline = time.time() + 60
-    while time.time() < deadline and not charts(at):  # the small figure is drawn in the background
-        time.sleep(0.3)
-        at.run()
-    assert_clean(at)
-    assert any(c["layout"].get("height") == 190 for c in charts(at))
-    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)
+    assert [base64.b64decode(u.split(",", 1)[1]).decode() for u in card_images(at)] == [SVG]  # no polling, no drawing
+    expected = TINY.verdict(runs).summary()
+    assert any(expected in m.value for m in at.markdown)  # the recorded verdict line, as the phenomenon page words it
     assert not RunStore().list().shape[0]  # nothing was trained into the user's store
-    links = [p for p in at.get("page_link")]
-    assert links
+    assert [p for p in at.get("page_link")]
+
+
+def test_home_says_how_to_redraw_a_missing_or_stale_card_image(app_env):
+    tiny_gallery(app_env, card_keys=["0123456789abcdef"])  # drawn from other runs than the verdict's
+    at = app()
+    assert_clean(at)
+    assert not card_images(at)
+    assert any("older than the gallery's runs" in c.value and "gallery thumbnails" in c.value for c in at.caption)
+    (app_env / "cards" / "index.json").unlink()
+    at = app()
+    assert not card_images(at) and any("No card image yet" in c.value for c in at.caption)
+    assert any("holds" in m.value or "fails" in m.value for m in at.markdown)  # the verdict still shows
+
+
+def test_home_lists_the_gallery_from_its_card_index_without_importing_phenomena(app_env, monkeypatch):
+    tiny_gallery(app_env, card_keys="same")
+    index = json.loads((app_env / "cards" / "index.json").read_text())
+    index["tiny_test"] |= {"title": "Does the indexed title show?", "direction": "laws"}
+    (app_env / "cards" / "index.json").write_text(json.dumps(index))
+    monkeypatch.setattr(phenomena, "names", lambda: pytest.fail("the home page imported the phenomena"))
+    at = app()
+    assert_clean(at)
+    assert any("Does the indexed title show?" in m.value for m in at.markdown) and card_images(at)
+
+
+def test_shipped_card_index_names_every_phenomenon_with_its_current_title():
+    """The shipped gallery's card index is what Home lists: it must not lag behind the registry."""
+    from learnmech_core.store import gallery_root
+
+    path = gallery_root() / "cards" / "index.json"
+    if not path.exists():
+        pytest.skip("no card images in the gallery")
+    index = json.loads(path.read_text())
+    real = importlib.import_module("learnmech_core.phenomena")
+    for name in json.loads((gallery_root() / "verdicts.json").read_text()):
+        ph = real._load(name)
+        assert (index[name]["title"], index[name]["direction"]) == (ph.title, ph.direction), name
 
 
 def test_home_without_gallery_says_so():
     at = app()
     assert_clean(at)
     assert any("Not in the gallery yet" in c.value for c in at.caption)
+
+
+def test_class_mode_hides_the_result_until_the_guesses_are_revealed(app_env, monkeypatch):
+    from learnmech_app import class_mode
+
+    monkeypatch.setitem(class_mode.QUESTIONS, "tiny_test", class_mode.Question(
+        "By what factor does the loss fall, $L_T / L_0$?", "final / initial loss", 0.0, 2.0, 0.1, 1.0))
+    runs = tiny_gallery(app_env)
+    measured = TINY.verdict(runs).measured
+    at = app("pages/phenomena.py", {"phenomenon": "tiny_test", "class": "true"})
+    assert_clean(at)
+    assert any("$L_T / L_0$" in m.value for m in at.markdown)  # the question, with its math for st.markdown
+    assert not at.dataframe and not charts(at)  # nothing measured yet
+    assert at.button(key="class_reveal_tiny_test").disabled  # a guess first
+    at.slider(key="class_slider_tiny_test").set_value(0.3).run()
+    at.button(key="class_add_tiny_test").click().run()
+    at.button(key="class_reveal_tiny_test").click().run()
+    assert_clean(at)
+    assert any(f"Measured: **{measured:.3g}** · closest guess: **0.3**" in m.value for m in at.markdown)
+    guess_chart = charts(at)[0]
+    points = {t["name"]: t["x"] for t in guess_chart["data"]}
+    assert points["guesses"] == [0.3] and points["measured"] == [pytest.approx(measured)]
+    assert at.dataframe  # the verdict table follows the reveal
+    at.button(key="class_again_tiny_test").click().run()
+    assert not at.dataframe and at.button(key="class_reveal_tiny_test").disabled
+
+
+def test_empty_pages_point_to_the_click_that_fills_them():
+    for page in ("pages/spectra.py", "pages/compare.py", "pages/runs.py"):  # no gallery, nothing stored
+        at = app(page)
+        assert_clean(at)
+        assert at.info, page
+        assert any(link.proto.page == "explore" for link in at.get("page_link")), page
+    at = app("pages/spectra.py")
+    link = next(link for link in at.get("page_link") if link.proto.page == "explore")
+    assert "measure=topk" in link.proto.query_string and "measure=density" in link.proto.query_string
+    at = app("pages/your_data.py")
+    at.button(key="use_example").click().run()
+    assert_clean(at)
+    assert any("example: two moons" in m.value and "200 rows" in m.value for m in at.markdown)
 
 
 # ---------------------------------------------------------------------------------------------- uploads

@@ -149,15 +149,15 @@ def test_shareable_link_restores_the_view(server, page, browser):
     width.fill("24")
     width.press("Enter")
     page.wait_for_url(lambda u: "model.width=24" in u, timeout=30_000)
-    page.get_by_label("Learning rate", exact=True).fill("0.2")
+    page.get_by_label("Learning rate", exact=True).fill("0.3")
     page.get_by_label("Learning rate", exact=True).press("Enter")
-    page.wait_for_url(lambda u: "optim.lr=0.2" in u, timeout=30_000)
+    page.wait_for_url(lambda u: "optim.lr=0.3" in u, timeout=30_000)
     link = page.url
     other = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
     try:
         open_ready(other, link)
         expect(other.get_by_label("Width", exact=True)).to_have_value("24", timeout=30_000)
-        expect(other.get_by_label("Learning rate", exact=True)).to_have_value("0.2", timeout=30_000)
+        expect(other.get_by_label("Learning rate", exact=True)).to_have_value("0.3", timeout=30_000)
         shot(other, "explore_from_link")
         assert other.locator(EXCEPTION).count() == 0
     finally:

@@ -64,7 +64,7 @@ def test_diverged_run_drawn_up_to_its_last_finite_point():
 def test_traces_are_downsampled():
     run = make_run(steps=MAX_POINTS * 3)
     fig = prun.curves_figure([run], "loss")
-    assert len(fig.data[0].x) <= MAX_POINTS + 1
+    assert len(fig.data[0].x) <= MAX_POINTS
     assert fig.data[0].x[-1] == MAX_POINTS * 3  # the last point is kept
 
 
@@ -132,9 +132,18 @@ def test_empty_metric_says_so():
 
 def test_thumbnail_is_small_copy():
     fig = prun.curves_figure([make_run()], "loss")
-    small = prun.thumbnail(fig)
-    assert small.layout.height == 190 and small.layout.showlegend is False
-    assert fig.layout.title.text  # the original is untouched
+    fig.update_yaxes(title_text="a long axis title that cannot fit the height of a card")
+    small = prun.thumbnail(fig, height=190)
+    assert small.layout.height == 190 and small.layout.showlegend is False and small.layout.title.text is None
+    assert small.layout.yaxis.title.text.count("<br>") == 1  # broken onto two lines
+    assert fig.layout.title.text and "<br>" not in fig.layout.yaxis.title.text  # the original is untouched
+
+
+def test_thumbnail_breaks_titles_outside_markup():
+    text = "rescaled time D s<sup>2\u22122/D</sup>(t \u2212 t<sub>\u00bd</sub>) of every mode"
+    broken = prun._two_lines(text, 20)
+    assert broken.count("<br>") == 1 and "<sup>2\u22122/D</sup>" in broken and "<sub>\u00bd</sub>" in broken
+    assert prun._two_lines("short", 20) == "short"
 
 
 def test_status_table_and_metric_columns():

@@ -42,14 +42,17 @@ class PhenomenonResult:
         ph = registry.get(self.name)
         v = self.verdict.to_dict()
         return {"phenomenon": self.name, "passed": v["passed"], "measured": v["measured"], "expected": v["expected"],
-                "tolerance": v["tolerance"], "criterion": v["criterion"], "explanation": v["explanation"],
+                "tolerance": v["tolerance"], "criterion": v["criterion"], "summary": self.verdict.summary(),
+                "explanation": v["explanation"],
                 "seconds": round(self.seconds, 3), "size": self.size, "details": v["details"],
                 "runs": [{k: r.get(k) for k in ("key", "arch", "dataset", "seed", "passed", "measured", "criterion")}
                          for r in v["per_run"]],
                 "clauses": v["clauses"],
                 "source": ph.source.to_dict() if ph.source else {"citation": "; ".join(ph.sources), "quote": ""},
                 "seeds": [{"seed": s, "passed": bool(sv.passed), "measured": sv.to_dict()["measured"],
-                           "clauses": [c.passed for c in sv.clauses]} for s, sv in sorted(self.per_seed.items())],
+                           "clauses": [c.passed for c in sv.clauses],
+                           "keys": [r.spec.key() for r in self.seed_runs.get(s, [])]}
+                          for s, sv in sorted(self.per_seed.items())],
                 "pass_fraction": self.pass_fraction}
 
 

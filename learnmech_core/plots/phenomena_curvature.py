@@ -38,7 +38,7 @@ def _line(run, name: str, x, y, opacity: float = 1.0, width: float | None = None
     """One run's curve: colour by architecture, dash by dataset, spec on hover, downsampled."""
     s = run.spec
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = downsample(len(x))
+    keep = downsample(y)
     return go.Scatter(x=x[keep], y=y[keep], mode=mode, name=name, opacity=opacity,
                       line={"color": color or arch_color(s.model.arch), "dash": dataset_dash(s.data.name),
                             **({"width": width} if width else {})},
@@ -174,8 +174,7 @@ def sharpening_strengths(verdict, presentation: bool = False) -> go.Figure:
                              text=[f"ρ={r['rho']:.2f}" if _finite(r.get("rho")) else ""], textposition="outside",
                              hovertext=f"{name}<br>S_final/S(10%) = {r['strength']:.3f}", hoverinfo="text"))
     reference_line(fig, 1.0, "no sharpening (prediction: above)")
-    layout(fig, "How much does each network sharpen?", "run", "sharpness growth S_final / S(10% of training)",
-           presentation)
+    layout(fig, "How much does each network sharpen?", "run", "growth S<sub>end</sub>/S<sub>10%</sub>", presentation)
     top = max((float(t.y[0]) for t in fig.data if t.y is not None and len(t.y)), default=0.0)
     if top > 0:  # room above the tallest bar for its label
         fig.update_yaxes(range=[0, 1.15 * top])
@@ -195,55 +194,71 @@ def sharpening_pairs(pairs: list[dict], presentation: bool = False) -> go.Figure
                              hoverinfo="text+y"))
     reference_line(fig, 1.0, "no sharpening")
     layout(fig, "Do narrower, deeper and MSE networks sharpen more than their pair?", "matched pair",
-           "sharpness growth S_final / S(10%)", presentation)
+           "growth S<sub>end</sub>/S<sub>10%</sub>", presentation)
     fig.update_layout(barmode="group")
     return fig
 
 
+_PHASES = ("lazy", "catapult", "diverged")  # coloured in this order in both catapult figures
+
+
 def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
-    """Phase of each run against eta x lambda_0 / 2, with the predicted boundaries at 1 and eta_max."""
+    """Phase of each run (colour) against eta x lambda_0 / 2, one row per set-up, on the predicted phases.
+
+    The predicted phases are shaded bands (lazy below 1, catapult between 1 and the two-layer linear
+    model's 2, divergence above); the measured boundaries are thin grey lines.
+    """
     fig = go.Figure()
     rows = verdict.per_run if verdict is not None else []
-    phases = ("lazy", "catapult", "diverged")
+    phases = _PHASES
     colours = {p: family_color(i) for i, p in enumerate(phases)}
     for phase in phases:
         pts = [r for r in rows if r.get("phase") == phase and _finite(r.get("c"))]
         if not pts:
             continue
         fig.add_trace(go.Scatter(
-            x=[r["c"] for r in pts], y=[r["lambda0"] for r in pts], mode="markers", name=phase,
-            marker={"color": colours[phase], "size": 16 if presentation else 11,
-                    "symbol": [_SYMBOLS.get(r["dataset"], "circle") for r in pts],
-                    "line": {"width": 2, "color": [arch_color(r["arch"]) for r in pts]}},
+            x=[r["c"] for r in pts], y=[_setup(r) for r in pts], mode="markers", name=phase,
+            marker={"color": colours[phase], "size": 14 if presentation else 10, "opacity": 0.85,
+                    "line": {"width": 1.5, "color": [arch_color(r["arch"]) for r in pts]}},
             hovertext=[f"{r.get('label', '')}<br>\u03b7\u03bb\u2080/2 = {r['c']:.2f}<br>loss peak / initial "
                        f"{r.get('spike', float('nan')):.3g}<br>final sharpness \u00d7 \u03b7/2 "
-                       f"{r.get('final_ratio', float('nan')):.3g}" for r in pts], hoverinfo="text"))
-    fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR, annotation_text="\u03b7 = 2/\u03bb\u2080 (prediction)",
-                  annotation_position="top left")
-    fig.add_vline(x=2.0, line_dash="dot", line_color=PREDICTION_COLOR,
-                  annotation_text="\u03b7 = 4/\u03bb\u2080 (two-layer linear model)", annotation_position="top right")
-    if verdict is not None:  # the measured first boundary and the linear model's eta_max (the judged ones)
+                       f"{r.get('final_ratio', float('nan')):.3g}<br>initial sharpness \u03bb\u2080 "
+                       f"{r.get('lambda0', float('nan')):.3g}" for r in pts], hoverinfo="text"))
+    cs = [r["c"] for r in rows if _finite(r.get("c")) and r["c"] > 0]
+    lo, hi = (min(cs + [1.0]) / 1.3, max(cs + [2.0]) * 1.3)
+    for (x0, x1), phase in zip(((lo, 1.0), (1.0, 2.0), (2.0, hi)), phases, strict=True):
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=colours[phase], opacity=0.08, line_width=0, layer="below",
+                      annotation_text="diverges" if phase == "diverged" else phase,
+                      annotation_position="top left", annotation_font_color=colours[phase])
+    if verdict is not None:
+        # the judged boundaries: the first one, and the linear model's eta_max where it was measured
         second = "linear_eta_max" if _finite(verdict.details.get("linear_eta_max")) else "boundary_catapult_diverged"
-        for name in ("boundary_lazy_catapult", second):
+        for name, where in (("boundary_lazy_catapult", "bottom left"), (second, "bottom right")):
             value = verdict.details.get(name)
             if _finite(value):
-                fig.add_vline(x=value, line_dash="solid", line_color="#888", line_width=1,
-                              annotation_text=f"measured {value:.2f}", annotation_position="bottom right")
-    layout(fig, "Does a large learning rate catapult the network into a flatter region?",
-           "\u03b7 \u03bb\u2080 / 2 (learning rate in units of 2/\u03bb\u2080)", "initial sharpness \u03bb\u2080",
-           presentation, log_x=True)
-    top = max((r["lambda0"] for r in rows if _finite(r.get("lambda0"))), default=0.0)
-    if top > 0:  # head-room above the highest markers for the boundary labels
-        fig.update_yaxes(range=[0, 1.3 * top])
-    return fig
+                fig.add_vline(x=value, line_dash="dot", line_color="#666", line_width=1.5,
+                              annotation_text=f"{value:.2f}", annotation_position=where)
+    fig.update_xaxes(range=[math.log10(lo), math.log10(hi)])
+    fig.update_yaxes(range=[-0.6, len({_setup(r) for r in rows}) - 0.4])
+    fig.update_layout(legend_title_text="measured phase")
+    return layout(fig, "Does a large learning rate catapult the network into a flatter region?",
+                  "\u03b7\u03bb\u2080/2 (shaded: predicted phases; dotted: measured edges)", "architecture", presentation,
+                  log_x=True)
+
+
+def _setup(row: dict) -> str:
+    """A set-up's row label: its architecture (the catapult grid varies architectures on one dataset)."""
+    return str(row.get("arch", "")).replace("_", " ")
 
 
 def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: bool = False) -> go.Figure:
-    """Loss (log) against step for each rate of the sweep: lazy runs fall, catapult runs spike first."""
+    """Loss (log) against step for each rate of the sweep, coloured by measured phase as in the phase diagram:
+    lazy runs fall, catapult runs spike first (the rate of each curve is in its hover text)."""
     rows = {r["key"]: r for r in (verdict.per_run if verdict is not None else [])}
     fig = go.Figure()
     initial: list[float] = []
-    for i, run in enumerate(runs):
+    shown: set[str] = set()
+    for run in runs:
         h = run.history.dropna(subset=["loss"]) if "loss" in run.history else run.history
         if not len(h):
             continue
@@ -252,10 +267,13 @@ def catapult_curves(runs, verdict=None, normalised: bool = True, presentation: b
         y = h["loss"] / h["loss"].iloc[0] if normalised else h["loss"]
         if not normalised and float(h["loss"].iloc[0]) not in initial:
             initial.append(float(h["loss"].iloc[0]))
-        name = f"{run.spec.model.arch} {display_name(run.spec.data.name)}: " + \
-            (f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}") + \
-            (f" ({r['phase']})" if r.get("phase") else "")
-        fig.add_trace(_line(run, name, h["step"], y, color=family_color(i)))
+        phase = r.get("phase", "")
+        name = f"{run.spec.model.arch}, {phase or 'phase unknown'}"  # one legend entry per set-up and phase
+        label = f"\u03b7\u03bb\u2080/2 = {c:.2f}" if _finite(c) else f"\u03b7={run.spec.optim.lr:g}"
+        trace = _line(run, name, h["step"], y, color=family_color(_PHASES.index(phase) if phase in _PHASES else 3))
+        trace.update(legendgroup=name, showlegend=name not in shown, hovertext=f"{label}<br>{trace.hovertext}")
+        shown.add(name)
+        fig.add_trace(trace)
     if normalised:
         reference_line(fig, 1.0, "initial loss: catapult runs rise above it, then fall")
     else:
@@ -323,8 +341,7 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
     fig.add_traces(rings)  # over every run's line, one legend entry last
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
-                      annotation_text="rank = C (prediction: C-1 or C outliers to the left)",
-                      annotation_position="top right")
+                      annotation_text="C-1 or C outliers to the left (prediction)", annotation_position="top right")
     else:
         for c in sorted(classes):
             fig.add_vline(x=c + 0.5, line_dash="dash", line_color=PREDICTION_COLOR,

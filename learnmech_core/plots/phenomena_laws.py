@@ -23,7 +23,7 @@ def _line(run, name: str, x, y, opacity: float = 1.0, color: str | None = None, 
     """One run's curve in the house style (colour by architecture, dash by dataset, spec on hover)."""
     s = run.spec
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = downsample(len(x))
+    keep = downsample(y)
     return go.Scatter(x=x[keep], y=y[keep], mode=mode, name=name, opacity=opacity, showlegend=showlegend,
                       line={"color": color or arch_color(s.model.arch), "dash": dash or dataset_dash(s.data.name),
                             **({"width": width} if width else {})},
@@ -96,7 +96,7 @@ def grokking_fourier(runs, summaries: dict, presentation: bool = False) -> go.Fi
                           annotation_text="random weights", annotation_position="top left")
     layout(fig, "Does the first layer become sparse in the Fourier basis when test accuracy jumps?", "step",
            "power in each neuron's top frequency", presentation, log_x=True)
-    fig.update_yaxes(title_text="parameter norm ||theta||", secondary_y=True)
+    fig.update_yaxes(title_text="parameter norm \u2016\u03b8\u2016", secondary_y=True)
     fig.update_yaxes(range=[0, 1.05], secondary_y=False)
     return fig
 
@@ -142,17 +142,19 @@ def critical_tradeoff(fits: list[dict], normalised: bool = True, presentation: b
         s = np.array([fit["best_steps"][int(v)] for v in b])
         e = s * b
         x, y = (e / fit["e_min"], s / fit["s_min"]) if normalised else (e, s)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", text=[f"B={int(v)}" for v in b],
-                                 textposition="top right", name=_group_label(fit),
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", text=[f"{int(v)}" for v in b],
+                                 textposition=["top right"] * (len(b) - 1) + ["top left"],
+                                 name=f"{_group_label(fit)} (labels: batch size B)",
                                  marker={"color": arch_color(fit["arch"]), "size": 10},
                                  hovertext=[f"B={int(v)}: S={si:.3g}, E={ei:.4g}" for v, si, ei in zip(b, s, e)]))
         u = np.geomspace(1.02, max(float(np.max(e / fit["e_min"])) * 1.5, 3.0), 200)
         curve_y = 1.0 + 1.0 / (u - 1.0)
         cx, cy = (u, curve_y) if normalised else (u * fit["e_min"], curve_y * fit["s_min"])
-        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name="prediction (S/S_min-1)(E/E_min-1)=1",
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines",
+                                 name="prediction (S/S<sub>min</sub> \u2212 1)(E/E<sub>min</sub> \u2212 1) = 1",
                                  line={"color": PREDICTION_COLOR, "dash": dataset_dash(fit["dataset"])}))
-    x_title = "examples to target / E_min" if normalised else "examples processed to reach the target loss E"
-    y_title = "steps to target / S_min" if normalised else "steps to reach the target loss S"
+    x_title = "examples to target / E<sub>min</sub>" if normalised else "examples processed to reach the target loss E"
+    y_title = "steps to target / S<sub>min</sub>" if normalised else "steps to reach the target loss S"
     return layout(fig, "Do steps and examples to a target loss trade off along one hyperbola?", x_title, y_title,
                   presentation, log_x=True, log_y=True)
 
@@ -178,14 +180,14 @@ def critical_steps(fits: list[dict], presentation: bool = False) -> go.Figure:
                                      line={"color": arch_color(fit["arch"]), "dash": dataset_dash(fit["dataset"])}))
         if _finite(fit["s_min"]) and len(b):
             fig.add_trace(go.Scatter(x=fit["fit_curve"]["batch"], y=fit["fit_curve"]["steps"], mode="lines",
-                                     name="fit S_min + E_min (1/B - 1/n)",
+                                     name="fit S<sub>min</sub> + E<sub>min</sub>(1/B \u2212 1/n)",
                                      line={"color": PREDICTION_COLOR, "dash": "dot"}))
-        for value, label, dash, where in ((fit["b_crit"], "B_crit (fit)", "dot", "top right"),
-                                          (fit["b_noise_mean"], "B_noise, step mean to target (prediction)", "solid",
+        for value, label, dash, where in ((fit["b_crit"], "B<sub>crit</sub> (fit)", "dot", "top right"),
+                                          (fit["b_noise_mean"], "mean B<sub>noise</sub> (prediction)", "solid",
                                            "top left"),
-                                          (fit["b_noise"], "B_noise at target", "dashdot", "bottom right")):
+                                          (fit["b_noise"], "B<sub>noise</sub> at target", "dashdot", "bottom right")):
             if _finite(value) and value > 0:  # labels on different corners so they never overlap
-                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "B_noise" in label
+                fig.add_vline(x=value, line_dash=dash, line_color=PREDICTION_COLOR if "noise" in label
                               else arch_color(fit["arch"]), annotation_text=label, annotation_position=where)
     return layout(fig, "Does the noise scale mark where bigger batches stop saving steps?", "batch size B",
                   "steps to reach the target loss", presentation, log_x=True, log_y=True)
@@ -202,10 +204,10 @@ def critical_noise(fits: list[dict], presentation: bool = False) -> go.Figure:
             continue
         if fit is fits[0] or fit["target"] != fits[0]["target"]:
             fig.add_vline(x=fit["target"], line_dash="dot", line_color=PREDICTION_COLOR,
-                          annotation_text=f"target loss {fit['target']:g}")
+                          annotation_text=f"target loss {fit['target']:g}", annotation_position="top left")
         h = run.history.dropna(subset=["train_loss"])
-        for column, label, dash in (("b_simple", "B_simple = tr(Sigma)/|G|^2", "solid"),
-                                    ("b_noise", "B_noise = tr(H Sigma)/G^T H G", "dash")):
+        for column, label, dash in (("b_simple", "B<sub>simple</sub> = tr(\u03a3)/|G|\u00b2", "solid"),
+                                    ("b_noise", "B<sub>noise</sub> = tr(H\u03a3)/G\u1d40HG", "dash")):
             if column in h:
                 rows = h.dropna(subset=[column])
                 fig.add_trace(_line(run, f"{_group_label(fit)} {label} (tuned lr {run.spec.optim.lr:.3g})",
@@ -214,13 +216,13 @@ def critical_noise(fits: list[dict], presentation: bool = False) -> go.Figure:
                   and math.isfinite(e["steps"])]  # those that reached the target
         for i, e in enumerate(others):  # the other full-batch runs: how much B_noise depends on the lr
             rows = e["run"].history.dropna(subset=["train_loss", "b_noise"])
-            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B_noise at lr {e['lr']:.3g}", rows["train_loss"],
+            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B<sub>noise</sub> at lr {e['lr']:.3g}", rows["train_loss"],
                                 rows["b_noise"], dash="dot", mode="lines", opacity=_opacity_ramp(i, len(others)) * 0.6,
                                 width=1.5))
         if _finite(fit["b_crit"]):
-            reference_line(fig, fit["b_crit"], f"B_crit = E_min/S_min = {fit['b_crit']:.3g} (fit)")
+            reference_line(fig, fit["b_crit"], f"B<sub>crit</sub> = E<sub>min</sub>/S<sub>min</sub> = {fit['b_crit']:.3g} (fit)")
         if _finite(fit["b_noise_mean"]):
-            reference_line(fig, fit["b_noise_mean"], f"B_noise step mean to target = {fit['b_noise_mean']:.3g}")
+            reference_line(fig, fit["b_noise_mean"], f"mean B<sub>noise</sub> to target = {fit['b_noise_mean']:.3g}")
     fig = layout(fig, "How large is the gradient noise scale on the way to the target loss?",
                  "full training loss (falls to the right)", "noise scale (examples)", presentation, log_x=True, log_y=True)
     fig.update_xaxes(autorange="reversed")
@@ -252,8 +254,8 @@ def scaling_law(groups: list[dict], presentation: bool = False) -> go.Figure:
             grid = np.geomspace(p.min() / 1.5, p.max() * 1.5, 200)
             pinned = " (L0 pinned)" if g["l0_pinned"] else ""
             fig.add_trace(go.Scatter(x=grid, y=g["l0"] + g["a"] * grid ** (-g["alpha"]), mode="lines",
-                                     name=f"fit {g['l0']:.3g} + {g['a']:.3g} p^-{g['alpha']:.2f} "
-                                          f"(R^2 {g['r2']:.3f}){pinned}",
+                                     name=f"fit {g['l0']:.3g} + {g['a']:.3g} p<sup>\u2212{g['alpha']:.2f}</sup> "
+                                          f"(R\u00b2 {g['r2']:.3f}){pinned}",
                                      line={"color": PREDICTION_COLOR, "dash": dataset_dash(dataset)}))
             if g["l0"] > 0:
                 reference_line(fig, g["l0"], f"L0 = {g['l0']:.3g}{pinned}")
@@ -310,6 +312,7 @@ def collapse_nc1(runs, onsets: dict, fall_min: float, normalised: bool = True, p
     onset step, NaN without one: those runs are divided by their first value); the onset marked, and in the
     normalised view the prediction (below 1/fall_min of the onset value by the end)."""
     fig = go.Figure()
+    marked: set[float] = set()  # steps whose line is labelled (one label per step)
     for run in runs:
         if "nc1" not in run.history:
             continue
@@ -323,11 +326,14 @@ def collapse_nc1(runs, onsets: dict, fall_min: float, normalised: bool = True, p
         fig.add_trace(_line(run, f"{run.spec.model.arch} / {display_name(run.spec.data.name)}{note}",
                             np.maximum(h["step"], 1.0), y, mode="lines+markers"))
         if _finite(onset):
-            fig.add_vline(x=max(onset, 1.0), line_dash="dot", line_color=arch_color(run.spec.model.arch),
-                          annotation_text="99.9% train", annotation_position="bottom left")
+            step = max(onset, 1.0)
+            fig.add_vline(x=step, line_dash="dot", line_color=arch_color(run.spec.model.arch),
+                          annotation_text="99.9% train" if step not in marked else "", annotation_position="bottom left")
+            marked.add(step)
     if normalised:
         reference_line(fig, 1.0 / fall_min, f"predicted: below 1/{fall_min:g} of its onset value by the end")
-    y_title = "NC1 / NC1 at the terminal-phase onset" if normalised else "NC1 = tr(Sigma_W Sigma_B^+) / C"
+    y_title = ("NC1 / NC1 at the terminal-phase onset" if normalised
+               else "NC1 = tr(\u03a3<sub>W</sub>\u03a3<sub>B</sub><sup>+</sup>)/C")
     return layout(fig, "Does within-class variability keep collapsing after the training set is fitted?", "step",
                   y_title, presentation, log_x=True, log_y=True)
 
@@ -378,7 +384,7 @@ def esd_before_after(run, layer: str | None, presentation: bool = False) -> go.F
 
     fig = go.Figure()
     if run is None or layer is None:
-        return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
+        return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W\u1d40W/N", "density",
                       presentation, log_x=True, log_y=True)
     esd = run.spectra[(run.spectra["kind"] == "weight_esd") & (run.spectra["layer"] == layer)]
     q = _aspect_ratio(run, layer)
@@ -413,7 +419,7 @@ def esd_before_after(run, layer: str | None, presentation: bool = False) -> go.F
                                          line={"color": PREDICTION_COLOR, "dash": "dot"}))
             except ValueError:
                 pass
-    return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W^T W / N", "density",
+    return layout(fig, "Do trained weight spectra grow power-law tails?", "eigenvalue of W\u1d40W/N", "density",
                   presentation, log_x=True, log_y=True)
 
 
@@ -456,11 +462,12 @@ def alpha_vs_error(points: list[dict], rho: float, rho_min: float, presentation:
     """Final mean alpha against test error across the sweep, with the rank correlation, its predicted bound and a
     fitted trend. `points`: one dict per run: "run", "alpha_final", "test_error"."""
     fig = go.Figure()
-    for p in points:
+    for i, p in enumerate(points):
         run = p["run"]
         fig.add_trace(go.Scatter(x=[p["alpha_final"]], y=[p["test_error"]], mode="markers+text",
                                  text=[f"lr {run.spec.optim.lr:g}, bs {run.spec.optim.batch_size}"],
-                                 textposition="top center", showlegend=False,
+                                 textposition="top center" if i % 2 == 0 else "bottom center",
+                                 cliponaxis=False, showlegend=False,
                                  marker={"color": arch_color(run.spec.model.arch), "size": 11},
                                  hovertext=spec_hover(run.spec)))
     if len(points) >= 2:
@@ -489,12 +496,13 @@ def _run_label(run) -> str:
 def cka_heatmaps(runs, trained: np.ndarray, init: np.ndarray, presentation: bool = False) -> go.Figure:
     """Linear CKA between every pair of runs: at initialisation (left) and trained (right)."""
     labels = [_run_label(r) for r in runs]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("at initialisation", "trained"), horizontal_spacing=0.12)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("at init", "trained"), horizontal_spacing=0.12)
     for col, matrix in ((1, init), (2, trained)):
         fig.add_trace(go.Heatmap(z=matrix, x=labels, y=labels, zmin=0.0, zmax=1.0, colorscale="Viridis",
                                  showscale=col == 2, colorbar={"title": "CKA"},
                                  hovertemplate="%{y} vs %{x}: CKA %{z:.3f}<extra></extra>"), row=1, col=col)
     fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(showticklabels=False, row=1, col=2)  # the same runs as the left panel's rows
     return layout(fig, "Do independently trained networks agree on their representation?", "", "", presentation,
                   height=640 if presentation else 520)
 

@@ -58,8 +58,8 @@ def saxe_modes_figure(summary: dict, normalised: bool = True, presentation: bool
     for run in summary["runs"]:
         t, depth = run["t"], run["depth"]
         color = family_color(depths.index(depth))
-        idx = downsample(len(t))
         for a, mode in enumerate(run["modes"]):
+            idx = downsample(mode["u"])
             if normalised:
                 if mode["rescaled"] is None:
                     continue
@@ -145,7 +145,7 @@ def conservation_decay_figure(summary: dict, normalised: bool = True, presentati
     fig = go.Figure()
     for i, run in enumerate(summary["decay"]):
         t, b = run["t"], run["b"]
-        idx = downsample(len(t))
+        idx = downsample(b)
         x = run["two_lambda"] * t if normalised else t
         y = b / b[0] if normalised else np.abs(b)
         fig.add_trace(go.Scatter(x=x[idx], y=y[idx], mode="lines",
@@ -170,9 +170,8 @@ def conservation_decay_figure(summary: dict, normalised: bool = True, presentati
 # Lazy vs rich
 
 
-_LAZY_LABELS = {"rel_change_0": "relative hidden-weight change \u2016W<sub>1</sub> \u2212 W<sub>1</sub>(0)\u2016 / "
-                                "\u2016W<sub>1</sub>(0)\u2016",
-                "ntk_rel_change": "relative NTK change \u2016K \u2212 K<sub>0</sub>\u2016 / \u2016K<sub>0</sub>\u2016"}
+_LAZY_LABELS = {"rel_change_0": "\u2016W\u2081 \u2212 W\u2081(0)\u2016 / \u2016W\u2081(0)\u2016",
+                "ntk_rel_change": "\u2016K \u2212 K\u2080\u2016 / \u2016K\u2080\u2016 (NTK)"}
 
 
 def lazy_rich_figure(summary: dict, column: str = "rel_change_0", normalised: bool = True,
@@ -180,7 +179,7 @@ def lazy_rich_figure(summary: dict, column: str = "rel_change_0", normalised: bo
     """Final relative change against width, log-log, one panel per parametrisation, with the predicted slopes."""
     groups = summary["groups"]
     panels = [p for p in ("ntk", "mup") if any(g["param"] == p for g in groups)] or ["ntk"]
-    titles = {"ntk": "NTK parametrisation (lazy)", "mup": "muP / mean-field (rich)"}
+    titles = {"ntk": "NTK parametrisation (lazy)", "mup": "\u03bcP / mean field (rich)"}
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
     shown = set()
     for g in groups:
@@ -206,12 +205,10 @@ def lazy_rich_figure(summary: dict, column: str = "rel_change_0", normalised: bo
             fig.add_trace(_ref(rx, ry, f"prediction: slope {slope:g}", dash=("dash", "dot")[i % 2],
                                showlegend=key not in shown), row=1, col=col)
             shown.add(key)
-    ylabel = _LAZY_LABELS.get(column, column) + (" / value at the narrowest width" if normalised else "")
+    ylabel = _LAZY_LABELS.get(column, column) + (" (\u00f7 narrowest width's)" if normalised else "")
     title = ("Does the hidden layer stop moving as width grows (NTK) but not under muP?" if column == "rel_change_0"
              else "Does the tangent kernel freeze as width grows (NTK) but not under muP?")
-    layout(fig, title, "", ylabel, presentation, log_y=True)
-    fig.update_xaxes(type="log", title_text="width (hidden units)")
-    return fig
+    return layout(fig, title, "width (hidden units)", ylabel, presentation, log_x=True, log_y=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -226,7 +223,7 @@ def mup_lr_figure(summary: dict, normalised: bool = True, presentation: bool = F
     """
     tables = summary["tables"]
     panels = [p for p in ("sp", "mup") if any(k[0] == p for k in tables)] or ["mup"]
-    titles = {"sp": "standard parametrisation (SP)", "mup": "muP"}
+    titles = {"sp": "standard parametrisation (SP)", "mup": "\u03bcP"}
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
     all_widths = sorted({int(w) for key in tables for w in tables[key][0]})
     shown = set()
@@ -247,7 +244,7 @@ def mup_lr_figure(summary: dict, normalised: bool = True, presentation: bool = F
         best = summary["base_best_log2_lr"].get((arch, dataset), float("nan"))
         if np.isfinite(best):
             fig.add_vline(x=2.0**best, line_dash="dash", line_color=PREDICTION_COLOR, row=1, col=col,
-                          annotation_text="muP prediction: best lr of the base width" if col == len(panels) else "",
+                          annotation_text="\u03bcP prediction: best lr of the base width" if col == len(panels) else "",
                           annotation_position="bottom left")
     ylabel = ("training loss / best loss at that width" if normalised
               else "training loss (mean of the last 20% of steps)")
@@ -262,7 +259,7 @@ def mup_coord_figure(summary: dict, presentation: bool = False) -> go.Figure:
     """Coordinate check: RMS activation size of each layer against width at the base width's best rate."""
     coord = summary["coord"]
     panels = [p for p in ("sp", "mup") if any(c["param"] == p for c in coord)] or ["mup"]
-    titles = {"sp": "SP", "mup": "muP"}
+    titles = {"sp": "SP", "mup": "\u03bcP"}
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels], shared_yaxes=True)
     shown = set()
     for c in coord:
@@ -283,10 +280,8 @@ def mup_coord_figure(summary: dict, presentation: bool = False) -> go.Figure:
                 fig.add_trace(_ref(rx, ry, "muP prediction: flat (slope 0)", showlegend="ref" not in shown),
                               row=1, col=col)
                 shown.add("ref")
-    layout(fig, "Do activations stay O(1) per coordinate as width grows (coordinate check)?", "",
-           "RMS activation per coordinate after training", presentation, log_y=True)
-    fig.update_xaxes(type="log", title_text="width")
-    return fig
+    return layout(fig, "Do activations stay O(1) per coordinate as width grows (coordinate check)?", "width",
+                  "RMS activation per coordinate after training", presentation, log_x=True, log_y=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -353,7 +348,7 @@ def eigenlearning_spectrum_figure(summary: dict, presentation: bool = False) -> 
         lam = k["eigenvalues"]
         keep = lam > 0
         idx = np.arange(1, len(lam) + 1)[keep]
-        sel = downsample(len(idx))
+        sel = downsample(lam[keep])
         fig.add_trace(go.Scatter(x=idx[sel], y=lam[keep][sel], mode="lines+markers", name=k["label"],
                                  line={"color": arch_color(spec.model.arch), "dash": dataset_dash(spec.data.name)},
                                  marker={"symbol": _ACT_SYMBOL.get(spec.model.activation), "maxdisplayed": 25,

@@ -15,6 +15,7 @@ under heavy-ball momentum) and `fraction` = step / total steps. Normalised y axe
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -23,7 +24,8 @@ import plotly.graph_objects as go
 
 from .. import universality
 from ..data import display_name
-from .style import arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
+from .style import (arch_color, array, dataset_dash, downsample, family_color, layout, log_ticks, reference_line,
+                    spec_hover)
 
 X_AXES = {
     "step": "step t",
@@ -40,8 +42,8 @@ METRIC_LABELS = {
     "test_loss": "test loss",
     "train_acc": "training accuracy",
     "test_acc": "test accuracy",
-    "sharpness": "sharpness λ_max(H)",
-    "precond_sharpness": "preconditioned sharpness λ_max(P⁻¹H)",
+    "sharpness": "sharpness λₘₐₓ(H)",
+    "precond_sharpness": "preconditioned sharpness λₘₐₓ(P⁻¹H)",
     "grad_norm": "gradient norm ‖∇L‖",
     "param_norm": "parameter norm ‖θ‖",
     "weight_change": "relative weight change ‖θ−θ₀‖/‖θ₀‖",
@@ -249,10 +251,9 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
         xs, ys = _series(run, metric, x, transform)
         if not len(xs):
             continue
-        idx = downsample(len(xs))
-        xs_d, ys_d = xs[idx], smooth(ys, smoothing)[idx]
-        if len(xs) and (xs_d[-1] != xs[-1]):  # always keep the last point
-            xs_d, ys_d = np.append(xs_d, xs[-1]), np.append(ys_d, smooth(ys, smoothing)[-1])
+        ys = smooth(ys, smoothing)
+        idx = downsample(ys)
+        xs_d, ys_d = xs[idx], ys[idx]
         color, dash = arch_color(run.spec.model.arch), dataset_dash(run.spec.data.name)
         hover = spec_hover(run.spec)
         fig.add_trace(go.Scatter(
@@ -324,7 +325,7 @@ def sharpness_figure(runs: Sequence, x: str = "step", normalised: bool = False, 
                      smoothing: float = 0.0, column: str = "sharpness", labels=None, height=None) -> go.Figure:
     """Sharpness with its stability threshold (2/η for GD); normalised divides by the threshold (line at 1)."""
     if normalised:
-        return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λ_max / (2/η))",
+        return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λₘₐₓ / (2/η))",
                              transform=_over_threshold, log_y=False,
                              references=[(1.0, "stability threshold (edge of stability)")], presentation=presentation,
                              smoothing=smoothing, y_title=f"{metric_label(column)} / threshold", labels=labels,
@@ -401,7 +402,7 @@ def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step"
             continue
         if len(curves) == 1:
             cx, cy = curves[0]
-            idx = downsample(len(cx))
+            idx = downsample(cy)
             fig.add_trace(go.Scatter(x=cx[idx], y=cy[idx], mode="lines", name=label,
                                      line={"color": color, "dash": dash, "width": 2.5},
                                      hovertemplate=f"%{{x:.4g}}, %{{y:.4g}}<br>{spec_hover(members[0].spec)}<extra>{label}</extra>"))
@@ -442,14 +443,54 @@ def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step"
 
 
 def thumbnail(fig: go.Figure, height: int = 190) -> go.Figure:
-    """A small copy of a figure for cards: no title or legend, tight margins, small fonts."""
+    """A small copy of a figure for a card: no title or legend, tight margins, small fonts, sparse log ticks.
+
+    Axis titles too long for a card axis are broken onto two lines; labels get a light background so a
+    curve that passes behind one does not hide it.
+    """
     small = go.Figure(fig)
-    small.update_layout(title=None, showlegend=False, height=height, margin={"l": 40, "r": 8, "t": 8, "b": 30},
-                        font={"size": 10})
-    small.update_xaxes(title_font={"size": 10})
-    small.update_yaxes(title_font={"size": 10})
-    small.update_annotations(font={"size": 9})
-    return small
+    small.update_layout(title=None, showlegend=False, height=height, margin={"l": 44, "r": 10, "t": 22, "b": 34},
+                        font={"size": 11})
+    small.update_xaxes(title_font={"size": 11}, title_standoff=4)
+    small.update_yaxes(title_font={"size": 11}, title_standoff=4)
+    for axes, limit in ((small.select_xaxes(), 46), (small.select_yaxes(), 28)):
+        for axis in axes:
+            axis.title.text = _two_lines(axis.title.text, limit)
+    small.update_annotations(font={"size": 10}, bgcolor="rgba(255,255,255,0.8)")
+    seen = set()
+    for ann in small.layout.annotations:  # one label per text (e.g. a line drawn for each of several runs)
+        if ann.text in seen:
+            ann.visible = False
+        seen.add(ann.text)
+    small.update_traces(textfont_size=9, selector={"type": "scatter"})
+    for trace in small.data:  # long curves without their markers: a card shows their shape
+        if trace.type == "scatter" and set(str(trace.mode).split("+")) == {"lines", "markers"} and \
+                len(array(trace.y)) > 12:
+            trace.mode = "lines"
+    return log_ticks(small, small=True)
+
+
+def _two_lines(text: str | None, limit: int) -> str | None:
+    """The text broken at the space nearest its middle when it shows more than limit characters.
+
+    Markup (<sub>, <sup>) counts as the characters it shows, and no break falls inside it.
+    """
+    if not text or "<br>" in text:
+        return text
+    shown = re.sub(r"<[^>]*>", "", text)
+    if len(shown) <= limit:
+        return text
+    depth, spaces, seen = 0, [], 0
+    for i, ch in enumerate(text):
+        depth += (ch == "<") - (ch == ">")
+        if depth == 0 and ch not in "<>":
+            seen += 1
+            if ch == " " and not re.search(r"<su[bp]>[^<]*$", text[:i]):
+                spaces.append((i, seen))
+    if not spaces:
+        return text
+    cut = min(spaces, key=lambda pair: abs(pair[1] - len(shown) / 2))[0]
+    return text[:cut] + "<br>" + text[cut + 1:]
 
 
 def status_table(runs: Sequence) -> pd.DataFrame:

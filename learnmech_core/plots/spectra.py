@@ -76,7 +76,8 @@ def topk_figure(spectra: pd.DataFrame, lr: float | None = None, presentation: bo
         table = s.pivot_table(index="step", columns="index", values="value", aggfunc="first").sort_index()
         for i, col in enumerate(table.columns):
             ys = table[col].to_numpy(dtype=float)
-            fig.add_trace(go.Scatter(x=table.index.to_numpy(), y=ys, mode="lines+markers", name=f"λ_{int(col) + 1}",
+            fig.add_trace(go.Scatter(x=table.index.to_numpy(), y=ys, mode="lines+markers",
+                                     name=f"λ<sub>{int(col) + 1}</sub>",
                                      line={"color": SEQUENCE[i % len(SEQUENCE)], "width": 2}, marker={"size": 5}))
         if lr:
             reference_line(fig, 2.0 / lr, f"2/η = {2.0 / lr:.3g}")
@@ -84,7 +85,7 @@ def topk_figure(spectra: pd.DataFrame, lr: float | None = None, presentation: bo
             fig.add_vline(x=step, line_color="#999", line_width=1)
     else:
         _empty(fig, "no top-k Hessian eigenvalues recorded<br>(record 'Top-k Hessian eigenvalues' on Explore)")
-    return layout(fig, "Do the top Hessian eigenvalues rise to 2/η?", "step t", "eigenvalue λ_i",
+    return layout(fig, "Do the top Hessian eigenvalues rise to 2/η?", "step t", "eigenvalue λ<sub>i</sub>",
                   presentation=presentation, height=height)
 
 
