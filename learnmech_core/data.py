@@ -155,7 +155,7 @@ def _gaussian_mixture(spec, rng, n):
     means = directions * spec.separation / 2.0
     y = rng.integers(0, spec.n_classes, size=n)
     x = means[y] + rng.standard_normal((n, spec.dim))
-    return x, y
+    return x + spec.noise * rng.standard_normal(x.shape), y  # extra input noise (0: unit-variance clusters)
 
 
 def _teacher_student(spec, rng, n):

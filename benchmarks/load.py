@@ -1,0 +1,307 @@
+"""Classroom load: N visitors each start a distinct run on Explore while new visitors open the home page.
+
+    python benchmarks/load.py [--sessions 20] [--trainer process,thread] [--visitors 5] [--browser]
+
+For each trainer (`process`: runs train in the worker pool, the design of issue 12; `thread`: runs
+train on threads inside the Streamlit server, as before) it starts `streamlit run app.py` in the
+hosted profile with an empty store, waits until the home page is fully drawn once, then
+
+- opens Explore in N sessions with distinct seeds (`seed=i&data.seed=i`, the settings pinned in the
+  query string: tanh MLP 128x2 on digits, GD lr 0.05, 300 steps, sharpness every 10) and presses Run
+  in all of them at once;
+- a few seconds into the load, opens the home page as a new visitor, `--visitors` times one after
+  another, and times each until its script finished with every card's figure drawn (no card says
+  "drawing the figure" any more);
+- waits until every session shows "finished" (or `--timeout`), and samples the memory of the server
+  and all its descendants (worker processes, the forkserver) every 0.5 s.
+
+It prints runs completed, exceptions shown, the new visitor's wait for the home page (median and
+worst), Run -> first live chart (median and worst), Run -> finished (median and worst, and the last),
+and the peak memory of server + workers as PSS (proportional set size from /proc/PID/smaps_rollup:
+pages shared between processes, e.g. torch's libraries after a fork, are counted once in total) next
+to the sum of RSS (which counts shared pages in every process).
+
+Clients: the sessions speak Streamlit's own websocket protocol (`benchmarks/ws_client.py`), all in one
+asyncio loop of this process, so they cost the server's CPUs little (this process's own CPU time is
+printed). They leave out what a browser adds: drawing the charts, fetching the JavaScript bundle and
+media, echoing widget values. `--browser` adds one Chromium visitor (Playwright) that times the home
+page until every card's figure is visible in the page, after the websocket visitors.
+
+The machine is shared: the load average of the last minute is printed before and after each trainer,
+so the numbers can be read against it. Nothing is asserted; the numbers below are from this script.
+
+Measured (2 cores shared with other agents' work, load average shown; hosted profile, 20 sessions):
+    (filled in below once measured)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ws_client import Session  # noqa: E402
+
+QUERY = ("model.arch=mlp&model.width=128&model.depth=2&model.activation=tanh&data.name=digits&data.n_train=512"
+         "&data.n_test=256&optim.name=gd&optim.lr=0.05&optim.steps={steps}&measure=sharpness&every=10"
+         "&seed={seed}&data.seed={seed}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(trainer: str, profile: str, home: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": profile, "LEARNMECH_TRAINER": trainer}
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {(home / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError("streamlit did not become healthy in 180 s")
+        time.sleep(0.5)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and only its own children
+        proc.wait(20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (children of children: the forkserver's workers too)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, []))
+    return out
+
+
+def memory_mb(pid: int) -> tuple[float, float, int]:
+    """(PSS, RSS, processes) of a process tree, in MB."""
+    pss = rss = 0
+    pids = descendants(pid)
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            continue
+    return pss / 1024, rss / 1024, len(pids)
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self.stop = pid, every, (0.0, 0.0, 0), threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            sample = memory_mb(self.pid)
+            if sample[0] > self.peak[0]:
+                self.peak = sample
+            self.stop.wait(self.every)
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+def home_done(s: Session) -> bool:
+    return not s.running and not any("drawing the figure" in t for t in s.texts("markdown"))
+
+
+async def visit_home(url: str, timeout: float) -> float:
+    """A new visitor: seconds until the home page's script finished with every card's figure drawn."""
+    started = time.perf_counter()
+    async with Session(url, page="") as s:
+        await s.open(timeout)
+        while not home_done(s):
+            if time.perf_counter() - started > timeout:
+                return float("inf")
+            await asyncio.sleep(0.05)
+    return time.perf_counter() - started
+
+
+async def explore_session(url: str, seed: int, steps: int, timeout: float, out: dict, go: asyncio.Event) -> None:
+    rec = out.setdefault(seed, {"first_chart": float("nan"), "finished": float("nan"), "state": "not started",
+                                "exceptions": []})
+    try:
+        async with Session(url, page="explore", query=QUERY.format(seed=seed, steps=steps)) as s:
+            await s.open(timeout)
+            rec["opened"] = True
+            await go.wait()
+            started = time.perf_counter()
+            await s.click("run")
+            rec["state"] = "clicked"
+            while time.perf_counter() - started < timeout:
+                await asyncio.sleep(0.05)
+                now = time.perf_counter() - started
+                if rec["first_chart"] != rec["first_chart"] and s.count("plotly_chart"):
+                    rec["first_chart"] = now
+                texts = s.texts("progress")
+                if any("queue" in t for t in texts):
+                    rec["queued"] = True
+                if any(t.startswith("finished") for t in texts) and not s.running:
+                    rec["finished"], rec["state"] = now, "finished"
+                    break
+            else:
+                rec["state"] = f"timed out ({s.texts('progress')})"
+            rec["exceptions"] = list(s.exceptions)
+    except Exception as err:
+        rec["state"] = f"client error: {type(err).__name__}: {err}"
+
+
+async def scenario(url: str, sessions: int, visitors: int, steps: int, timeout: float, delay: float) -> dict:
+    out: dict = {}
+    go = asyncio.Event()
+    tasks = [asyncio.create_task(explore_session(url, seed, steps, timeout, out, go)) for seed in range(sessions)]
+    while sum(bool(r.get("opened")) for r in out.values()) < sessions:
+        await asyncio.sleep(0.1)  # every session's page is open (the Run button is there)
+        if all(t.done() for t in tasks):
+            break
+    await asyncio.sleep(1.0)
+    go.set()
+    await asyncio.sleep(delay)
+    waits = [await visit_home(url, timeout) for _ in range(visitors)]
+    await asyncio.gather(*tasks)
+    return {"runs": out, "home": waits}
+
+
+def browser_home(url: str, timeout: float) -> float:
+    """One Chromium visitor: seconds until every card's figure is visible (no 'drawing the figure')."""
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run"]
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        page = b.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+        started = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout * 1000)
+        page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stVerticalBlockBorderWrapper\"]').length"
+                               " > 0 && !document.body.innerText.includes('drawing the figure')",
+                               timeout=timeout * 1000)
+        seconds = time.perf_counter() - started
+        b.close()
+    return seconds
+
+
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def summarise(name: str, result: dict, peak: tuple, cpu_s: float, before: str, after: str) -> list[str]:
+    runs = result["runs"].values()
+    done = [r for r in runs if r["state"] == "finished"]
+    firsts = [r["first_chart"] for r in runs if r["first_chart"] == r["first_chart"]]
+    ends = [r["finished"] for r in done]
+    exc = sum(len(r["exceptions"]) for r in runs)
+    home = result["home"]
+    fmt = lambda xs: f"median {statistics.median(xs):6.2f} s, worst {max(xs):6.2f} s" if xs else "n/a"  # noqa: E731
+    lines = [f"[{name}] load average before {before}, after {after}; client CPU {cpu_s:.1f} s",
+             f"  runs completed        {len(done)} of {len(result['runs'])}; exceptions shown: {exc}; "
+             f"queued visibly: {sum(bool(r.get('queued')) for r in runs)}",
+             f"  new visitor, home     {fmt(home)}  ({len(home)} visitors)",
+             f"  Run -> first chart    {fmt(firsts)}",
+             f"  Run -> finished       {fmt(ends)}",
+             f"  memory peak           PSS {peak[0]:.0f} MB (RSS sum {peak[1]:.0f} MB) over {peak[2]} processes"]
+    for r in runs:
+        if r["state"] != "finished":
+            lines.append(f"  not finished: {r['state']}")
+    if result.get("browser") is not None:
+        lines.append(f"  Chromium visitor, home with every figure visible: {result['browser']:.2f} s")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--trainer", default="process,thread", help="comma list of process | thread")
+    parser.add_argument("--profile", default="hosted")
+    parser.add_argument("--visitors", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--delay", type=float, default=3.0, help="seconds after Run before the first new visitor")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--browser", action="store_true", help="also time one Chromium visitor of the home page")
+    args = parser.parse_args()
+    report = []
+    for trainer in [t.strip() for t in args.trainer.split(",") if t.strip()]:
+        home = Path(tempfile.mkdtemp(prefix=f"learnmech_load_{trainer}_"))
+        before = loadavg()
+        proc, url = start_server(trainer, args.profile, home)
+        sampler = MemorySampler(proc.pid)
+        sampler.start()
+        try:
+            idle = asyncio.run(visit_home(url, args.timeout))  # first visit: cards drawn, caches warm
+            idle2 = asyncio.run(visit_home(url, args.timeout))
+            print(f"[{trainer}] server up; home page on the idle server: first {idle:.2f} s, then {idle2:.2f} s",
+                  flush=True)
+            cpu0 = time.process_time()
+            result = asyncio.run(scenario(url, args.sessions, args.visitors, args.steps, args.timeout, args.delay))
+            cpu = time.process_time() - cpu0
+            if args.browser:
+                result["browser"] = browser_home(url, args.timeout)
+        finally:
+            sampler.stop.set()
+            sampler.join()
+            stop_server(proc)
+        lines = summarise(trainer, result, sampler.peak, cpu, before, loadavg())
+        print("\n".join(lines), flush=True)
+        report.extend(lines)
+    print("\nsummary\n" + "\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
