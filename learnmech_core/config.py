@@ -48,16 +48,22 @@ class Caps:
     max_wall_s: float
     max_upload_mb: float
     max_concurrent_runs: int
+    max_worker_mb: float = 8192.0  # resident memory of one training process (its run refused / stopped above)
 
 
 PROFILES = {
-    "local": Caps("local", 20_000_000, 4096, 32, 70_000, 200_000, 24 * 3600.0, 200.0, 4),
-    "hosted": Caps("hosted", 300_000, 1024, 8, 5_000, 5_000, 180.0, 5.0, 2),
+    "local": Caps("local", 20_000_000, 4096, 32, 70_000, 200_000, 24 * 3600.0, 200.0, 4, max_worker_mb=8192.0),
+    "hosted": Caps("hosted", 300_000, 1024, 8, 5_000, 5_000, 180.0, 5.0, 2, max_worker_mb=600.0),
 }
 
 
 def current_caps() -> Caps:
-    """Caps of the profile named by LEARNMECH_PROFILE (default local)."""
+    """Caps of the profile named by LEARNMECH_PROFILE (default local).
+
+    On Streamlit Community Cloud, a root-level secret `LEARNMECH_PROFILE = "hosted"` in the app's
+    settings becomes this environment variable (Streamlit copies root-level secrets into os.environ
+    when the server starts; the app also copies them itself, see `learnmech_app.resources`).
+    """
     name = os.environ.get("LEARNMECH_PROFILE", "local").strip().lower() or "local"
     if name not in PROFILES:
         raise ValueError(f"LEARNMECH_PROFILE must be one of {', '.join(PROFILES)} (got {name!r})")

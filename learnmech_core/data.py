@@ -447,6 +447,13 @@ def display_name(name: str) -> str:
     return f"{upload.info.description} ({short})" if upload is not None and upload.info.description else short
 
 
+def upload_arrays(name: str) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """(x, y, task, label) of a registered upload: `register_array_dataset(*...)` registers it again under
+    the same name in another process (a training worker)."""
+    upload = _uploads_get(name)
+    return (*upload.arrays, upload.info.task, upload.info.description)
+
+
 def _uploads_get(name: str) -> _Upload:
     with _UPLOADS_LOCK:
         if name not in _UPLOADS:
