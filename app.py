@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` from anywhere finds the package
 from learnmech_app import resources, sidebar  # noqa: E402
 from streamlit.runtime.state.common import TESTING_KEY  # noqa: E402
 
+resources.apply_secrets()  # LEARNMECH_* settings given as secrets (Community Cloud), before the profile is read
 PRESENTING = str(st.query_params.get("present", "")).lower() in ("true", "1")
 st.set_page_config(page_title="learnmech: learning mechanics explorer", page_icon=":material/insights:",
                    layout="wide", initial_sidebar_state="collapsed" if PRESENTING else "auto")

@@ -32,8 +32,10 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 
@@ -83,6 +85,28 @@ class Task:
         return Run(spec=self.spec, history=pd.DataFrame(self.rows), status=self.state, message=self.message)
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """Start processes with a `__main__` that has no file.
+
+    A forkserver (or spawn) child re-imports its parent's `__main__` module; under Streamlit that is the
+    page script a session is running (app.py), which must not run again in a worker (it would start a
+    pool of its own). With a stand-in that has no `__file__` and no `__spec__` there is nothing to import.
+    """
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        stub = types.ModuleType("__main__")
+        sys.modules["__main__"] = stub
+        try:
+            yield
+        finally:
+            if sys.modules.get("__main__") is stub:  # a script run may have installed its own meanwhile
+                sys.modules["__main__"] = main
+
+
 class _Worker:
     """A worker process (or thread) and its end of the pipe."""
 
@@ -96,7 +120,8 @@ class _Worker:
             ctx = mp.get_context("forkserver")
             self.proc = ctx.Process(target=worker.process_main, args=(child, threads, nice), daemon=True,
                                     name="learnmech-worker")
-            self.proc.start()
+            with _plain_main():
+                self.proc.start()
             self.pid = self.proc.pid
         else:
             self.proc = threading.Thread(target=worker.serve, args=(child,), daemon=True, name="learnmech-worker")
