@@ -101,9 +101,9 @@ class _Session:
         self.grid = None  # (xs, ys, loss, n_classes) when a live decision boundary is wanted
 
     def train(self, spec_json: str, upload, trainer: str, boundary: bool):
-        spec = RunSpec.from_json(spec_json)
         if upload is not None:  # an uploaded dataset lives in the server's memory: register it here too
             register_array_dataset(*upload)
+        spec = RunSpec.from_json(spec_json)
         data = None
         if boundary and boundary_mod.supports(describe(spec.data)):
             from learnmech_core.data import load
