@@ -64,7 +64,7 @@ def test_job_reads_stored_runs_trains_the_rest_and_stores_them(pool):
     assert [s.state for s in states] == ["stored", "ok"]
     assert store.has(tiny(seed=6).key()) and "t:x" in store.list(tag="t:x")["tags"].iloc[0]
     assert job.progress()[0] == 1.0
-    assert pool_trainers.CALLS == [tiny(seed=6).key()]
+    assert [tiny(seed=6).key()] == pool_trainers.CALLS
 
 
 def test_the_queue_is_first_come_first_served_and_shows_each_place(pool):
@@ -79,7 +79,7 @@ def test_the_queue_is_first_come_first_served_and_shows_each_place(pool):
     _, text = jobs[2].progress()
     assert "place 2 in the queue (1 running)" in text
     assert all(j.wait(WAIT) for j in jobs)
-    assert pool_trainers.CALLS == [s.key() for s in specs]  # trained in the order they came
+    assert [s.key() for s in specs] == pool_trainers.CALLS  # trained in the order they came
 
 
 def test_identical_specs_are_trained_once(pool):
@@ -87,7 +87,7 @@ def test_identical_specs_are_trained_once(pool):
     spec = tiny(seed=8, **{"optim.steps": 20})
     jobs = [Job([spec], p.store, p).start() for _ in range(4)]
     assert all(j.wait(WAIT) for j in jobs)
-    assert pool_trainers.CALLS == [spec.key()]
+    assert [spec.key()] == pool_trainers.CALLS
     assert {j.snapshot()[0].state for j in jobs} <= {"ok", "stored"}
     later = Job([spec], p.store, p).start()  # after it finished: read from the store
     assert later.wait(WAIT) and later.snapshot()[0].state == "stored" and len(pool_trainers.CALLS) == 1
@@ -115,7 +115,7 @@ def test_stop_in_one_session_does_not_disturb_another_watching_the_same_run(pool
     assert mine.wait(WAIT) and theirs.wait(WAIT)
     assert mine.snapshot()[0].state == "stopped"
     assert theirs.snapshot()[0].state == "ok" and len(theirs.snapshot()[0].as_run().history) == 61
-    assert pool_trainers.CALLS == [spec.key()]
+    assert [spec.key()] == pool_trainers.CALLS
 
 
 def test_a_job_waiting_in_the_queue_stops_without_training(pool):
@@ -147,7 +147,7 @@ def test_a_run_over_the_memory_cap_is_refused_up_front_naming_the_cap(pool):
     assert states[0].state == "failed"
     assert "more than the hosted profile's cap of 450 MB per run" in states[0].message
     assert states[1].state == "ok"
-    assert pool_trainers.CALLS == [tiny(seed=4).key()]
+    assert [tiny(seed=4).key()] == pool_trainers.CALLS
 
 
 def test_a_new_learning_rate_mid_run_is_recorded_and_replays(pool):
