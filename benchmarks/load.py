@@ -24,8 +24,9 @@ to the sum of RSS (which counts shared pages in every process).
 Clients: the sessions speak Streamlit's own websocket protocol (`benchmarks/ws_client.py`), all in one
 asyncio loop of this process, so they cost the server's CPUs little (this process's own CPU time is
 printed). They leave out what a browser adds: drawing the charts, fetching the JavaScript bundle and
-media, echoing widget values. `--browser` adds one Chromium visitor (Playwright) that times the home
-page until every card's figure is visible in the page, after the websocket visitors.
+media, echoing widget values. `--browser [FOLDER]` adds one Chromium visitor (Playwright), after the
+websocket visitors and while the runs still train, that times the home page until every card's figure
+is visible in the page (and saves a screenshot of it to FOLDER).
 
 The machine is shared: the load average of the last minute is printed before and after each trainer,
 so the numbers can be read against it. Nothing is asserted; the numbers below are from this script.
@@ -67,13 +68,17 @@ def free_port() -> int:
 
 
 def start_server(trainer: str, profile: str, home: Path) -> tuple[subprocess.Popen, str]:
+    """`trainer` is thread, process, or process-nice<N> (workers at nice N instead of the default 10)."""
     port = free_port()
-    env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": profile, "LEARNMECH_TRAINER": trainer}
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    mode, _, nice = trainer.partition("-nice")
+    env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": profile, "LEARNMECH_TRAINER": mode}
+    if nice:
+        env["LEARNMECH_WORKER_NICE"] = nice
+    with open(home / "server.log", "w") as log:  # the child keeps its own copy of the file
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while True:
@@ -201,7 +206,8 @@ async def explore_session(url: str, seed: int, steps: int, timeout: float, out: 
         rec["state"] = f"client error: {type(err).__name__}: {err}"
 
 
-async def scenario(url: str, sessions: int, visitors: int, steps: int, timeout: float, delay: float) -> dict:
+async def scenario(url: str, sessions: int, visitors: int, steps: int, timeout: float, delay: float,
+                   browser: str = "") -> dict:
     out: dict = {}
     go = asyncio.Event()
     tasks = [asyncio.create_task(explore_session(url, seed, steps, timeout, out, go)) for seed in range(sessions)]
@@ -213,12 +219,16 @@ async def scenario(url: str, sessions: int, visitors: int, steps: int, timeout: 
     go.set()
     await asyncio.sleep(delay)
     waits = [await visit_home(url, timeout) for _ in range(visitors)]
+    seen = None
+    if browser:  # one Chromium visitor while the runs still train (a thread: Playwright's sync API)
+        seen = await asyncio.to_thread(browser_home, url, timeout, browser)
     await asyncio.gather(*tasks)
-    return {"runs": out, "home": waits}
+    return {"runs": out, "home": waits, "browser": seen}
 
 
-def browser_home(url: str, timeout: float) -> float:
-    """One Chromium visitor: seconds until every card's figure is visible (no 'drawing the figure')."""
+def browser_home(url: str, timeout: float, shots: str = "") -> float:
+    """One Chromium visitor: seconds until every card's figure is visible (no 'drawing the figure');
+    saves a screenshot of the page as `<shots>/home_during_load.png` when `shots` names a folder."""
     from playwright.sync_api import sync_playwright
 
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -229,10 +239,13 @@ def browser_home(url: str, timeout: float) -> float:
         started = time.perf_counter()
         page.goto(url)
         page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout * 1000)
-        page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stVerticalBlockBorderWrapper\"]').length"
-                               " > 0 && !document.body.innerText.includes('drawing the figure')",
+        cards = "document.querySelectorAll('[data-testid=\"stVerticalBlockBorderWrapper\"]').length"
+        page.wait_for_function(f"() => {cards} > 0 && !document.body.innerText.includes('drawing the figure')",
                                timeout=timeout * 1000)
         seconds = time.perf_counter() - started
+        if shots and shots != "-":
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(shots) / "home_during_load.png"), full_page=True)
         b.close()
     return seconds
 
@@ -267,13 +280,16 @@ def summarise(name: str, result: dict, peak: tuple, cpu_s: float, before: str, a
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--trainer", default="process,thread", help="comma list of process | thread")
+    parser.add_argument("--trainer", default="process,thread",
+                        help="comma list of process | thread | process-nice<N>; repeat names to interleave rounds")
     parser.add_argument("--profile", default="hosted")
     parser.add_argument("--visitors", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--delay", type=float, default=3.0, help="seconds after Run before the first new visitor")
     parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--browser", action="store_true", help="also time one Chromium visitor of the home page")
+    parser.add_argument("--browser", nargs="?", const="-", default="",
+                        help="also time one Chromium visitor of the home page during the load (optionally: a folder "
+                             "for its screenshot)")
     args = parser.parse_args()
     report = []
     for trainer in [t.strip() for t in args.trainer.split(",") if t.strip()]:
@@ -288,10 +304,9 @@ def main() -> int:
             print(f"[{trainer}] server up; home page on the idle server: first {idle:.2f} s, then {idle2:.2f} s",
                   flush=True)
             cpu0 = time.process_time()
-            result = asyncio.run(scenario(url, args.sessions, args.visitors, args.steps, args.timeout, args.delay))
+            result = asyncio.run(scenario(url, args.sessions, args.visitors, args.steps, args.timeout, args.delay,
+                                          args.browser))
             cpu = time.process_time() - cpu0
-            if args.browser:
-                result["browser"] = browser_home(url, args.timeout)
         finally:
             sampler.stop.set()
             sampler.join()

@@ -49,7 +49,7 @@ FINISHED = ("ok", "diverged", "stopped", "failed")
 PRELOAD = ["learnmech_app.worker"]
 
 
-@dataclass
+@dataclass(eq=False)  # a task is itself: compared (in the queue) by identity
 class Task:
     """One spec being trained (or waiting), shared by every job that asked for it."""
 
@@ -293,11 +293,11 @@ class TrainingPool:
             if task.subscribers > 1:
                 raise ValueError(f"this run is shared with {task.subscribers - 1} other visitor(s) who started the "
                                  "same settings; change the seed to get a run of your own to steer")
+            if task in self._queue:
+                raise ValueError("this run is still waiting in the queue; steer it once it trains")
             task.private = True  # no one else joins a run that is being steered
             if self._by_key.get(task.key) is task:
                 del self._by_key[task.key]
-            if task in self._queue:
-                raise ValueError("this run is still waiting in the queue; steer it once it trains")
             self._send_to(task, msg)
 
     def _send_to(self, task: Task, msg: tuple) -> None:

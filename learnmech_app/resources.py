@@ -30,8 +30,8 @@ from learnmech_core.train import Run
 from . import quota
 from .pool import TrainingPool
 
-SECRET_SETTINGS = ("LEARNMECH_PROFILE", "LEARNMECH_TRAINER", "LEARNMECH_WORKERS", "LEARNMECH_TORCH_THREADS",
-                   "LEARNMECH_HOME", "LEARNMECH_DATA_DIR")
+SECRET_SETTINGS = ("LEARNMECH_PROFILE", "LEARNMECH_TRAINER", "LEARNMECH_WORKERS", "LEARNMECH_WORKER_NICE",
+                   "LEARNMECH_TORCH_THREADS", "LEARNMECH_HOME", "LEARNMECH_DATA_DIR")
 
 
 def settings_from_secrets(secrets, environ=os.environ) -> dict[str, str]:
@@ -105,9 +105,17 @@ def pool_shape() -> tuple[int, int]:
     return workers, threads
 
 
+def worker_nice() -> int:
+    """How much lower than the server the workers run (LEARNMECH_WORKER_NICE, default 10): the server's
+    pages come first. On a machine shared with other busy processes, 0 gives training its fair share."""
+    env = os.environ.get("LEARNMECH_WORKER_NICE", "").strip()
+    return int(env) if env.isdigit() else 10
+
+
 @st.cache_resource(show_spinner=False)
-def _pool(profile: str, mode: str, workers: int, threads: int, cap_mb: float, root: str) -> TrainingPool:
-    pool = TrainingPool(workers, mode, store=_store_at(root), memory_cap_mb=cap_mb, threads=threads, profile=profile)
+def _pool(profile: str, mode: str, workers: int, threads: int, cap_mb: float, root: str, nice: int) -> TrainingPool:
+    pool = TrainingPool(workers, mode, store=_store_at(root), memory_cap_mb=cap_mb, threads=threads, profile=profile,
+                        nice=nice)
     if mode == "process":  # start the forkserver (it imports torch: seconds) and the workers now, not at the first Run
         threading.Thread(target=pool.warm, name="learnmech-pool-warm", daemon=True).start()
     return pool
@@ -117,7 +125,8 @@ def pool() -> TrainingPool:
     """The server-wide training pool: the queue every session's runs wait in, and the workers."""
     caps = current_caps()
     workers, threads = pool_shape()
-    return _pool(caps.profile, trainer_mode(), workers, threads, caps.max_worker_mb, str(default_root()))
+    return _pool(caps.profile, trainer_mode(), workers, threads, caps.max_worker_mb, str(default_root()),
+                 worker_nice())
 
 
 def refuse(spec) -> str:
