@@ -226,6 +226,17 @@ async def scenario(url: str, sessions: int, visitors: int, steps: int, timeout: 
     return {"runs": out, "home": waits, "browser": seen}
 
 
+# the page's script has finished, no card still says "drawing the figure", and figures are drawn (Plotly
+# charts rendered by the browser, or images)
+FIGURES_DRAWN = """() => {
+  const app = document.querySelector("[data-testid='stApp']");
+  const figures = document.querySelectorAll(
+    "[data-testid='stPlotlyChart'] .js-plotly-plot, [data-testid='stImage'] img");
+  return app && app.getAttribute("data-test-script-state") === "notRunning" && figures.length > 0
+    && !document.body.innerText.includes("drawing the figure");
+}"""
+
+
 def browser_home(url: str, timeout: float, shots: str = "") -> float:
     """One Chromium visitor: seconds until every card's figure is visible (no 'drawing the figure');
     saves a screenshot of the page as `<shots>/home_during_load.png` when `shots` names a folder."""
@@ -239,9 +250,7 @@ def browser_home(url: str, timeout: float, shots: str = "") -> float:
         started = time.perf_counter()
         page.goto(url)
         page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout * 1000)
-        cards = "document.querySelectorAll('[data-testid=\"stVerticalBlockBorderWrapper\"]').length"
-        page.wait_for_function(f"() => {cards} > 0 && !document.body.innerText.includes('drawing the figure')",
-                               timeout=timeout * 1000)
+        page.wait_for_function(FIGURES_DRAWN, timeout=timeout * 1000)
         seconds = time.perf_counter() - started
         if shots and shots != "-":
             Path(shots).mkdir(parents=True, exist_ok=True)
