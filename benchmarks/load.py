@@ -67,17 +67,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# "before": training on threads of the server, with Streamlit's defaults this repository's config now
+# turns off (a full garbage collection after every script run; the file watcher)
+BEFORE = ["--runner.postScriptGC", "true", "--server.fileWatcherType", "auto"]
+
+
 def start_server(trainer: str, profile: str, home: Path) -> tuple[subprocess.Popen, str]:
-    """`trainer` is thread, process, or process-nice<N> (workers at nice N instead of the default 10)."""
+    """`trainer`: process (worker processes), process-nice<N> (workers at nice N instead of 10), thread
+    (threads of the server), or before (thread with Streamlit's default GC and file watcher)."""
     port = free_port()
     mode, _, nice = trainer.partition("-nice")
+    extra = BEFORE if mode == "before" else []
+    mode = "thread" if mode == "before" else mode
     env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": profile, "LEARNMECH_TRAINER": mode}
     if nice:
         env["LEARNMECH_WORKER_NICE"] = nice
     with open(home / "server.log", "w") as log:  # the child keeps its own copy of the file
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
@@ -289,8 +297,8 @@ def summarise(name: str, result: dict, peak: tuple, cpu_s: float, before: str, a
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--trainer", default="process,thread",
-                        help="comma list of process | thread | process-nice<N>; repeat names to interleave rounds")
+    parser.add_argument("--trainer", default="before,process",
+                        help="comma list of process | thread | before | process-nice<N>; repeat names to interleave")
     parser.add_argument("--profile", default="hosted")
     parser.add_argument("--visitors", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)

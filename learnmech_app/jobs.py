@@ -172,8 +172,12 @@ class Job:
         elif current.state == "queued":
             pos = current.queue_position
             running, _ = self.pool.load()
-            text = (f"waiting for a free training slot: place {pos} in the queue ({running} running)" if pos
-                    else "waiting for a free training slot")
+            if pos and not running:
+                text = f"starting the training processes (place {pos} in the queue)"
+            elif pos:
+                text = f"waiting for a free training slot: place {pos} in the queue ({running} running)"
+            else:
+                text = "waiting for a free training slot"
         else:
             eta = f", about {current.eta_s:.0f} s left" if current.eta_s == current.eta_s else ""
             paused = " (paused)" if current.paused else ""

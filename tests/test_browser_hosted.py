@@ -88,8 +88,10 @@ def wait_text(page, pattern: str, timeout_ms: int = LONG) -> str:
 
 
 def plot_titles(page) -> list[str]:
-    return page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                         ".map(g => (g.layout && g.layout.title && g.layout.title.text) || '')")
+    """Titles of the Plotly charts in the page, without their markup (a chart being redrawn can show twice)."""
+    titles = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                           ".map(g => (g.layout && g.layout.title && g.layout.title.text) || '')")
+    return [re.sub(r"<[^>]+>", "", t) for t in titles]
 
 
 def test_the_hosted_profile_comes_from_the_secret(hosted, browser):
@@ -112,7 +114,7 @@ def test_three_sessions_one_waits_in_the_queue_and_stop_in_one_leaves_the_others
         c.locator(".st-key-run button").click()
         queued = wait_text(c, r"place 1 in the queue \(2 running\)")
         shot(c, "hosted_queued_session")
-        a.locator(".st-key-explore_stop button").click()  # one visitor stops: the queued one gets the slot
+        a.locator(".st-key-explore_stop button").first.click()  # one visitor stops: the queued one gets the slot
         wait_text(a, r"finished 1 of 1 runs")
         wait_text(c, r"finished 1 of 1 runs")
         wait_text(b, r"finished 1 of 1 runs")
@@ -136,20 +138,20 @@ def test_a_learning_rate_changed_mid_run_is_recorded_in_the_history(hosted, brow
     try:
         page.locator(".st-key-run button").click()
         wait_text(page, r"run 1 of 1: step \d+")
-        page.locator(".st-key-explore_pause button").click()
+        page.locator(".st-key-explore_pause button").first.click()
         held = wait_text(page, r"\(paused\)")
         page.wait_for_timeout(1500)
         assert re.search(r"step \d+", progress_text(page)).group() == re.search(r"step \d+", held).group()
-        box = page.get_by_label("New learning rate η", exact=True)
-        box.fill("0.6")
+        box = page.get_by_label("New learning rate η", exact=True).first
+        box.fill("0.15")
         box.press("Enter")
-        page.locator(".st-key-explore_apply button").click()
+        page.locator(".st-key-explore_apply button").first.click()
         page.wait_for_timeout(1000)
-        page.locator(".st-key-explore_resume button").click()
+        page.locator(".st-key-explore_resume button").first.click()
         wait_text(page, r"finished 1 of 1 runs")
         page.wait_for_selector(READY, timeout=LONG)
         page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => "
-                               "(g.layout.annotations || []).some(a => (a.text || '').startsWith('η → 0.6')))",
+                               "(g.layout.annotations || []).some(a => (a.text || '').startsWith('η → 0.15')))",
                                timeout=60_000)
         shot(page, "hosted_lr_change")
         assert page.locator(EXCEPTION).count() == 0
@@ -159,27 +161,33 @@ def test_a_learning_rate_changed_mid_run_is_recorded_in_the_history(hosted, brow
     runs = store.list()
     run = store.get(runs.loc[runs["seed"] == 11, "key"].iloc[0])
     ((step, lr),) = run.spec.optim.lr_changes
-    assert lr == 0.6 and 0 < step < 5000
+    assert lr == 0.15 and 0 < step < 5000
     h = run.history
-    assert set(h.loc[h["step"] < step, "lr"]) == {0.1} and set(h.loc[h["step"] >= step, "lr"]) == {0.6}
+    assert set(h.loc[h["step"] < step, "lr"]) == {0.1} and set(h.loc[h["step"] >= step, "lr"]) == {0.15}
 
 
 def test_the_decision_boundary_updates_while_it_trains(hosted, browser):
-    page = session(browser, f"{hosted['url']}/explore?{MOONS}&optim.steps=5000&every=50&seed=21&data.noise=0.2")
+    query = "model.width=64&model.depth=2&data.name=moons&data.n_train=256&data.n_test=64&optim.lr=0.1"
+    page = session(browser, f"{hosted['url']}/explore?{query}&optim.steps=5000&every=10&seed=21&data.noise=0.2")
     boundary = "Where does the network draw the boundary?"
+    steps, finished = [], False
     try:
         page.locator(".st-key-run button").click()
-        steps = []
         deadline = time.time() + LONG / 1000
-        while len(set(steps)) < 3 and time.time() < deadline:
+        while len(set(steps)) < 4 and time.time() < deadline:
+            finished = progress_text(page).startswith("finished")
             titles = [t for t in plot_titles(page) if t.startswith(boundary)]
-            if titles:
-                steps.append(int(re.search(r"step (\d+)", titles[0]).group(1)))
-            page.wait_for_timeout(500)
+            if titles and not finished:
+                steps.append(max(int(re.search(r"step (\d+)", t).group(1)) for t in titles))
+            if finished:
+                break
+            page.wait_for_timeout(400)
         shot(page, "hosted_decision_boundary")
         assert page.locator(EXCEPTION).count() == 0
-        page.locator(".st-key-explore_stop button").click()
+        if not finished:
+            page.locator(".st-key-explore_stop button").first.click()
     finally:
         page.context.close()
     drawn = sorted(set(steps))
-    assert len(drawn) >= 3 and drawn == sorted(drawn) and steps == sorted(steps), steps  # redrawn, moving forward
+    assert len(drawn) >= 2 and steps == sorted(steps), steps  # redrawn while training, moving forward
+    assert drawn[-1] < 5000

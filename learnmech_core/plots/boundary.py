@@ -55,6 +55,8 @@ def boundary_figure(boundary, x: np.ndarray, y: np.ndarray, title: str | None = 
                                          "line": {"color": "white", "width": 1}}))
     layout(fig, title or f"Where does the network draw the boundary? (step {boundary.step})", "x₁", "x₂",
            presentation=presentation, height=height)
-    fig.update_xaxes(range=[float(boundary.xs[0]), float(boundary.xs[-1])], showgrid=False)
-    fig.update_yaxes(range=[float(boundary.ys[0]), float(boundary.ys[-1])], showgrid=False, scaleanchor="x")
+    # equal units on both axes, by shrinking the plotting area (not by widening the ranges past the grid)
+    fig.update_xaxes(range=[float(boundary.xs[0]), float(boundary.xs[-1])], showgrid=False, constrain="domain")
+    fig.update_yaxes(range=[float(boundary.ys[0]), float(boundary.ys[-1])], showgrid=False, scaleanchor="x",
+                     scaleratio=1, constrain="domain")
     return fig
