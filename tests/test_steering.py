@@ -131,7 +131,7 @@ def test_grid_values_are_the_models_decision_values(loss, classes):
                     p = torch.softmax(out, 0)
                     ref = float(p[1] - p[0])
                 else:
-                    ref = float(np.clip(out[1] - out[0], -1, 1))
+                    ref = float(np.clip(float(out[1] - out[0]), -1, 1))
                 assert b.z[i, j] == pytest.approx(ref, abs=1e-6)
 
 
