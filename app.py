@@ -11,6 +11,7 @@ from streamlit.runtime.state.common import TESTING_KEY
 
 from learnmech_app import resources, sidebar  # `streamlit run` puts this file's folder first on sys.path
 
+resources.apply_secrets()  # LEARNMECH_* settings given as secrets (Community Cloud), before the profile is read
 PRESENTING = str(st.query_params.get("present", "")).lower() in ("true", "1")
 st.set_page_config(page_title="learnmech: learning mechanics explorer", page_icon=":material/insights:",
                    layout="wide", initial_sidebar_state="collapsed" if PRESENTING else "auto")

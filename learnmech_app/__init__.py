@@ -1,6 +1,7 @@
 """Streamlit helpers of the learnmech explorer: jobs, caches, the shared sidebar, widgets, downloads.
 
 UI only. The science lives in `learnmech_core` (which never imports this package); the figures come
-from `learnmech_core.plots`. `jobs` is plain Python (worker threads and the training queue) so it can
-be tested without Streamlit.
+from `learnmech_core.plots`. `jobs`, `pool`, `worker` and `quota` are plain Python (a session's runs,
+the shared training queue and its worker processes, the CPU quota), tested without Streamlit; `worker`
+is what the training processes import, so it must never import Streamlit.
 """

@@ -1,78 +1,35 @@
-"""Live training jobs: a worker thread per job, a FIFO queue capping concurrent training.
+"""Live training jobs: what one session asked to train, read from the store or trained by the pool.
 
-No Streamlit here. A `Job` belongs to one session (it lives in its session state); its worker thread
-trains the job's specs one after another and writes progress into the job under a lock; the page's
-fragment polls `job.snapshot()` to draw progress and live charts. All sessions share one `Limiter`
-(held by the app as a cached resource) so at most `max_concurrent_runs` runs train at once; the
-others wait in a first-come-first-served queue and can see their place in it.
+No Streamlit here. A `Job` belongs to one session (it lives in its session state). A light thread of
+the server walks through the job's specs one after another: a run already in one of the job's stores
+(the session-shared store, then the read-only gallery) is read; one whose estimated memory exceeds the
+profile's cap is refused with a message naming the cap; the rest are submitted to the shared
+`TrainingPool` (pool.py), which trains them in worker processes, queues them first come first served
+and trains identical specs once. The page's fragment polls `job.snapshot()` to draw progress, the
+queue place and live charts; `set_lr` and `pause` steer the run that is training.
 
-A run already in one of the job's stores (the session's store or the read-only gallery) is read
-instead of trained. Finished runs (ok, diverged, failed) go to the store; stopped ones do not. A job
-whose session stops polling for `heartbeat_timeout_s` (tab closed) stops by itself; the default is
-generous (10 minutes) because browsers throttle the polling timers of background tabs to about one a
-minute, and a run must not stop because its visitor looked at another tab.
+Stop detaches the job at once: its runs show "stopped" with the curve so far, and the pool stops the
+training unless another session is watching the same run. A job whose session stops polling for
+`heartbeat_timeout_s` (tab closed) stops by itself; the default is generous (10 minutes) because
+browsers throttle the polling timers of background tabs to about one a minute.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 
 from learnmech_core.config import RunSpec
-from learnmech_core.train import Progress, Run, train
+from learnmech_core.train import Run
+
+from .pool import Task, TrainingPool
 
 FINISHED = ("ok", "diverged", "stopped", "failed")
-
-
-class Limiter:
-    """First-come-first-served cap on concurrent training across all sessions of the server."""
-
-    def __init__(self, slots: int):
-        self.slots = max(int(slots), 1)
-        self._cond = threading.Condition()
-        self._queue: list[int] = []
-        self._running: set[int] = set()
-        self._tickets = itertools.count(1)
-
-    def ticket(self) -> int:
-        return next(self._tickets)
-
-    def acquire(self, ticket: int, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.2) -> bool:
-        """Wait for a slot in queue order; False (and out of the queue) if should_stop() turns True."""
-        with self._cond:
-            self._queue.append(ticket)
-            try:
-                while True:
-                    if should_stop():
-                        return False
-                    if self._queue[0] == ticket and len(self._running) < self.slots:
-                        self._running.add(ticket)
-                        return True
-                    self._cond.wait(poll_s)
-            finally:
-                if ticket in self._queue:
-                    self._queue.remove(ticket)
-                self._cond.notify_all()
-
-    def release(self, ticket: int) -> None:
-        with self._cond:
-            self._running.discard(ticket)
-            self._cond.notify_all()
-
-    def position(self, ticket: int) -> int | None:
-        """1-based place in the waiting queue, or None when not waiting."""
-        with self._cond:
-            return self._queue.index(ticket) + 1 if ticket in self._queue else None
-
-    def load(self) -> tuple[int, int]:
-        """(runs training now, runs waiting)."""
-        with self._cond:
-            return len(self._running), len(self._queue)
 
 
 @dataclass
@@ -90,6 +47,8 @@ class RunState:
     message: str = ""
     run: Run | None = None
     source: str = ""  # "store" or "gallery" when read, "trained" when trained
+    grid: object = None  # the live decision boundary (learnmech_core.boundary.Boundary), 2-D data only
+    paused: bool = False
 
     @property
     def key(self) -> str:
@@ -108,38 +67,42 @@ class RunState:
 
 
 class Job:
-    """Trains a list of specs in a worker thread; progress and results are read with `snapshot()`."""
+    """A session's list of specs, trained by the shared pool; progress and results via `snapshot()`."""
 
-    def __init__(self, specs: list[RunSpec], store, limiter: Limiter, sources: list | None = None,
-                 tags: list[str] | None = None, heartbeat_timeout_s: float = 600.0, trainer=train):
+    def __init__(self, specs: list[RunSpec], store, pool: TrainingPool, sources: list | None = None,
+                 tags: list[str] | None = None, heartbeat_timeout_s: float = 600.0, boundary: bool = False,
+                 refuse: Callable[[RunSpec], str] | None = None):
         if not specs:
             raise ValueError("a job needs at least one run")
         self.specs = list(specs)
         self.store = store
         self.sources = [s for s in (sources or []) if s is not None]
         self.tags = list(tags or [])
-        self.limiter = limiter
+        self.pool = pool
         self.heartbeat_timeout_s = heartbeat_timeout_s
-        self._trainer = trainer
+        self.boundary = boundary
+        self._refuse = refuse
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._states = [RunState(spec=s, total=s.optim.steps) for s in self.specs]
+        self._tasks: list[Task | None] = [None] * len(self.specs)  # the pool's task while this job watches it
         self._thread: threading.Thread | None = None
-        self._ticket = limiter.ticket()
         self.started_at = time.time()
         self.finished_at: float | None = None
         self.error = ""
         self._heartbeat = time.monotonic()
-        self.version = 0  # bumps on every change, so pollers can skip redraws
 
     # --- control (script thread) ---------------------------------------------------------------
-    def start(self) -> "Job":
-        self._thread = threading.Thread(target=self._work, name=f"learnmech-job-{self._ticket}", daemon=True)
+    def start(self) -> Job:
+        self._thread = threading.Thread(target=self._work, name="learnmech-job", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop now: the runs not finished show 'stopped' with what was measured so far."""
         self._stop.set()
+        with self.pool.changed:
+            self.pool.changed.notify_all()
 
     def heartbeat(self) -> None:
         """Called by the session's pollers; a job nobody polls for a while stops."""
@@ -154,18 +117,45 @@ class Job:
         return self.finished_at is not None
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the worker finishes (tests and benchmarks); True if it did."""
+        """Block until every run has finished (tests and benchmarks); True if they did."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self.done
 
-    def snapshot(self) -> list[RunState]:
-        """Copies of the run states (rows copied; safe to read while the worker goes on)."""
+    def training(self) -> Task | None:
+        """The pool task of the run training now, if this job watches one."""
         with self._lock:
-            return [RunState(spec=s.spec, state=s.state, rows=list(s.rows), step=s.step, total=s.total,
-                             elapsed_s=s.elapsed_s, eta_s=s.eta_s, message=s.message, run=s.run, source=s.source,
-                             queue_position=self.limiter.position(self._ticket) if s.state == "queued" else None)
-                    for s in self._states]
+            return next((t for t in self._tasks if t is not None and t.state == "running"), None)
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate of the run training now, from its next step (ValueError says why not)."""
+        task = self.training()
+        if task is None:
+            raise ValueError("no run of yours is training right now")
+        self.pool.set_lr(task, lr)
+
+    def pause(self, paused: bool) -> None:
+        task = self.training()
+        if task is None:
+            raise ValueError("no run of yours is training right now")
+        self.pool.pause(task, paused)
+
+    def snapshot(self) -> list[RunState]:
+        """Copies of the run states (safe to read while the pool trains)."""
+        out = []
+        with self.pool.changed, self._lock:
+            for s, task in zip(self._states, self._tasks, strict=True):
+                if task is None:
+                    out.append(RunState(spec=s.spec, state=s.state, rows=list(s.rows), step=s.step, total=s.total,
+                                        elapsed_s=s.elapsed_s, eta_s=s.eta_s, message=s.message, run=s.run,
+                                        source=s.source, grid=s.grid))
+                    continue
+                state = task.state if task.state != "running" or task.rows else "running"
+                out.append(RunState(spec=task.spec, state=state, rows=list(task.rows), step=task.step,
+                                    total=task.total, elapsed_s=task.elapsed_s, eta_s=task.eta_s,
+                                    queue_position=self.pool.position(task), message=task.message, run=task.run,
+                                    source=task.source, grid=task.grid, paused=task.paused))
+        return out
 
     def progress(self) -> tuple[float, str]:
         """(fraction done over all runs, one line of text) for a progress bar."""
@@ -181,19 +171,24 @@ class Job:
             text = "starting"
         elif current.state == "queued":
             pos = current.queue_position
-            running, waiting = self.limiter.load()
-            text = (f"waiting for a free training slot: place {pos} in the queue ({running} running)" if pos
-                    else "waiting for a free training slot")
+            running, _ = self.pool.load()
+            if pos and not running:
+                text = f"starting the training processes (place {pos} in the queue)"
+            elif pos:
+                text = f"waiting for a free training slot: place {pos} in the queue ({running} running)"
+            else:
+                text = "waiting for a free training slot"
         else:
             eta = f", about {current.eta_s:.0f} s left" if current.eta_s == current.eta_s else ""
-            text = f"run {n_done + 1} of {len(states)}: step {current.step} of {current.total}{eta}"
+            paused = " (paused)" if current.paused else ""
+            text = f"run {n_done + 1} of {len(states)}: step {current.step} of {current.total}{eta}{paused}"
         return min(max(fraction, 0.0), 1.0), text
 
     def runs(self) -> list[Run]:
         """Finished runs so far, in spec order."""
         return [s.run for s in self.snapshot() if s.run is not None]
 
-    # --- worker thread ---------------------------------------------------------------------------
+    # --- the job's thread --------------------------------------------------------------------------
     def _should_stop(self) -> bool:
         if self._stop.is_set():
             return True
@@ -207,7 +202,6 @@ class Job:
         with self._lock:
             for k, v in changes.items():
                 setattr(self._states[i], k, v)
-            self.version += 1
 
     def _lookup(self, spec: RunSpec) -> tuple[Run | None, str]:
         key = spec.key()
@@ -229,49 +223,53 @@ class Job:
                     continue
                 run, source = self._lookup(spec)
                 if run is not None:
-                    if self.tags and source == "store" and not getattr(self.store, "readonly", True):
-                        try:
-                            self.store.put(run, tags=self.tags)  # merges the tags
-                        except Exception:
-                            pass
-                    self._set(i, state="stored", run=run, source=source, rows=[],
-                              step=spec.optim.steps, message=f"read from the {source}")
+                    self._read(i, spec, run, source)
                     continue
-                self._train_one(i, spec)
-        except Exception as err:  # never let the worker die silently
+                refused = self._refuse(spec) if self._refuse is not None else ""
+                if refused:
+                    self._set(i, state="failed", message=refused)
+                    continue
+                self._train(i, spec)
+        except Exception as err:  # never let the job's thread die silently
             self.error = f"{type(err).__name__}: {err}"
         finally:
             with self._lock:
                 self.finished_at = time.time()
-                self.version += 1
+            with self.pool.changed:
+                self.pool.changed.notify_all()
 
-    def _train_one(self, i: int, spec: RunSpec) -> None:
-        self._set(i, state="queued")
-        if not self.limiter.acquire(self._ticket, self._should_stop):
-            self._set(i, state="stopped", message="stopped while waiting in the queue")
+    def _read(self, i: int, spec: RunSpec, run: Run, source: str) -> None:
+        if self.tags and source == "store" and not getattr(self.store, "readonly", True):
+            with contextlib.suppress(Exception):  # tags are a convenience; the run is there
+                self.store.put(run, tags=self.tags)  # merges the tags
+        self._set(i, state="stored", run=run, source=source, rows=[], step=spec.optim.steps,
+                  message=f"read from the {source}")
+
+    def _train(self, i: int, spec: RunSpec) -> None:
+        task = self.pool.submit(spec, boundary=self.boundary, tags=self.tags)
+        with self._lock:
+            self._tasks[i] = task
+        with self.pool.changed:
+            while not task.finished and not self._should_stop():
+                self.pool.changed.wait(0.25)
+            finished = task.finished
+        if finished and task.source == "store":  # trained meanwhile (by another session)
+            with self._lock:
+                self._tasks[i] = None
+            self._read(i, spec, task.run, "store")
             return
-        try:
-            self._set(i, state="running")
-            state = self._states[i]
-
-            def on_progress(p: Progress) -> None:
-                with self._lock:
-                    state.rows.append(dict(p.row))
-                    state.step, state.elapsed_s, state.eta_s = p.step, p.elapsed_s, p.eta_s
-                    self.version += 1
-
-            run = self._trainer(spec, on_progress=on_progress, should_stop=self._should_stop)
-        finally:
-            self.limiter.release(self._ticket)
-        stored = ""
-        if run.status != "stopped" and self.store is not None and not getattr(self.store, "readonly", False):
-            try:
-                self.store.put(run, tags=self.tags)
-                stored = "stored"
-            except Exception as err:
-                stored = f"could not be stored ({type(err).__name__}: {err})"
-        message = run.message or ""
-        if stored and stored != "stored":
-            message = (message + "; " if message else "") + stored
-        self._set(i, state=run.status, run=run, message=message, source="trained",
-                  step=int(run.history["step"].max()) if len(run.history) else 0)
+        if finished:
+            with self._lock:
+                self._tasks[i] = None
+                s = self._states[i]
+                s.spec, s.state, s.run, s.message, s.source = task.spec, task.state, task.run, task.message, task.source
+                s.rows, s.step, s.total, s.grid = [], task.step, task.total, task.grid
+            return
+        with self.pool.changed:  # stopped by this session: keep the curve so far, let go of the task
+            rows, step, grid, spec_now = list(task.rows), task.step, task.grid, task.spec
+        self.pool.leave(task)
+        with self._lock:
+            self._tasks[i] = None
+            s = self._states[i]
+            s.spec, s.state, s.rows, s.step, s.grid = spec_now, "stopped", rows, step, grid
+            s.message = f"stopped by you at step {step}" if rows else "stopped before it started"

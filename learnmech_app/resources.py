@@ -1,9 +1,15 @@
 """Shared resources and caches of the app (one server process, many sessions).
 
 `st.cache_resource` holds read-only or thread-safe shared objects: the run store, the gallery, the
-training `Limiter`. `st.cache_data` holds finished runs and listings, keyed by store root and run key
+training pool. `st.cache_data` holds finished runs and listings, keyed by store root and run key
 (never by tensors or big arrays). The gallery is read-only and shipped, so its listing is cached for
 the life of the process; the store's listing is cheap (SQLite) and read fresh.
+
+Training happens in the pool's worker processes (pool.py), sized from the profile and the CPU quota
+the container really has (quota.py): one worker per CPU, at most `max_concurrent_runs`, each with
+`max_worker_mb` of memory. `LEARNMECH_TRAINER=thread` trains on threads of the server instead (the
+design before the pool; AppTest uses it too, since its script runs inside the test process);
+`LEARNMECH_WORKERS` overrides the number of workers.
 """
 
 from __future__ import annotations
@@ -17,10 +23,39 @@ import pandas as pd
 import streamlit as st
 
 from learnmech_core.config import current_caps
+from learnmech_core.footprint import refusal
 from learnmech_core.store import RunStore, default_root, gallery_root
 from learnmech_core.train import Run
 
-from .jobs import Limiter
+from . import quota
+from .pool import TrainingPool
+
+SECRET_SETTINGS = ("LEARNMECH_PROFILE", "LEARNMECH_TRAINER", "LEARNMECH_WORKERS", "LEARNMECH_WORKER_NICE",
+                   "LEARNMECH_TORCH_THREADS", "LEARNMECH_HOME", "LEARNMECH_DATA_DIR")
+
+
+def settings_from_secrets(secrets, environ=os.environ) -> dict[str, str]:
+    """Copy the LEARNMECH_* settings found in Streamlit secrets into the environment (where not set there).
+
+    Streamlit Community Cloud takes settings as secrets (TOML in the app's "Advanced settings"); root-level
+    ones also reach os.environ when the server starts, but a secrets file added later, or AppTest's
+    secrets, reach only `st.secrets`. Returns what was copied.
+    """
+    copied = {}
+    for name in SECRET_SETTINGS:
+        try:
+            value = secrets.get(name) if hasattr(secrets, "get") else None
+        except Exception:  # no secrets file at all
+            return copied
+        if value is not None and not isinstance(value, dict) and name not in environ:
+            environ[name] = copied[name] = str(value)
+    return copied
+
+
+def apply_secrets() -> None:
+    """Once per script run, before anything reads the profile: settings from `st.secrets` (cheap: a dict)."""
+    with contextlib.suppress(Exception):
+        settings_from_secrets(st.secrets)
 
 
 @st.cache_resource(show_spinner=False)
@@ -47,15 +82,60 @@ def gallery_present() -> bool:
     return (gallery_root() / "runs").is_dir() and any((gallery_root() / "runs").iterdir())
 
 
-@st.cache_resource(show_spinner=False)
-def _limiter(profile: str, slots: int) -> Limiter:
-    return Limiter(slots)
+def trainer_mode() -> str:
+    """'process' (worker processes) unless LEARNMECH_TRAINER=thread or the script runs under AppTest."""
+    env = os.environ.get("LEARNMECH_TRAINER", "").strip().lower()
+    if env in ("process", "thread"):
+        return env
+    from streamlit.runtime.state.common import TESTING_KEY
+
+    try:
+        return "thread" if TESTING_KEY in st.session_state else "process"
+    except Exception:  # outside a script run
+        return "process"
 
 
-def limiter() -> Limiter:
-    """The server-wide queue capping concurrent training (caps.max_concurrent_runs)."""
+def pool_shape() -> tuple[int, int]:
+    """(workers, torch threads per worker) from the profile and the CPU quota (LEARNMECH_WORKERS overrides)."""
     caps = current_caps()
-    return _limiter(caps.profile, caps.max_concurrent_runs)
+    workers, threads = quota.pool_shape(quota.available_cpus(), caps.max_concurrent_runs)
+    env = os.environ.get("LEARNMECH_WORKERS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        workers = int(env)
+    return workers, threads
+
+
+def worker_nice() -> int:
+    """How much lower than the server the workers run (LEARNMECH_WORKER_NICE, default 10): the server's
+    pages come first. On a machine shared with other busy processes, 0 gives training its fair share."""
+    env = os.environ.get("LEARNMECH_WORKER_NICE", "").strip()
+    return int(env) if env.isdigit() else 10
+
+
+@st.cache_resource(show_spinner=False)
+def _pool(profile: str, mode: str, workers: int, threads: int, cap_mb: float, root: str, nice: int) -> TrainingPool:
+    pool = TrainingPool(workers, mode, store=_store_at(root), memory_cap_mb=cap_mb, threads=threads, profile=profile,
+                        nice=nice)
+    if mode == "process":  # start the forkserver (it imports torch: seconds) and the workers now, not at the first Run
+        threading.Thread(target=pool.warm, name="learnmech-pool-warm", daemon=True).start()
+    return pool
+
+
+def pool() -> TrainingPool:
+    """The server-wide training pool: the queue every session's runs wait in, and the workers."""
+    caps = current_caps()
+    workers, threads = pool_shape()
+    return _pool(caps.profile, trainer_mode(), workers, threads, caps.max_worker_mb, str(default_root()),
+                 worker_nice())
+
+
+def refuse(spec) -> str:
+    """Why a run is not trained here ('' when it fits the profile's memory cap per run)."""
+    caps = current_caps()
+    try:
+        return refusal(spec, caps.max_worker_mb, caps.profile)
+    except Exception:  # an estimate that fails never blocks a run; the worker's memory watch still applies
+        return ""
 
 
 def sources() -> list[RunStore]:
@@ -139,24 +219,28 @@ MEASUREMENT_MODULES = ("curvature", "spectra", "landscape", "ntk", "noise", "col
 
 
 def torch_threads_for_app() -> int:
-    """Intra-op threads per run: the cores shared among the runs that may train at once.
+    """Intra-op threads of the server process.
 
-    Runs train in threads of one server process; torch's intra-op pool is process-wide. With every run
-    using every core, concurrent runs (and the page's own script threads) oversubscribe the CPU and
-    small models slow down a hundredfold (measured: 100 steps of a width-8 MLP took 25 s with 2 threads
-    on a busy 2-core machine, 0.11 s with 1). LEARNMECH_TORCH_THREADS overrides.
+    With worker processes the server trains nothing: one thread for what it computes itself (figures,
+    decision boundaries of finished runs). In thread mode runs train in threads of this process and
+    torch's intra-op pool is process-wide, so the cores are shared among the runs that may train at once
+    (oversubscribed, small models slow down a hundredfold: 100 steps of a width-8 MLP took 25 s with 2
+    threads on a busy 2-core machine, 0.11 s with 1). LEARNMECH_TORCH_THREADS overrides.
     """
     env = os.environ.get("LEARNMECH_TORCH_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, (os.cpu_count() or 1) // max(current_caps().max_concurrent_runs, 1))
+    if trainer_mode() == "process":
+        return 1
+    return max(1, int(quota.available_cpus()) // max(current_caps().max_concurrent_runs, 1))
 
 
 @st.cache_resource(show_spinner=False)
 def configure_process() -> int:
-    """Once per server process: set torch's thread count and import the measurement modules.
+    """Once per server process: torch's thread count, the training pool (its workers start in the
+    background), the measurement modules imported, the home page's cards drawn in the background.
 
-    Importing them here, in a script thread, means worker threads never import (and compile) code
+    Importing the modules here, in a script thread, means no other thread imports (and compiles) code
     while a script is being parsed (CPython 3.11 can raise 'AST constructor recursion depth mismatch'
     when two threads build ASTs at once).
     """
@@ -167,27 +251,29 @@ def configure_process() -> int:
     threads = torch_threads_for_app()
     torch.set_num_threads(threads)
     for name in MEASUREMENT_MODULES:
-        try:
+        with contextlib.suppress(Exception):  # a module being rewritten: imported later by the probe that needs it
             importlib.import_module(f"learnmech_core.{name}")
-        except Exception:
-            pass  # a module being rewritten: imported later by the probe that needs it
-    threading.Thread(target=_warm_everything, name="learnmech-warm-up", daemon=True).start()
+    importlib.import_module("learnmech_app.worker")  # the thread-mode worker loop; torch._dynamo with it
+    training_here = trainer_mode() == "thread"
+    pool()
+    threading.Thread(target=_warm_everything, args=(training_here,), name="learnmech-warm-up", daemon=True).start()
     return threads
 
 
-def _warm_everything() -> None:
-    """Background work at server start: torch's one-time costs and the run listing."""
-    warm_up()
+def _warm_everything(training_here: bool) -> None:
+    """Background work at server start: torch's one-time costs (when runs train here) and the run listing."""
+    if training_here:
+        warm_up()
     with contextlib.suppress(Exception):
         run_index()  # the gallery's listing (reading every run's spec) for Runs, Compare and Spectra
 
 
 def warm_up() -> float:
-    """Pay torch's one-time costs before a visitor presses Run; returns the seconds it took.
+    """Pay torch's one-time costs in this process before a visitor presses Run; returns the seconds it took.
 
     The first optimiser step of a process imports torch._dynamo (1-15 s on a busy 2-core machine);
-    a two-step run of a tiny model in a background thread at server start takes that off the first
-    live run. Nothing is stored.
+    a two-step run of a tiny model takes that off the first live run when runs train in this process.
+    Nothing is stored.
     """
     import time
 
@@ -217,8 +303,11 @@ def device_in_use() -> str:
 
 def profile_text() -> str:
     caps = current_caps()
-    return (f"{caps.profile} profile: at most {caps.max_concurrent_runs} runs train at once, "
-            f"{caps.max_steps:,} steps, {caps.max_params:,} parameters, uploads up to {caps.max_upload_mb:g} MB")
+    workers, _ = pool_shape()
+    where = "in worker processes" if trainer_mode() == "process" else "in the server process"
+    return (f"{caps.profile} profile: {workers} run{'s' if workers != 1 else ''} train at once {where} "
+            f"(at most {caps.max_worker_mb:,.0f} MB each), {caps.max_steps:,} steps, {caps.max_params:,} parameters, "
+            f"uploads up to {caps.max_upload_mb:g} MB")
 
 
 def store_location() -> str:

@@ -39,8 +39,9 @@ def _queue_live() -> None:
 
 
 def _queue_body() -> None:
-    running, waiting = resources.limiter().load()
-    slots = resources.limiter().slots
+    pool = resources.pool()
+    running, waiting = pool.load()
+    slots = pool.slots
     line = f":material/model_training: **Training now:** {running} of {slots} slots"
     if waiting:
         line += f", {waiting} waiting"

@@ -32,7 +32,8 @@ from .registry import (
 
 SPEC_VERSION = 1  # bump when the meaning of a field changes: old keys then stop matching
 # fields added since version 1 -> default; at their default they stay out of RunSpec.key()
-ADDED_FIELDS = {("model", "head_width"): 0, ("probes", "snapshot_every"): 0, ("probes", "gauss_newton_k"): 0}
+ADDED_FIELDS = {("model", "head_width"): 0, ("probes", "snapshot_every"): 0, ("probes", "gauss_newton_k"): 0,
+                ("optim", "lr_changes"): []}
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,22 @@ class Caps:
     max_wall_s: float
     max_upload_mb: float
     max_concurrent_runs: int
+    max_worker_mb: float = 8192.0  # resident memory of one training process (its run refused / stopped above)
 
 
 PROFILES = {
-    "local": Caps("local", 20_000_000, 4096, 32, 70_000, 200_000, 24 * 3600.0, 200.0, 4),
-    "hosted": Caps("hosted", 300_000, 1024, 8, 5_000, 5_000, 180.0, 5.0, 2),
+    "local": Caps("local", 20_000_000, 4096, 32, 70_000, 200_000, 24 * 3600.0, 200.0, 4, max_worker_mb=8192.0),
+    "hosted": Caps("hosted", 300_000, 1024, 8, 5_000, 5_000, 180.0, 5.0, 2, max_worker_mb=600.0),
 }
 
 
 def current_caps() -> Caps:
-    """Caps of the profile named by LEARNMECH_PROFILE (default local)."""
+    """Caps of the profile named by LEARNMECH_PROFILE (default local).
+
+    On Streamlit Community Cloud, a root-level secret `LEARNMECH_PROFILE = "hosted"` in the app's
+    settings becomes this environment variable (Streamlit copies root-level secrets into os.environ
+    when the server starts; the app also copies them itself, see `learnmech_app.resources`).
+    """
     name = os.environ.get("LEARNMECH_PROFILE", "local").strip().lower() or "local"
     if name not in PROFILES:
         raise ValueError(f"LEARNMECH_PROFILE must be one of {', '.join(PROFILES)} (got {name!r})")
@@ -137,8 +144,8 @@ class ModelSpec:
 class DataSpec:
     """Dataset by registry name, its size and generator settings.
 
-    Generator settings apply to the datasets that use them: `dim`, `n_classes`, `separation`
-    (gaussian_mixture), `dim`, `teacher_width`, `noise` (teacher_student), `dim`, `singular_values`,
+    Generator settings apply to the datasets that use them: `dim`, `n_classes`, `separation`,
+    `noise` (gaussian_mixture: noise added to the unit-variance clusters), `dim`, `teacher_width`, `noise` (teacher_student), `dim`, `singular_values`,
     `noise` (linear_lowrank), `noise` (moons, spirals, circles), `modulus`, `op` (modular_arithmetic:
     n_train + n_test pairs drawn without replacement from all pairs). `classes` keeps only those labels.
     """
@@ -199,6 +206,8 @@ class OptimSpec:
     `loss="mse"` is 0.5 x squared error summed over outputs, averaged over examples (the convention
     under which GD's stability threshold is 2/eta on the Hessian of this loss). The run counts as
     diverged when the loss is not finite or exceeds `diverge_factor` x max(initial loss, 1).
+    `lr_changes` lists `(step, lr)` pairs, steps increasing: from that step on the base learning rate
+    is `lr` (a teacher's change of a live run is recorded here, so the spec replays it).
     """
 
     name: str = "gd"
@@ -215,6 +224,7 @@ class OptimSpec:
     warmup_steps: int = 0
     eval_every: int = 10
     diverge_factor: float = 1e3
+    lr_changes: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self):
         caps = current_caps()
@@ -232,10 +242,26 @@ class OptimSpec:
         _set(self, "warmup_steps", _int("optim.warmup_steps", self.warmup_steps, 0, self.steps))
         _set(self, "eval_every", _int("optim.eval_every", self.eval_every, 0, caps.max_steps))
         _set(self, "diverge_factor", _float("optim.diverge_factor", self.diverge_factor, 1.0, 1e12))
+        _set(self, "lr_changes", _lr_changes(self.lr_changes, self.steps))
         if self.name == "gd" and self.batch_size != 0:
             raise ValueError(
                 f"optim.batch_size must be 0 (full batch) for gd (got {self.batch_size}); use sgd for minibatches"
             )
+
+
+def _lr_changes(value, steps: int) -> tuple[tuple[int, float], ...]:
+    """Validated `optim.lr_changes`: (step, lr) pairs with 1 <= step < steps, steps strictly increasing."""
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(f"optim.lr_changes must be a list of (step, lr) pairs (got {value!r})")
+    out: list[tuple[int, float]] = []
+    for item in value:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ValueError(f"optim.lr_changes entries must be (step, lr) pairs (got {item!r})")
+        step = _int("optim.lr_changes step", item[0], 1, max(steps - 1, 1))
+        if out and step <= out[-1][0]:
+            raise ValueError(f"optim.lr_changes steps must increase (got {step} after {out[-1][0]})")
+        out.append((step, _float("optim.lr_changes lr", item[1], 0.0, 1e4, lo_open=True)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -460,6 +486,8 @@ def _encode(value) -> str:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return ",".join(":".join(_encode(x) for x in v) for v in value)  # lr_changes: step:lr,step:lr
     if isinstance(value, list):
         return ",".join(_encode(v) for v in value)
     if isinstance(value, float):
@@ -473,6 +501,8 @@ def _decode(path: str, raw: str, hint) -> object:
     if text.lower() == "none" and "None" in hint_s:
         return None
     try:
+        if hint_s.startswith("tuple[tuple"):  # lr_changes: step:lr,step:lr
+            return [[float(x) for x in pair.split(":")] for pair in text.split(",") if pair.strip()]
         if "tuple" in hint_s:
             item = float if "float" in hint_s else str if "str" in hint_s else int
             return [item(t) for t in text.split(",") if t.strip()]

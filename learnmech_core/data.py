@@ -155,7 +155,7 @@ def _gaussian_mixture(spec, rng, n):
     means = directions * spec.separation / 2.0
     y = rng.integers(0, spec.n_classes, size=n)
     x = means[y] + rng.standard_normal((n, spec.dim))
-    return x, y
+    return x + spec.noise * rng.standard_normal(x.shape), y  # extra input noise (0: unit-variance clusters)
 
 
 def _teacher_student(spec, rng, n):
@@ -445,6 +445,13 @@ def display_name(name: str) -> str:
         upload = _UPLOADS.get(name)
     short = name[: len(UPLOAD_PREFIX) + 6]
     return f"{upload.info.description} ({short})" if upload is not None and upload.info.description else short
+
+
+def upload_arrays(name: str) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """(x, y, task, label) of a registered upload: `register_array_dataset(*...)` registers it again under
+    the same name in another process (a training worker)."""
+    upload = _uploads_get(name)
+    return (*upload.arrays, upload.info.task, upload.info.description)
 
 
 def _uploads_get(name: str) -> _Upload:

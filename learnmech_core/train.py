@@ -10,6 +10,11 @@ status "diverged" and keeps the history up to it; `should_stop()` returning True
 "stopped"; an exception inside a probe is recorded (NaN plus a reason) and the run goes on; any other
 exception ends it with "failed" and the message. No global RNG is touched: the run owns a CPU
 `torch.Generator` seeded with `spec.seed` for initialisation and minibatch order.
+
+`control(step, model)`, when given, is consulted at the start of every step before the last (before
+the forward pass); it may block (a paused run) and may return a new base learning rate, used from that
+step on. A change is recorded as `(step, lr)` in the returned run's `spec.optim.lr_changes` (and in the
+history's `lr` column), so the returned spec replays the same run without a control.
 """
 
 from __future__ import annotations
@@ -129,6 +134,12 @@ def lr_factor(spec: RunSpec, step: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(step - o.warmup_steps, span) / span))
 
 
+def base_lr(changes: dict[int, float], lr: float, step: int) -> float:
+    """The base learning rate at a step: `lr`, or the value of the last change at or before the step."""
+    due = [s for s in changes if s <= step]
+    return changes[max(due)] if due else lr
+
+
 def make_optimizer(spec: RunSpec, model: torch.nn.Module) -> torch.optim.Optimizer:
     """torch optimiser with one parameter group per parametrisation lr multiplier."""
     o = spec.optim
@@ -168,17 +179,21 @@ class _Batches:
 
 
 def train(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, data: Dataset | None = None) -> Run:
+          should_stop: Callable[[], bool] | None = None, data: Dataset | None = None,
+          control: Callable[[int, torch.nn.Module], float | None] | None = None) -> Run:
     """Train the model a spec describes; never raises for divergence, stops or probe failures."""
     started = time.perf_counter()
     rows: list[dict] = []
     spectra_rows: list[tuple] = []
     run = Run(spec=spec, history=pd.DataFrame())
+    changes = dict(spec.optim.lr_changes)
     try:
-        _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started)
+        _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started, control, changes)
     except Exception as err:  # a failed run is an outcome to show, with its reason
         run.status, run.message = "failed", f"{type(err).__name__}: {err}"
         run.traceback = format_exc()
+    if changes != dict(spec.optim.lr_changes):  # changed while training: the spec that replays this run
+        run.spec = spec.replace(**{"optim.lr_changes": tuple(sorted(changes.items()))})
     run.history = pd.DataFrame(rows)
     run.spectra = pd.DataFrame(spectra_rows, columns=SPECTRA_COLUMNS)
     run.timings["total_s"] = time.perf_counter() - started
@@ -195,7 +210,7 @@ def device_split(data, loss: str, device, dtype) -> tuple[torch.Tensor, ...]:
             on_device(data.targets(data.y_test, loss)))
 
 
-def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started):
+def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started, control=None, changes=None):
     caps = current_caps()
     device = resolve_device(spec.device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
@@ -220,15 +235,20 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
     timings = run.timings
     timings.update(train_s=0.0, eval_s=0.0, probe_s={})
     o, steps, log_every = spec.optim, spec.optim.steps, spec.probes.log_every
+    changes = dict(o.lr_changes) if changes is None else changes
     initial_loss = None
     t0 = time.perf_counter()
 
     for step in range(steps + 1):
         last = step == steps
+        if control is not None and not last:
+            new_lr = control(step, model)
+            if new_lr is not None and new_lr != base_lr(changes, o.lr, step):
+                changes[step] = float(new_lr)
         idx = batches.next() if not last else None
         xb, yb = (x_train, y_train) if idx is None else (x_train[idx], y_train[idx])
         tick = time.perf_counter()
-        lr = o.lr * lr_factor(spec, min(step, steps - 1))
+        lr = base_lr(changes, o.lr, min(step, steps - 1)) * lr_factor(spec, min(step, steps - 1))
         outputs = model(xb)
         loss = loss_fn(outputs, yb)
         if not last:
@@ -282,7 +302,7 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
             run.status, run.message = "stopped", f"stopped at the {caps.profile} wall-time cap of {caps.max_wall_s:g} s"
             break
         tick = time.perf_counter()
-        if o.schedule != "constant":
+        if o.schedule != "constant" or changes:
             for g in optimizer.param_groups:
                 g["lr"] = lr * g["lr_mult"]
         optimizer.step()

@@ -1,8 +1,8 @@
-"""Explore: build runs from widgets, train them live (a worker thread), watch the curves overlay."""
+"""Explore: build runs from widgets, train them live (the worker pool), watch the curves overlay; steer η."""
 
 import streamlit as st
 
-from learnmech_app import live, resources, spec_form, ui
+from learnmech_app import live, resources, spec_form, steer, ui
 from learnmech_app.urlstate import choice
 from learnmech_core.plots import runs as prun
 
@@ -16,15 +16,24 @@ ui.header(
 )
 present = ui.presentation()
 with ui.controls("Settings"):
+    with st.container(horizontal=True, vertical_alignment="bottom"):  # 2-D datasets: the decision boundary
+        noise = st.slider("Data noise (2-D datasets)", 0.0, 1.0, 0.0, 0.05, key="data.noise", bind="query-params",
+                          width=260, help="Standard deviation of Gaussian noise added to the inputs of moons, "
+                                          "circles, spirals and Gaussian mixtures, as in TensorFlow Playground.")
+        flat = st.toggle("Gaussian mixture in 2-D", key="gm2d", bind="query-params",
+                         help="Draw the Gaussian mixture in the plane (data.dim = 2), so its decision boundary shows.")
     form = spec_form.form()
-for message in form.errors:
+specs, problems = live.with_data_noise(form.specs, noise, flat)
+refusals = list(dict.fromkeys(problems + [m for m in (resources.refuse(s) for s in specs) if m]))
+for message in refusals + form.errors:
     ui.error(message)
 for note in form.notes:
     st.warning(note, icon=":material/warning:")
 if form.skipped:
     st.warning("Skipped combinations that cannot run: " + "; ".join(form.skipped), icon=":material/warning:")
-if form.overrides:
-    st.caption("Also set by the link: " + ", ".join(f"`{k}={v}`" for k, v in form.overrides.items()))
+overrides = {k: v for k, v in form.overrides.items() if k != "data.noise"}  # the slider shows the noise
+if overrides:
+    st.caption("Also set by the link: " + ", ".join(f"`{k}={v}`" for k, v in overrides.items()))
 
 with st.container(horizontal=True, vertical_alignment="center"):
     x = choice(st.segmented_control, "x axis", list(prun.X_AXES), default="step", key="x",
@@ -41,18 +50,20 @@ job = live.session_job("explore")
 busy = job is not None and not job.done
 cols = st.columns([1, 2, 5], vertical_alignment="center")
 clicked = cols[0].button("Run", type="primary", icon=":material/play_arrow:", key="run",
-                         disabled=bool(form.errors) or busy or not form.specs)
-cols[2].caption(spec_form.describe_set(form.specs))
+                         disabled=bool(form.errors or refusals) or busy or not specs)
+cols[2].caption(spec_form.describe_set(specs))
 with cols[1]:
     ui.share_link()
-if clicked and form.specs:
-    job = live.start_job("explore", form.specs)
+if clicked and specs:
+    job = live.start_job("explore", specs)
 
 
 def render(job):
     live.progress(job, stop_key="explore_stop")
+    steer.controls(job, "explore")
     runs = live.runs_of(job)
-    live.training_charts(runs, "explore", x or "step", smoothing, extra, present, norm)
+    live.training_charts(runs, "explore", x or "step", smoothing, extra, present, norm,
+                         boundary=live.boundary_of(job, present))
     if job.done:
         ui.show_table(live.state_table(job), "explore_runs", hide_index=True)
         _links([s.key for s in job.snapshot() if s.run is not None and s.state != "stopped"])
@@ -69,7 +80,6 @@ def _links(keys):
                          query_params={"run": keys[0]})
 
 
-specs = form.specs
 if job is not None and (busy or [s.key() for s in job.specs] == [s.key() for s in specs]):
     if busy and [s.key() for s in job.specs] != [s.key() for s in specs]:
         st.info("Showing the set that is training; your changed settings run when it has finished.")
@@ -79,7 +89,8 @@ elif specs:
     if stored:
         st.success(f"{len(stored)} of {len(specs)} runs with these settings are already stored: shown at once."
                    + ("" if len(stored) == len(specs) else " Press Run to train the rest."), icon=":material/bolt:")
-        live.training_charts(stored, "explore", x or "step", smoothing, extra, present, norm)
+        live.training_charts(stored, "explore", x or "step", smoothing, extra, present, norm,
+                             boundary=live.finished_boundary(stored, present))
         _links([r.spec.key() for r in stored])
     else:
         st.info("Press **Run** to train. Small settings (width 32, 200 steps) finish in seconds.",

@@ -1,6 +1,6 @@
 """The app under Streamlit's AppTest: every page renders, a tiny live run, bad inputs, links restore views.
 
-Also the plain-Python job machinery (`learnmech_app.jobs`): the FIFO training queue and worker jobs.
+The job machinery (queue, pool, workers) has its own tests: tests/test_jobs.py and tests/test_pool.py.
 A fake phenomenon (`tiny_test`) stands in for the catalogue so these tests do not depend on which
 phenomena modules exist and how long their runs take.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -613,110 +612,3 @@ def test_runs_page_imports_a_good_file_rejects_a_corrupt_one_and_deletes():
     at.button(key="delete").click().run()
     assert_clean(at)
     assert not RunStore().has(run.key)
-
-
-# ---------------------------------------------------------------------------------------------- jobs
-
-
-def test_limiter_is_first_come_first_served_and_capped():
-    from learnmech_app.jobs import Limiter
-
-    lim = Limiter(1)
-    t1, t2, t3 = lim.ticket(), lim.ticket(), lim.ticket()
-    assert lim.acquire(t1)
-    got = []
-    waiters = [threading.Thread(target=lambda t=t: got.append(t) if lim.acquire(t) else None) for t in (t2, t3)]
-    waiters[0].start()
-    time.sleep(0.3)
-    waiters[1].start()
-    time.sleep(0.3)
-    assert lim.load() == (1, 2) and lim.position(t2) == 1 and lim.position(t3) == 2
-    lim.release(t1)
-    waiters[0].join(2)
-    assert got == [t2] and lim.position(t3) == 1
-    lim.release(t2)
-    waiters[1].join(2)
-    assert got == [t2, t3]
-    lim.release(t3)
-    assert lim.load() == (0, 0)
-
-
-def test_limiter_gives_up_when_asked_to_stop():
-    from learnmech_app.jobs import Limiter
-
-    lim = Limiter(1)
-    a, b = lim.ticket(), lim.ticket()
-    lim.acquire(a)
-    assert lim.acquire(b, should_stop=lambda: True) is False
-    assert lim.position(b) is None
-
-
-def fake_trainer(steps_done=None, fail=False):
-    def trainer(spec, on_progress=None, should_stop=None):
-        from learnmech_core.train import Progress
-
-        rows = []
-        for step in range(spec.optim.steps + 1):
-            row = {"step": step, "time_s": step * 0.01, "loss": 1.0 / (step + 1)}
-            rows.append(row)
-            on_progress(Progress(step, spec.optim.steps, row, step * 0.01))
-            if should_stop():
-                return Run(spec, pd.DataFrame(rows), status="stopped", message="stopped by the user")
-            time.sleep(0.01)
-        if fail:
-            return Run(spec, pd.DataFrame(rows), status="failed", message="RuntimeError: boom")
-        return Run(spec, pd.DataFrame(rows))
-
-    return trainer
-
-
-def test_job_reads_stored_runs_trains_the_rest_and_stores_them():
-    from learnmech_app.jobs import Job, Limiter
-
-    store = RunStore()
-    known = tiny_spec(seed=5)
-    store.put(Run(known, pd.DataFrame({"step": [0, 4], "loss": [1.0, 0.5]})))
-    job = Job([known, tiny_spec(seed=6)], store, Limiter(1), trainer=fake_trainer(), tags=["t:x"]).start()
-    assert job.wait(10)
-    states = job.snapshot()
-    assert [s.state for s in states] == ["stored", "ok"]
-    assert store.has(tiny_spec(seed=6).key()) and "t:x" in store.list(tag="t:x")["tags"].iloc[0]
-    assert job.progress()[0] == 1.0
-
-
-def test_job_stop_keeps_partial_curve_and_stores_nothing():
-    from learnmech_app.jobs import Job, Limiter
-
-    store = RunStore()
-    job = Job([tiny_spec(**{"optim.steps": 2000}), tiny_spec(seed=3)], store, Limiter(1),
-              trainer=fake_trainer()).start()
-    time.sleep(0.2)
-    job.stop()
-    assert job.wait(10)
-    states = job.snapshot()
-    assert states[0].state == "stopped" and states[0].rows
-    assert states[1].state == "stopped" and "not started" in states[1].message
-    assert store.list().empty
-
-
-def test_job_waits_in_the_queue_visibly():
-    from learnmech_app.jobs import Job, Limiter
-
-    lim = Limiter(1)
-    holder = lim.ticket()
-    lim.acquire(holder)
-    job = Job([tiny_spec()], RunStore(), lim, trainer=fake_trainer()).start()
-    time.sleep(0.4)
-    fraction, text = job.progress()
-    assert "queue" in text and job.snapshot()[0].queue_position == 1
-    lim.release(holder)
-    assert job.wait(10) and job.snapshot()[0].state == "ok"
-
-
-def test_job_stops_when_nobody_polls():
-    from learnmech_app.jobs import Job, Limiter
-
-    job = Job([tiny_spec(**{"optim.steps": 5000})], RunStore(), Limiter(1), trainer=fake_trainer(),
-              heartbeat_timeout_s=0.3).start()
-    assert job.wait(10)
-    assert job.snapshot()[0].state == "stopped" and "stopped asking" in job.error

@@ -24,8 +24,18 @@ import plotly.graph_objects as go
 
 from .. import universality
 from ..data import display_name
-from .style import (arch_color, array, dataset_dash, downsample, family_color, layout, log_ticks, reference_line,
-                    spec_hover)
+from .style import (
+    PREDICTION_COLOR,
+    arch_color,
+    array,
+    dataset_dash,
+    downsample,
+    family_color,
+    layout,
+    log_ticks,
+    reference_line,
+    spec_hover,
+)
 
 X_AXES = {
     "step": "step t",
@@ -276,6 +286,7 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
     for y, text in references:
         if y is not None and math.isfinite(y):
             reference_line(fig, y, text)
+    mark_lr_changes(fig, runs, x)
     if log_y is None:
         log_y = ("loss" in metric or metric in ("grad_norm", "noise_scale", "sharpness")) and _positive(drawn)
     if not drawn:
@@ -286,6 +297,43 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
     fig.update_layout(showlegend=bool(drawn))  # a single run is named too
     _legend_below_if_crowded(fig)
     return fig
+
+
+def lr_change_points(run, x: str = "step") -> list[tuple[float, int, float]]:
+    """(x, step, new lr) of each learning-rate change (`optim.lr_changes`) the run's history has reached."""
+    changes = getattr(run.spec.optim, "lr_changes", ())
+    h = run.history
+    if not changes or "step" not in h or not len(h):
+        return []
+    steps = h["step"].to_numpy(dtype=float)
+    xs = x_values(h, run.spec, x)
+    out = []
+    for step, lr in changes:
+        i = int(np.searchsorted(steps, step))
+        if i < len(steps) and math.isfinite(xs[i]):
+            out.append((float(xs[i]), int(step), float(lr)))
+    return out
+
+
+def mark_lr_changes(fig: go.Figure, runs: Sequence, x: str = "step", limit: int = 6) -> None:
+    """A dotted vertical line where a run's learning rate was changed, labelled with the new rate."""
+    marks = [(xv, step, lr, arch_color(r.spec.model.arch)) for r in runs for xv, step, lr in lr_change_points(r, x)]
+    for xv, step, lr, color in marks[:limit]:
+        fig.add_vline(x=xv, line_dash="dot", line_color=color, line_width=2, annotation_position="top right",
+                      annotation_text=f"η → {lr:g} (step {step})", annotation_font_color=color)
+
+
+def threshold_traces(fig: go.Figure, runs: Sequence, x: str = "step") -> None:
+    """The stability threshold of runs whose learning rate changed, as a stepped line following their η."""
+    for r in runs:
+        h = r.history
+        if not lr_change_points(r, x) or "lr" not in h:
+            continue
+        xs = x_values(h, r.spec, x)
+        ys = universality.stability_threshold(r.spec, h["lr"].to_numpy(dtype=float))
+        line = {"color": PREDICTION_COLOR, "dash": "dash", "shape": "hv"}
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=line, name=f"{_threshold_name(r.spec)} (η changed)",
+                                 hoverinfo="skip"))
 
 
 def _threshold_name(spec) -> str:
@@ -307,6 +355,8 @@ def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness"
         adam = r.spec.optim.name in ("adam", "adamw")
         if adam != (column == "precond_sharpness"):
             continue  # raw sharpness of Adam has no fixed threshold
+        if lr_change_points(r):
+            continue  # its threshold moves with η: drawn by threshold_traces
         value = float(universality.stability_threshold(r.spec))
         seen.setdefault(round(value, 12), f"{_threshold_name(r.spec)} = {value:.3g}"
                         + (f" (η = {r.spec.optim.lr:g})" if len({x.spec.optim.lr for x in runs}) > 1 else ""))
@@ -330,9 +380,11 @@ def sharpness_figure(runs: Sequence, x: str = "step", normalised: bool = False, 
                              references=[(1.0, "stability threshold (edge of stability)")], presentation=presentation,
                              smoothing=smoothing, y_title=f"{metric_label(column)} / threshold", labels=labels,
                              height=height)
-    return curves_figure(runs, column, x, title="Does sharpness stop at 2/η?", log_y=False,
-                         references=two_over_eta_lines(runs, column=column), presentation=presentation,
-                         smoothing=smoothing, labels=labels, height=height)
+    fig = curves_figure(runs, column, x, title="Does sharpness stop at 2/η?", log_y=False,
+                        references=two_over_eta_lines(runs, column=column), presentation=presentation,
+                        smoothing=smoothing, labels=labels, height=height)
+    threshold_traces(fig, runs, x)
+    return fig
 
 
 def group_runs(runs: Sequence, by: Sequence[str]) -> list[tuple[str, list]]:
