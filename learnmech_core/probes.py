@@ -96,11 +96,21 @@ class LayerNormsProbe(Probe):
         return out, []
 
 
+def sharpness_columns(res) -> dict:
+    """History columns of one sharpness measurement (an EigResult): value, HVPs spent, whether certified.
+
+    `sharpness` is the top Ritz value even when Lanczos stopped at its product cap before the residual
+    certified it; `sharpness_converged` (True/False, missing where nothing was measured) says which:
+    figures draw uncertified values hollow, and analyses that need certified numbers drop the False rows.
+    """
+    return {"sharpness": float(res.values[0]), "sharpness_hvps": res.n_hvp, "sharpness_converged": bool(res.converged)}
+
+
 class SharpnessProbe(Probe):
-    """Top Hessian eigenvalue of the training loss, warm-started from the previous top vector."""
+    """Top Hessian eigenvalue of the training loss, warm-started from the previous measurement's vector."""
 
     name = "sharpness"
-    columns = ("sharpness", "sharpness_hvps")
+    columns = ("sharpness", "sharpness_hvps", "sharpness_converged")
 
     def __init__(self, every: int, tol: float):
         super().__init__(every)
@@ -109,15 +119,14 @@ class SharpnessProbe(Probe):
     def measure(self, ctx):
         from .curvature import top_eigenvalues
 
-        # the whole previous result, not just its vector: its gap estimate lets the warm start stop early
         res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=1, tol=self.tol,
                               v0=ctx.state.get("sharpness_prev"), generator=ctx.generator)
         ctx.state["sharpness_prev"] = res
-        return {"sharpness": float(res.values[0]), "sharpness_hvps": res.n_hvp}, []
+        return sharpness_columns(res), []
 
 
 class TopKProbe(Probe):
-    """Top-k Hessian eigenvalues (largest algebraic) as spectra rows of kind `hessian_topk`."""
+    """Top-k Hessian eigenvalues (largest algebraic) as spectra rows of kind `hessian_topk` (NaN: not certified)."""
 
     name = "hessian_topk"
 
@@ -131,7 +140,8 @@ class TopKProbe(Probe):
         res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=self.k, tol=1e-3,
                               v0=ctx.state.get("topk_v"), generator=ctx.generator)
         ctx.state["topk_v"] = res.vectors.detach()
-        return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(res.values)]
+        values = np.where(res.errors <= 1e-3, res.values, np.nan)
+        return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(values)]
 
 
 class PrecondSharpnessProbe(Probe):

@@ -23,7 +23,18 @@ import plotly.graph_objects as go
 
 from .. import universality
 from ..data import display_name
-from .style import arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
+from .style import (
+    UNCERTIFIED_NAME,
+    arch_color,
+    dataset_dash,
+    downsample,
+    family_color,
+    layout,
+    reference_line,
+    spec_hover,
+    uncertified,
+    uncertified_trace,
+)
 
 X_AXES = {
     "step": "step t",
@@ -77,7 +88,7 @@ METRIC_QUESTIONS = {
 }
 
 # columns that are bookkeeping, not measurements worth a chart of their own
-_NOT_METRICS = {"step", "time_s", "sharpness_hvps"}
+_NOT_METRICS = {"step", "time_s", "sharpness_hvps", "sharpness_converged"}
 _ORDER = ["loss", "train_loss", "test_loss", "train_acc", "test_acc", "sharpness", "precond_sharpness",
           "grad_norm", "weight_change", "param_norm", "lr"]
 _SHORT = {"model.width": "w", "model.depth": "d", "optim.lr": "η", "optim.batch_size": "B", "seed": "seed",
@@ -222,6 +233,18 @@ def _series(run, metric: str, x: str, transform=None, series=None) -> tuple[np.n
     return xs, ys
 
 
+def _uncertified_points(run, metric: str, x: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the run's `metric` values that their instrument did not certify (drawn hollow)."""
+    h = run.history
+    flags = uncertified(h, metric)
+    if not flags.any() or "step" not in h and x != "time_s":
+        return np.zeros(0), np.zeros(0)
+    xs, ys = x_values(h, run.spec, x), h[metric].to_numpy(dtype=float)
+    ys = transform(ys, run) if transform is not None else ys
+    keep = flags & np.isfinite(xs) & np.isfinite(ys)
+    return xs[keep], ys[keep]
+
+
 def _hex_to_rgba(color: str, alpha: float) -> str:
     c = color.lstrip("#")
     r, g, b = int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
@@ -272,6 +295,10 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
             hovertemplate=f"{X_AXES[x]}=%{{x:.4g}}<br>{metric}=%{{y:.4g}}<br>{hover}<extra>{label}</extra>",
         ))
         drawn.append(ys_d)
+        ux, uy = _uncertified_points(run, metric, x, transform)
+        if len(ux):
+            fig.add_trace(uncertified_trace(ux, uy, color, run.spec.key(), show_legend=not any(
+                t.name == UNCERTIFIED_NAME for t in fig.data)))
         if getattr(run, "status", "ok") == "diverged":
             finite = np.flatnonzero(np.isfinite(ys))
             if len(finite):
