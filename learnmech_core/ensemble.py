@@ -43,7 +43,7 @@ from . import models
 from .config import RunSpec, current_caps
 from .curvature import LanczosSolver
 from .data import Dataset, load
-from .probes import SharpnessProbe, sharpness_columns
+from .probes import SharpnessProbe, precond_sharpness_columns, sgd_geometry_shift, sharpness_columns
 from .train import (
     MAX_SAVED_PARAMS,
     SPECTRA_COLUMNS,
@@ -206,6 +206,7 @@ class _Member:
     message: str = ""
     initial_loss: float | None = None
     sharpness_prev: object = None  # the previous sharpness EigResult: its Ritz vectors seed the next solve
+    precond_prev: object = None  # the same for precond_sharpness
     probe_errors: list = field(default_factory=list)
     weights: dict | None = None
     sharpness_s: float = 0.0
@@ -477,7 +478,12 @@ def _norms(ens, rows, grads, last):
 
 
 def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
-    """Top Hessian eigenvalue of each member's loss on the probe batch, by batched HVPs."""
+    """Top Hessian eigenvalue of each member's loss on the probe batch, by batched HVPs, as SharpnessProbe.
+
+    Under SGD-like optimisers whose geometry is not plain GD, also the top eigenvalue of
+    D^{1/2} (H + wd I) D^{1/2} (D the lr multipliers): `precond_sharpness`, exactly as the serial probe
+    computes it (`curvature.optimizer_top_eigenvalues`), after the plain solve and from the same generator.
+    """
     index = torch.tensor(positions, device=inputs.device)
     leaves = {k: v.detach().index_select(0, index).requires_grad_() for k, v in ens.params.items()}
     buffers = {k: v.index_select(0, index) for k, v in ens.buffers.items()}
@@ -490,6 +496,11 @@ def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
     flat_grad = torch.cat([g.reshape(len(positions), -1) for g in grads], dim=1)
     loss_values = losses.detach().tolist()
     dtype = plist[0].dtype
+
+    def solver(m, v0):
+        return LanczosSolver(ens.n_params, k=1, tol=m.spec.probes.sharpness_tol, v0=v0, generator=m.probe_generator,
+                             dtype=dtype, device=flat_grad.device)
+
     solvers = {}
     for j, pos in enumerate(positions):
         m = members[pos]
@@ -497,28 +508,57 @@ def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
             _probe_failed(m, rows[pos], step, f"FloatingPointError: loss_fn returned a non-finite loss "
                                               f"({loss_values[j]}); the Hessian is undefined")
             continue
-        solvers[j] = LanczosSolver(ens.n_params, k=1, tol=m.spec.probes.sharpness_tol, v0=m.sharpness_prev,
-                                   generator=m.probe_generator, dtype=dtype, device=flat_grad.device)
-    while any(not s.done for s in solvers.values()):
-        vectors = torch.zeros(len(positions), ens.n_params, dtype=dtype, device=flat_grad.device)
-        for j, s in solvers.items():
-            if not s.done:
-                vectors[j] = s.pending
-        products = _batched_hvp(flat_grad, plist, vectors).detach()
-        for j, s in list(solvers.items()):
-            if s.done:
-                continue
-            if not bool(torch.isfinite(products[j]).all()):
-                _probe_failed(members[positions[j]], rows[positions[j]], step,
-                              "FloatingPointError: a Hessian-vector product is not finite")
-                del solvers[j]
-                continue
-            s.feed(products[j])
+        solvers[j] = solver(m, m.sharpness_prev)
+    _drive(solvers, flat_grad, plist, members, rows, positions, step)
+    mults = ens.optimizer.lr_mults
+    d = torch.cat([torch.full((p[0].numel(),), mults[k], dtype=torch.float64) for k, p in leaves.items()])
+    second = {}
     for j, s in solvers.items():
         m = members[positions[j]]
         res = s.result(dtype=dtype)
         m.sharpness_prev = res
-        rows[positions[j]].update(sharpness_columns(res))
+        row = rows[positions[j]]
+        row.update(sharpness_columns(res))
+        if m.spec.optim.name not in models.SGD_LIKE:
+            continue
+        shift = sgd_geometry_shift(mults.values(), [m.spec.optim.weight_decay])
+        if shift is None:
+            second[j] = solver(m, m.precond_prev)
+        elif shift:
+            row.update({"precond_sharpness": row["sharpness"] + shift,
+                        "precond_sharpness_converged": row["sharpness_converged"]})
+    if second:
+        scale = d.sqrt().to(device=flat_grad.device, dtype=dtype)
+        shifts = {j: (members[positions[j]].spec.optim.weight_decay * d).to(device=flat_grad.device, dtype=dtype)
+                  for j in second}
+        _drive(second, flat_grad, plist, members, rows, positions, step, scale=scale, shifts=shifts)
+        for j, s in second.items():
+            m = members[positions[j]]
+            m.precond_prev = s.result(dtype=dtype)
+            rows[positions[j]].update(precond_sharpness_columns(m.precond_prev))
+
+
+def _drive(solvers: dict, flat_grad, plist, members, rows, positions, step, scale=None, shifts=None) -> None:
+    """Run the members' solvers in lockstep on batched products (of scale H scale + shift when given)."""
+    n = flat_grad.shape[1]
+    while any(not s.done for s in solvers.values()):
+        vectors = torch.zeros(len(positions), n, dtype=flat_grad.dtype, device=flat_grad.device)
+        for j, s in solvers.items():
+            if not s.done:
+                vectors[j] = s.pending
+        products = _batched_hvp(flat_grad, plist, vectors if scale is None else vectors * scale).detach()
+        if scale is not None:
+            products = products * scale
+        for j, s in list(solvers.items()):
+            if s.done:
+                continue
+            w = products[j] if shifts is None else products[j] + shifts[j] * vectors[j]
+            if not bool(torch.isfinite(w).all()):
+                _probe_failed(members[positions[j]], rows[positions[j]], step,
+                              "FloatingPointError: a Hessian-vector product is not finite")
+                del solvers[j]
+                continue
+            s.feed(w)
 
 
 def _batched_hvp(flat_grad: torch.Tensor, params: list[torch.Tensor], vectors: torch.Tensor) -> torch.Tensor:

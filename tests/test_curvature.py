@@ -398,7 +398,9 @@ def test_preconditioned_sharpness_matches_dense(opt_cls):
 def test_preconditioned_sharpness_rejects_other_optimizers():
     model, lf, X, y = _case("tanh")
     with pytest.raises(ValueError, match="optimizer"):
-        C.preconditioned_sharpness(model, lf, X, y, torch.optim.SGD(model.parameters(), lr=0.1))
+        C.preconditioned_sharpness(model, lf, X, y, torch.optim.RMSprop(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="optimizer"):
+        C.adam_preconditioner(torch.optim.SGD(model.parameters(), lr=0.1), list(model.parameters()))
 
 
 # ----------------------------------------------------------------------------- side effects, bad inputs

@@ -33,7 +33,16 @@ from .eigensolver import DEFAULT_MAX_ITER, EigResult, LanczosSolver, lanczos, to
 from .krylov import small_eigh
 from .layers import layer_top_eigenvalues
 from .operators import DenseOperator, HVPOperator, full_hessian, hvp_operator
-from .preconditioned import adam_preconditioner, preconditioned_sharpness
+from .preconditioned import (
+    ADAM_LIKE,
+    SGD_LIKE,
+    adam_preconditioner,
+    coupled_weight_decay,
+    lr_multipliers,
+    optimizer_preconditioner,
+    optimizer_top_eigenvalues,
+    preconditioned_sharpness,
+)
 
 __all__ = [
     "MODES",
@@ -51,7 +60,13 @@ __all__ = [
     "spectral_density",
     "hessian_trace",
     "layer_top_eigenvalues",
+    "SGD_LIKE",
+    "ADAM_LIKE",
     "adam_preconditioner",
+    "lr_multipliers",
+    "coupled_weight_decay",
+    "optimizer_preconditioner",
+    "optimizer_top_eigenvalues",
     "preconditioned_sharpness",
     "full_hessian",
 ]

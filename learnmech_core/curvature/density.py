@@ -21,13 +21,14 @@ def _lanczos_quadrature(operator: Callable[[torch.Tensor], torch.Tensor], q0: to
     n = int(operator.n)
     krylov = KrylovBasis(n, min(n_iter, n), q0.device)
     krylov.propose(q0)
-    while krylov.pending is not None:  # plain Lanczos: each image, orthogonalised, is the next direction
+    while krylov.pending is not None:  # plain Lanczos: the residual of the last image is the next direction
         w = operator(krylov.pending.to(device=operator.device, dtype=operator.dtype))
         w = w.detach().to(device=q0.device, dtype=torch.float64)
         if not bool(torch.isfinite(w).all()):
             raise FloatingPointError("a Hessian-vector product is not finite")
         krylov.expand(w)
-        krylov.propose(w)  # False at a breakdown (an invariant subspace) or when n_iter vectors are reached
+        if krylov.C.size:  # False at a breakdown (an invariant subspace) or when n_iter vectors are reached
+            krylov.propose_residual(krylov.C[:, -1])
     theta, Y = small_eigh(krylov.T)
     return theta, Y[0] ** 2
 

@@ -152,17 +152,16 @@ class LanczosSolver:
             raise FloatingPointError("a Hessian-vector product is not finite")
         self.n_hvp += 1
         kr.expand(w)
-        if kr.pending is not None:  # seeds not yet multiplied
+        if kr.seeding:  # seeds not yet multiplied
             return
         self.theta, self.Y = kr.ritz()
         order = priority(self.theta, self.mode)
-        residuals = kr.residuals(self.theta, self.Y, order[: self.k + 1])
-        norms = residuals.norm(dim=1).cpu().numpy()
         if kr.m >= self.k:
             self.idx = order[: self.k]
+            norms = np.linalg.norm(kr.residual_coefficients(self.Y, self.idx), axis=0)
             floor = self.floor_rel * float(np.max(np.abs(self.theta)))
             denom = np.maximum(np.maximum(np.abs(self.theta[self.idx]), floor), np.finfo(np.float64).tiny)
-            self.errors = norms[: self.k] / denom
+            self.errors = norms / denom
             self.converged = bool(np.all(self.errors <= self.tol)) or kr.exhausted
         if self.converged or self.n_hvp >= self.max_iter or kr.exhausted:
             self.done = True
@@ -172,11 +171,11 @@ class LanczosSolver:
             kr.restart(keep, self.Y, self.theta)
             self.theta, self.Y = kr.ritz()
             order = priority(self.theta, self.mode)
-            residuals = kr.residuals(self.theta, self.Y, order[: self.k + 1])
         # grow by the residual of the most wanted uncertified pair (then the others); random after a breakdown
         first = int(np.argmax(self.errors > self.tol)) if self.idx is not None else 0
-        candidates = [first, *[i for i in range(len(residuals)) if i != first]]
-        if not any(kr.propose(residuals[i]) for i in candidates) and not kr.add_random_direction(self.generator):
+        candidates = order[[first, *[i for i in range(min(len(order), self.k + 1)) if i != first]]]
+        if not any(kr.propose_residual(kr.residual_coefficients(self.Y, np.array([i]))[:, 0]) for i in candidates) \
+                and not kr.add_random_direction(self.generator):
             self.converged, self.done = kr.m >= self.k, True
 
     def result(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> EigResult:

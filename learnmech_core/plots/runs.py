@@ -88,7 +88,7 @@ METRIC_QUESTIONS = {
 }
 
 # columns that are bookkeeping, not measurements worth a chart of their own
-_NOT_METRICS = {"step", "time_s", "sharpness_hvps", "sharpness_converged"}
+_NOT_METRICS = {"step", "time_s", "sharpness_hvps", "sharpness_converged", "precond_sharpness_converged"}
 _ORDER = ["loss", "train_loss", "test_loss", "train_acc", "test_acc", "sharpness", "precond_sharpness",
           "grad_norm", "weight_change", "param_norm", "lr"]
 _SHORT = {"model.width": "w", "model.depth": "d", "optim.lr": "η", "optim.batch_size": "B", "seed": "seed",
@@ -337,14 +337,20 @@ def _legend_below_if_crowded(fig: go.Figure, limit: int = 4) -> None:
 
 def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness") -> list[tuple[float, str]]:
     """Stability thresholds (2/η for GD and SGD, (2+2μ)/η with momentum; for `precond_sharpness`, Adam's
-    (2+2β₁)/((1−β₁)η)) of the runs' distinct settings, at most `limit` lines."""
+    (2+2β₁)/((1−β₁)η)) of the runs' distinct settings, at most `limit` lines. A threshold bounds the
+    sharpness in the optimiser's geometry: where a GD run recorded `precond_sharpness` (lr multipliers,
+    weight decay), its line on the raw `sharpness` chart says so."""
     seen: dict[float, str] = {}
     for r in runs:
         adam = r.spec.optim.name in ("adam", "adamw")
-        if adam != (column == "precond_sharpness"):
+        own = "precond_sharpness" in r.history
+        if adam and column != "precond_sharpness":
             continue  # raw sharpness of Adam has no fixed threshold
+        if not adam and column == "precond_sharpness" and not own:
+            continue
         value = float(universality.stability_threshold(r.spec))
-        seen.setdefault(round(value, 12), f"{_threshold_name(r.spec)} = {value:.3g}"
+        note = " (bounds λ_max(P⁻¹(H+wd)), not λ_max(H))" if own and not adam and column == "sharpness" else ""
+        seen.setdefault(round(value, 12), f"{_threshold_name(r.spec)} = {value:.3g}" + note
                         + (f" (η = {r.spec.optim.lr:g})" if len({x.spec.optim.lr for x in runs}) > 1 else ""))
     if len(seen) > limit:
         return []
@@ -354,6 +360,8 @@ def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness"
 def _over_threshold(y: np.ndarray, run) -> np.ndarray:
     h = run.history
     lr = h["lr"].to_numpy(dtype=float) if "lr" in h and len(h) == len(y) else None
+    if len(h) == len(y):  # the sharpness in the optimiser's own geometry, where the run recorded it
+        y = universality.optimiser_sharpness(h)
     return y / universality.stability_threshold(run.spec, lr)
 
 

@@ -108,11 +108,11 @@ UNCERTIFIED_NAME = "hollow: not certified (eigensolver stopped before its tolera
 
 
 def uncertified(history, column: str):
-    """Boolean mask of the history rows whose `column` its instrument did not certify (`<column>_converged` False)."""
+    """Boolean mask of the history rows whose `column` its instrument did not certify (`<column>_converged` 0)."""
     flag = f"{column}_converged"
     if flag not in history:
         return np.zeros(len(history), dtype=bool)
-    return history[flag].eq(False).to_numpy(dtype=bool)
+    return (history[flag].to_numpy(dtype=float) == 0.0)
 
 
 def uncertified_trace(x, y, color: str, legendgroup: str | None = None, show_legend: bool = True) -> go.Scatter:
