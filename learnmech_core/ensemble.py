@@ -44,16 +44,8 @@ from .config import RunSpec, current_caps
 from .curvature import LanczosSolver
 from .data import Dataset, load
 from .probes import SharpnessProbe, precond_sharpness_columns, sgd_geometry_shift, sharpness_columns
-from .train import (
-    MAX_SAVED_PARAMS,
-    SPECTRA_COLUMNS,
-    Run,
-    device_split,
-    loss_function,
-    lr_factor,
-    probe_generator,
-    resolve_device,
-)
+from .records import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, StepRule
+from .train import device_split, loss_function, lr_factor, probe_generator, resolve_device
 
 MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
                  "optim.eps", "optim.diverge_factor", "model.init_scale", "probes.save_weights")
@@ -204,7 +196,7 @@ class _Member:
     rows: list = field(default_factory=list)
     status: str = "ok"
     message: str = ""
-    initial_loss: float | None = None
+    rule: StepRule | None = None  # when its steps are logged, evaluated and end it as diverged (train's rule)
     sharpness_prev: object = None  # the previous sharpness EigResult: its Ritz vectors seed the next solve
     precond_prev: object = None  # the same for precond_sharpness
     probe_errors: list = field(default_factory=list)
@@ -217,8 +209,8 @@ class Ensemble:
     """Stacked parameters, buffers and optimiser state of the live members; one vmapped forward."""
 
     def __init__(self, specs: list[RunSpec], data: Dataset, device: torch.device, dtype: torch.dtype):
-        self.members = [_Member(s, torch.Generator().manual_seed(s.seed), probe_generator=probe_generator(s.seed))
-                        for s in specs]
+        self.members = [_Member(s, torch.Generator().manual_seed(s.seed), rule=StepRule(s),
+                                probe_generator=probe_generator(s.seed)) for s in specs]
         built = [models.build(s.model, data.info, s.optim.name, m.generator, device, dtype)
                  for s, m in zip(specs, self.members, strict=False)]
         self.state_keys = list(built[0].state_dict())
@@ -335,7 +327,7 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
     x_train, x_test, y_train, y_test = device_split(data, spec0.optim.loss, device, dtype)
     classification = data.info.task == "classification"
     n_probe = spec0.probes.probe_batch or len(x_train)
-    o0, steps, log_every = spec0.optim, spec0.optim.steps, spec0.probes.log_every
+    steps = spec0.optim.steps
     sharpness_every = spec0.probes.sharpness_every
     try:
         ens.forward(x_train[:1])  # fail early (EnsembleUnsupported) when the model does not vmap
@@ -357,21 +349,17 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
         outputs, losses = outputs.detach(), losses.detach()
         loss_values = losses.tolist()
         timings["train_s"] += time.perf_counter() - tick
-        diverged = set()
-        for pos, (m, loss_value) in enumerate(zip(members, loss_values, strict=False)):
-            if m.initial_loss is None:
-                m.initial_loss = loss_value
-            if not math.isfinite(loss_value) or loss_value > m.spec.optim.diverge_factor * max(m.initial_loss, 1.0):
-                diverged.add(pos)
-        logging = step % log_every == 0 or last
-        log_pos = list(range(len(members))) if logging else sorted(diverged)
+        diverged = {pos for pos, (m, value) in enumerate(zip(members, loss_values, strict=True))
+                    if m.rule.diverged(value)}
+        logging = members[0].rule.logs(step, last, False)  # the members' shared cadence (NormsProbe's too)
+        log_pos = [pos for pos, m in enumerate(members) if m.rule.logs(step, last, pos in diverged)]
         if log_pos:
             rows = _rows(ens, members, log_pos, step, t0, lrs, loss_values, outputs, y_train, classification)
-            evaluating = last or (o0.eval_every and step % o0.eval_every == 0)
             healthy = [p for p in log_pos if p not in diverged]
-            if evaluating and healthy:
+            evaluated = [p for p in log_pos if members[p].rule.evaluates(step, last, p in diverged)]
+            if evaluated:
                 tick = time.perf_counter()
-                _evaluate(ens, rows, healthy, loss_values, x_test, y_test, classification)
+                _evaluate(ens, rows, evaluated, loss_values, x_test, y_test, classification)
                 timings["eval_s"] += time.perf_counter() - tick
             if logging:  # NormsProbe's cadence is log_every (and the last step)
                 tick = time.perf_counter()
@@ -390,7 +378,7 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
             for pos in sorted(diverged):
                 m = members[pos]
                 m.status = "diverged"
-                m.message = f"loss {loss_values[pos]:.4g} at step {step} (initial {m.initial_loss:.4g})"
+                m.message = m.rule.message(loss_values[pos], step)
                 m.weights = _saved_weights(ens, pos, m.spec)
             if len(diverged) == len(members):
                 return
@@ -437,10 +425,7 @@ def _rows(ens, members, log_pos, step, t0, lrs, loss_values, outputs, y_train, c
     accs = _accuracies(outputs, y_train) if classification else None
     rows = {}
     for pos in log_pos:
-        row = {"step": step, "time_s": now, "lr": lrs[pos], "loss": loss_values[pos]}
-        if classification:
-            row["train_acc"] = accs[pos]
-        rows[pos] = row
+        rows[pos] = StepRule.row(step, now, lrs[pos], loss_values[pos], accs[pos] if classification else None)
     return rows
 
 

@@ -142,11 +142,20 @@ class KrylovBasis:
         m = self.m
         self.V[m] = q
         row, self._next_row = self._next_row, None
-        r, h = self._orthogonalise(w, self.V[: m + 1])
+        # the known part first (the band recurrence: w = sum_j row_j v_j + alpha q + remainder), then one
+        # Gram-Schmidt pass over the basis removes what rounding left (a second only on the DGKS criterion)
+        alpha = float(q @ w)
+        r = w - alpha * q
+        coupled = np.flatnonzero(row)
+        if len(coupled) > 4:  # after a thick restart the row is dense: one product
+            r -= self.V[:m].T @ torch.from_numpy(row).to(r.device)
+        for j in coupled if len(coupled) <= 4 else ():
+            r.sub_(self.V[j], alpha=float(row[j]))
+        r, h = self._orthogonalise(r, self.V[: m + 1])
         T = np.zeros((m + 1, m + 1))
         T[:m, :m] = self.T
         T[m, :m] = T[:m, m] = row
-        T[m, m] = float(h[m])
+        T[m, m] = alpha + float(h[m])
         self.T = T
         self.m = m + 1
         self._add_residual(r, float(w.norm()))

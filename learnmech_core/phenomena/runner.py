@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..store import RunStore
-from ..train import Run
+from ..train import Run, get_or_train
 from . import get
 from .base import Verdict
 
@@ -54,7 +54,7 @@ def run_phenomenon(name: str, size: str = "quick", archs=None, datasets=None, st
     for i, spec in enumerate(specs):
         run = next((src.get(spec.key()) for src in (sources or []) if src.has(spec.key())), None)
         if run is None:
-            run = store.get_or_train(spec, should_stop=should_stop, tags=tag(name, size))
+            run = get_or_train(store, spec, should_stop=should_stop, tags=tag(name, size))
         runs.append(run)
         if on_progress:
             on_progress(i + 1, len(specs), spec.key())
