@@ -225,8 +225,8 @@ def run_power_reimplementation(model, x, y, seed: int) -> tuple[float, int]:
     return value, op.n_calls
 
 
-def run_power_to_target(model, x, y, seed: int, true: float, cap: int = 300) -> tuple[float, int]:
-    """Power iteration (PyHessian's update) until the true relative error is <= 1e-3: (value, HVPs)."""
+def run_power(model, x, y, seed: int, done: Callable, cap: int = 500) -> tuple[float, int]:
+    """Power iteration (PyHessian's update) from a seeded start until done(value, Hv, v): (value, HVPs)."""
     op = curvature.hvp_operator(model, nn.CrossEntropyLoss(), x, y)
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(op.n, generator=g)
@@ -235,10 +235,20 @@ def run_power_to_target(model, x, y, seed: int, true: float, cap: int = 300) -> 
     while op.n_calls < cap:
         hv = op(v)
         value = float(hv @ v)
-        v = hv / hv.norm()
-        if abs(value - true) / abs(true) <= 1e-3:
+        if done(value, hv, v):
             break
+        v = hv / hv.norm()
     return value, op.n_calls
+
+
+def run_power_to_target(model, x, y, seed: int, true: float) -> tuple[float, int]:
+    """Power iteration until the true relative error is <= 1e-3 (an oracle stop; cap 300 HVPs)."""
+    return run_power(model, x, y, seed, lambda value, hv, v: abs(value - true) / abs(true) <= 1e-3, cap=300)
+
+
+def run_power_to_residual(model, x, y, seed: int) -> tuple[float, int]:
+    """Power iteration until its own residual |Hv - theta v| <= TOL |theta|, the certificate ours uses (cap 500)."""
+    return run_power(model, x, y, seed, lambda value, hv, v: float((hv - value * v).norm()) <= TOL * abs(value))
 
 
 def run_eigsh(model, x, y, seed: int) -> tuple[float, int]:
@@ -282,7 +292,7 @@ def bench_model(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, r
     stepped = gd_step(model, x, y)
     true_stepped = reference(stepped, x, y)
     print(f"  lambda_1 = {true:.6f}, after one GD step (lr {GD_LR}) {true_stepped:.6f}", flush=True)
-    names = ["ours cold", "pyhessian", "power->1e-3", "eigsh", "ours warm", "pyhessian (stepped)"]
+    names = ["ours cold", "pyhessian", "power->1e-3", "power->res", "eigsh", "ours warm", "pyhessian (stepped)"]
     samples: dict[str, list] = {n: [] for n in names}
     for r in range(repeats):
         t, (val, n_hvp, vec) = timed(run_ours, model, x, y, r)
@@ -291,6 +301,8 @@ def bench_model(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, r
         samples["pyhessian"].append((t, val, n_hvp, true))
         t, (val, n_hvp) = timed(run_power_to_target, model, x, y, r, true)
         samples["power->1e-3"].append((t, val, n_hvp, true))
+        t, (val, n_hvp) = timed(run_power_to_residual, model, x, y, r)
+        samples["power->res"].append((t, val, n_hvp, true))
         t, (val, n_hvp) = timed(run_eigsh, model, x, y, r)
         samples["eigsh"].append((t, val, n_hvp, true))
         t, (val, n_hvp, _) = timed(run_ours, stepped, x, y, r, vec)
@@ -311,6 +323,38 @@ def bench_model(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, r
                      min(hvps), max(hvps), statistics.median(ts), statistics.median(ts) / ref_time))
 
 
+def bench_trajectory(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, every: int,
+                     lr: float) -> tuple[float, float, int]:
+    """GD on a copy of the model, sharpness every `every` steps warm-started as the probe does: mean warm HVPs.
+
+    Returns (mean HVPs per warm measurement, largest true relative error, measurements); the reference at
+    each measurement is our Lanczos at tol 1e-8 (not timed)."""
+    model = copy.deepcopy(model)
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(2**31)  # one probe stream for the run, as the trainer's
+    prev, hvps, worst, cold = None, [], 0.0, 0
+    for step in range(steps + 1):
+        if step % every == 0:
+            res = curvature.top_eigenvalues(model, loss_fn, x, y, k=1, tol=TOL, v0=prev, generator=generator)
+            true = float(curvature.top_eigenvalues(model, loss_fn, x, y, k=1, tol=1e-8, v0=res).values[0])
+            worst = max(worst, abs(float(res.values[0]) - true) / abs(true))
+            if prev is None:
+                cold = res.n_hvp
+            else:
+                hvps.append(res.n_hvp)
+            prev = res
+        loss = loss_fn(model(x), y)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads, strict=True):
+                p -= lr * g
+    mean = statistics.mean(hvps)
+    print(f"  [{name}] GD lr {lr} for {steps} steps, sharpness every {every}: cold {cold} HVPs, warm "
+          f"{min(hvps)}-{max(hvps)} (mean {mean:.2f}) over {len(hvps)} measurements; largest true error "
+          f"{worst:.1e}", flush=True)
+    return mean, worst, len(hvps)
+
+
 def main() -> None:
     """Run both models and print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -318,6 +362,7 @@ def main() -> None:
     parser.add_argument("--check-reference", action="store_true", help="cross-check references in float64")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated subset of mlp,cnn")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)")
+    parser.add_argument("--trajectory-steps", type=int, default=30, help="GD steps of the warm-start trajectory")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:
@@ -341,6 +386,15 @@ def main() -> None:
         print(f"{model:5} {n:21} {val:10.6f} {emin:11.1e} - {emax:9.1e} {hv:>9} {t:9.3f} {ratio:10.2f}x")
     print("'/ pyhessian': median time over PyHessian's median on the same model "
           "(warm rows: over PyHessian on the stepped model).")
+    by = {(r[0], r[1]): r for r in rows}
+    for model in args.models.split(","):
+        ours, power = by[(model, "ours cold")], by[(model, "power->1e-3")]
+        print(f"[{model}] equal accuracy: ours cold (certified <= {TOL:g}) / power iteration run to true error 1e-3 "
+              f"= {ours[7] / power[7]:.2f}x (medians {ours[7]:.3f} s / {power[7]:.3f} s)")
+    print("warm-start trajectories (mean HVPs per warm measurement):")
+    for name in args.models.split(","):
+        for every in (1, 10):
+            bench_trajectory(name, builders[name](), x, y, args.trajectory_steps, every, GD_LR)
 
 
 if __name__ == "__main__":

@@ -236,7 +236,8 @@ def _series(run, metric: str, x: str, transform=None, series=None) -> tuple[np.n
 def _uncertified_points(run, metric: str, x: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) of the run's `metric` values that their instrument did not certify (drawn hollow)."""
     h = run.history
-    flags = uncertified(h, metric)
+    own = transform is _over_threshold and "precond_sharpness" in h  # the values drawn are precond_sharpness
+    flags = uncertified(h, "precond_sharpness" if own else metric)
     if not flags.any() or "step" not in h and x != "time_s":
         return np.zeros(0), np.zeros(0)
     xs, ys = x_values(h, run.spec, x), h[metric].to_numpy(dtype=float)
@@ -369,11 +370,13 @@ def sharpness_figure(runs: Sequence, x: str = "step", normalised: bool = False, 
                      smoothing: float = 0.0, column: str = "sharpness", labels=None, height=None) -> go.Figure:
     """Sharpness with its stability threshold (2/η for GD); normalised divides by the threshold (line at 1)."""
     if normalised:
+        own = column == "sharpness" and any("precond_sharpness" in r.history for r in runs)
+        y_title = ("λ_max(P⁻¹(H+wd)) / threshold" if own
+                   else f"{metric_label(column)} / threshold")
         return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λ_max / (2/η))",
                              transform=_over_threshold, log_y=False,
                              references=[(1.0, "stability threshold (edge of stability)")], presentation=presentation,
-                             smoothing=smoothing, y_title=f"{metric_label(column)} / threshold", labels=labels,
-                             height=height)
+                             smoothing=smoothing, y_title=y_title, labels=labels, height=height)
     return curves_figure(runs, column, x, title="Does sharpness stop at 2/η?", log_y=False,
                          references=two_over_eta_lines(runs, column=column), presentation=presentation,
                          smoothing=smoothing, labels=labels, height=height)
