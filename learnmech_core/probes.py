@@ -177,7 +177,7 @@ class TopKProbe(Probe):
 
         res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=self.k, tol=1e-3,
                               v0=ctx.state.get("topk_v"), generator=ctx.generator)
-        ctx.state["topk_v"] = res.vectors.detach()
+        ctx.state["topk_v"] = res  # its Ritz vectors seed the next measurement
         values = np.where(res.errors <= 1e-3, res.values, np.nan)
         return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(values)]
 

@@ -199,22 +199,24 @@ def lanczos(operator: Callable[[torch.Tensor], torch.Tensor], k: int = 1, tol: f
             max_basis: int | None = None, generator: torch.Generator | None = None) -> EigResult:
     """k extreme eigenpairs of a symmetric operator (attributes n, dtype, device) by thick-restart Lanczos.
 
-    Full reorthogonalisation against a float64 Krylov basis (the products themselves run in the
-    operator's dtype): the three-term recurrence, then one classical Gram-Schmidt pass over the basis,
+    Full reorthogonalisation against a float64 basis (the products themselves run in the operator's
+    dtype): each image loses its known band part, then one classical Gram-Schmidt pass over the basis,
     and a second only if the first removed more than 1 - 1/sqrt(2) of the vector (DGKS). After every
     product the wanted Ritz values are certified by their residuals (module docstring): all of them
     within ``tol`` (relative; values below sqrt(eps) * max|theta| count against that floor) stops it.
-    ``max_iter`` caps the products (default 500); ``converged`` is False if the cap was hit (the
-    values are then the best estimates, with their ``errors``). When the basis reaches ``max_basis``
-    vectors (default max(2k + 10, 30)) it restarts from the best Ritz vectors (Wu & Simon 2000).
+    ``max_iter`` caps the products (default 500; the seeds are always multiplied); ``converged`` is
+    False if the cap was hit (the values are then the best estimates, with their ``errors``). When the
+    basis reaches ``max_basis`` vectors (default max(2k + 10, 30)) it restarts from the best Ritz
+    vectors (Wu & Simon 2000).
 
-    ``v0`` (a vector, an r x n block such as the previous measurement's eigenvectors, or the previous
-    :class:`EigResult`) starts the Krylov space from the sum of its normalised rows, so a slightly
-    perturbed operator converges in a few products; it only seeds the space. Without v0 the start is a
-    seeded random unit vector (the loss gradient is not mixed in: on a CNN whose gradient was
-    orthogonal to u_1 that made Lanczos converge to lambda_2). Single-vector Lanczos sees one copy of
-    an exactly repeated eigenvalue at a time (further copies only through restarts after a breakdown).
-    Memory: (max_basis + 1) * n float64 numbers.
+    ``v0`` seeds the space, one basis vector per row: a vector, an r x n block (e.g. the previous
+    measurement's eigenvectors) or the previous :class:`EigResult` (its ``ritz_vectors``: the k wanted
+    and EXTRA_SEEDS more), each multiplied once before the space grows. A slightly perturbed operator
+    then converges in a few products, and a direction that rose above the old top is in the space
+    from the start. Without v0: COLD_STARTS seeded random vectors (the loss gradient is not mixed in:
+    on a CNN whose gradient was orthogonal to u_1 that made Lanczos converge to lambda_2). The space
+    then grows by the residual of the most wanted Ritz pair not yet certified. It sees one copy of an
+    exactly repeated eigenvalue per seed. Memory: (max_basis + seeds) * n float64 numbers.
     """
     solver = LanczosSolver(int(operator.n), k=k, tol=tol, v0=v0, mode=mode, max_iter=max_iter, max_basis=max_basis,
                            generator=generator, dtype=operator.dtype, device=operator.device)
@@ -231,8 +233,8 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, inputs: object, targets: 
     """Top-k Hessian eigenpairs by Lanczos over HVPs (see :func:`lanczos` and the module's stopping rule).
 
     ``mode``: "algebraic" (largest lambda), "magnitude" (largest |lambda|, so negative ones show) or
-    "smallest" (most negative). ``values`` are always sorted descending. ``v0`` warm-starts from
-    previous eigenvectors (1-D or k x n) or the previous EigResult. ``params`` restricts to a parameter
+    "smallest" (most negative). ``values`` are always sorted descending. ``v0`` seeds the space with
+    previous eigenvectors (1-D or r x n) or the previous EigResult's Ritz vectors. ``params`` restricts to a parameter
     group (the diagonal block of H); ``precond`` gives P^{-1}H's spectrum (the vectors are then
     eigenvectors of P^{-1/2} H P^{-1/2}). Cost: one forward and backward with create_graph, then
     ``n_hvp`` products, each about 1.8 training steps.
