@@ -16,7 +16,7 @@ store = RunStore()  # LEARNMECH_HOME, default ~/.cache/learnmech
 base = lm.RunSpec(model=lm.ModelSpec(width=16, depth=1), data=lm.DataSpec(name="moons", n_train=128, n_test=64),
                   optim=lm.OptimSpec(name="gd", steps=200), probes=lm.ProbeSpec(sharpness_every=10))
 for lr in (0.1, 0.4):
-    store.get_or_train(base.replace(**{"optim.lr": lr}), tags=["example"])  # trained once, then read back
+    lm.get_or_train(store, base.replace(**{"optim.lr": lr}), tags=["example"])  # trained once, then read back
 
 table = lm.load_runs(source="store", tag="example")  # one row per run and step; spec fields are columns
 print(table.groupby("optim.lr")[["loss", "sharpness"]].last())

@@ -144,7 +144,7 @@ def _store(args):
 
 def cmd_run(args) -> int:
     from .store import RunStore
-    from .train import train
+    from .train import get_or_train, train
 
     spec = spec_from_args(args)
     on_progress, close = tqdm_progress(spec.optim.steps, spec.model.arch)
@@ -152,7 +152,7 @@ def cmd_run(args) -> int:
         if args.no_store:
             run = train(spec, on_progress=on_progress)
         else:
-            run = _store(args).get_or_train(spec, on_progress=on_progress)
+            run = get_or_train(_store(args), spec, on_progress=on_progress)
     finally:
         close()
     if args.out:

@@ -19,9 +19,9 @@ logged exactly as the serial loop would log it, frozen (dropped from the stack) 
 
 Sharpness is measured for all members at once: the Hessian of the summed loss is block diagonal, so
 one double-backward product with stacked vectors gives every member's H v. Each member runs its own
-Lanczos (the algorithm of `curvature.lanczos` with k = 1: full reorthogonalisation against a float64
-basis, the same Kato-Temple stopping rule at `probes.sharpness_tol`, thick restarts, warm start from
-the previous top vector, first start vector drawn from the member's generator), in lockstep with the
+`curvature.LanczosSolver` (the solver and residual stopping rule of `curvature.lanczos`, k = 1, at
+`probes.sharpness_tol`; warm start from the member's previous top vector, the first start vector
+drawn from the member's probe generator, as the serial SharpnessProbe does), in lockstep with the
 others; a member that has converged waits while the rest finish.
 """
 
@@ -31,8 +31,8 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,10 +41,11 @@ from torch.func import functional_call, stack_module_state
 
 from . import models
 from .config import RunSpec, current_caps
-from .curvature import DEFAULT_MAX_ITER, _Krylov, _relative_errors
+from .curvature import LanczosSolver
 from .data import Dataset, load
-from .train import (MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, device_split, loss_function, lr_factor, probe_generator,
-                    resolve_device)
+from .probes import SharpnessProbe, precond_sharpness_columns, sgd_geometry_shift, sharpness_columns
+from .records import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Run, StepRule
+from .train import device_split, loss_function, lr_factor, probe_generator, resolve_device
 
 MEMBER_FIELDS = ("seed", "optim.lr", "optim.weight_decay", "optim.momentum", "optim.beta1", "optim.beta2",
                  "optim.eps", "optim.diverge_factor", "model.init_scale", "probes.save_weights")
@@ -166,7 +167,7 @@ class StackedOptimizer:
         wds = [o.weight_decay for o in optims]
         if any(wds):
             if self.name == "adamw":
-                p.mul_(_column([1 - a * w for a, w in zip(lr, wds)], p))
+                p.mul_(_column([1 - a * w for a, w in zip(lr, wds, strict=False)], p))
             else:
                 grad = grad + _column(wds, p) * p
         if not slots:
@@ -176,79 +177,10 @@ class StackedOptimizer:
         exp_avg.lerp_(grad, _column([1 - o.beta1 for o in optims], p))
         exp_avg_sq.mul_(_column([o.beta2 for o in optims], p)).add_(
             _column([1 - o.beta2 for o in optims], p) * grad * grad)
-        step_size = [a / (1 - o.beta1 ** t) for a, o in zip(lr, optims)]
+        step_size = [a / (1 - o.beta1 ** t) for a, o in zip(lr, optims, strict=False)]
         bc2_sqrt = [(1 - o.beta2 ** t) ** 0.5 for o in optims]
         denom = (exp_avg_sq.sqrt() / _column(bc2_sqrt, p)).add_(_column([o.eps for o in optims], p))
         p.sub_(_column(step_size, p) * exp_avg / denom)
-
-
-# ------------------------------------------------------------------------------------------------
-# per-member Lanczos driven by batched Hessian-vector products
-
-
-class MemberLanczos:
-    """Top eigenpair of one member's Hessian by thick-restart Lanczos on curvature's Krylov basis (k = 1).
-
-    The basis, its expansion (recurrence plus DGKS reorthogonalisation), breakdown handling, thick
-    restart and the Kato-Temple error estimate are curvature's (`_Krylov`, `_relative_errors`); this
-    class only drives them one product at a time (`feed(w)` with w = H @ pending), so many members can
-    share batched HVPs. A warm start is the previous top vector; a cold start is a random unit vector
-    from the member's generator plus the unit loss gradient (`hint`). curvature.lanczos no longer mixes
-    in the gradient (on a CNN whose gradient was orthogonal to u_1 it converged to lambda_2); this
-    solver still does.
-    """
-
-    def __init__(self, n: int, tol: float, dtype: torch.dtype, v0: torch.Tensor | None,
-                 generator: torch.Generator, hint: torch.Tensor | None = None, max_iter: int = DEFAULT_MAX_ITER):
-        self.n, self.tol, self.generator, self.max_iter = n, tol, generator, max_iter
-        self.max_basis = min(n, 30)  # curvature's default max(2k + 10, 30) for k = 1
-        self.floor_rel = math.sqrt(torch.finfo(dtype).eps)
-        self.krylov = _Krylov(n, self.max_basis, self._start(v0, hint))
-        self.done, self.converged, self.n_hvp = False, False, 0
-        self.theta = self.Y = None
-
-    def _start(self, v0, hint):
-        """Warm start v0, else a random unit vector from the generator plus the unit gradient (hint)."""
-        if v0 is not None:
-            v = v0.detach().to(dtype=torch.float64).reshape(-1)
-            return v / v.norm()
-        v = torch.randn(self.n, generator=self.generator, dtype=torch.float64)
-        v = v / v.norm()
-        if hint is not None:
-            h = hint.detach().to(device="cpu", dtype=torch.float64).reshape(-1)
-            norm = float(h.norm())
-            if math.isfinite(norm) and norm > 0:
-                v = v + h / norm
-        return v / v.norm()
-
-    @property
-    def pending(self) -> torch.Tensor:
-        """The vector to multiply by H next."""
-        return self.krylov.pending
-
-    def feed(self, w: torch.Tensor) -> None:
-        """Take w = H @ pending (float64) and advance; sets `done` when finished."""
-        self.n_hvp += 1
-        k = self.krylov
-        beta = k.expand(w)
-        theta, Y, res = k.ritz()
-        self.theta, self.Y = theta, Y
-        order = np.argsort(-theta, kind="stable")
-        floor = self.floor_rel * float(np.max(np.abs(theta)))
-        self.converged = _relative_errors(theta, res, order[:1], floor)[0] <= self.tol or k.exhausted
-        if self.converged or self.n_hvp >= self.max_iter:
-            self.done = True
-        elif beta == 0.0 and not k.exhausted and not k.add_random_direction(self.generator):
-            self.converged, self.done = True, True
-        elif k.exhausted:
-            self.done = True
-        elif k.m >= self.max_basis:
-            k.restart(order[: min(k.m - 1, 1 + max(2, (self.max_basis - 1) // 2))], Y, theta)
-
-    def result(self) -> tuple[float, torch.Tensor]:
-        """(top eigenvalue, its unit eigenvector in float64)."""
-        top = np.argsort(-self.theta, kind="stable")[:1]
-        return float(self.theta[top[0]]), self.krylov.vectors(self.Y, top)[0]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -257,15 +189,16 @@ class MemberLanczos:
 
 @dataclass
 class _Member:
-    """Book-keeping of one ensemble member (its spec, rows, status, generator, warm-start vector)."""
+    """Book-keeping of one ensemble member (its spec, rows, status, generator, previous sharpness result)."""
 
     spec: RunSpec
     generator: torch.Generator
     rows: list = field(default_factory=list)
     status: str = "ok"
     message: str = ""
-    initial_loss: float | None = None
-    sharpness_v: torch.Tensor | None = None
+    rule: StepRule | None = None  # when its steps are logged, evaluated and end it as diverged (train's rule)
+    sharpness_prev: object = None  # the previous sharpness EigResult: its Ritz vectors seed the next solve
+    precond_prev: object = None  # the same for precond_sharpness
     probe_errors: list = field(default_factory=list)
     weights: dict | None = None
     sharpness_s: float = 0.0
@@ -276,10 +209,10 @@ class Ensemble:
     """Stacked parameters, buffers and optimiser state of the live members; one vmapped forward."""
 
     def __init__(self, specs: list[RunSpec], data: Dataset, device: torch.device, dtype: torch.dtype):
-        self.members = [_Member(s, torch.Generator().manual_seed(s.seed), probe_generator=probe_generator(s.seed))
-                        for s in specs]
+        self.members = [_Member(s, torch.Generator().manual_seed(s.seed), rule=StepRule(s),
+                                probe_generator=probe_generator(s.seed)) for s in specs]
         built = [models.build(s.model, data.info, s.optim.name, m.generator, device, dtype)
-                 for s, m in zip(specs, self.members)]
+                 for s, m in zip(specs, self.members, strict=False)]
         self.state_keys = list(built[0].state_dict())
         mults = {id(p): g["lr_mult"] for g in models.param_groups(built[0]) for p in g["params"]}
         lr_mults = {name: mults[id(p)] for name, p in built[0].named_parameters()}
@@ -394,7 +327,7 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
     x_train, x_test, y_train, y_test = device_split(data, spec0.optim.loss, device, dtype)
     classification = data.info.task == "classification"
     n_probe = spec0.probes.probe_batch or len(x_train)
-    o0, steps, log_every = spec0.optim, spec0.optim.steps, spec0.probes.log_every
+    steps = spec0.optim.steps
     sharpness_every = spec0.probes.sharpness_every
     try:
         ens.forward(x_train[:1])  # fail early (EnsembleUnsupported) when the model does not vmap
@@ -412,25 +345,21 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
         grads = None
         if not last:
             names = list(ens.params)
-            grads = dict(zip(names, torch.autograd.grad(losses.sum(), [ens.params[k] for k in names])))
+            grads = dict(zip(names, torch.autograd.grad(losses.sum(), [ens.params[k] for k in names]), strict=False))
         outputs, losses = outputs.detach(), losses.detach()
         loss_values = losses.tolist()
         timings["train_s"] += time.perf_counter() - tick
-        diverged = set()
-        for pos, (m, loss_value) in enumerate(zip(members, loss_values)):
-            if m.initial_loss is None:
-                m.initial_loss = loss_value
-            if not math.isfinite(loss_value) or loss_value > m.spec.optim.diverge_factor * max(m.initial_loss, 1.0):
-                diverged.add(pos)
-        logging = step % log_every == 0 or last
-        log_pos = list(range(len(members))) if logging else sorted(diverged)
+        diverged = {pos for pos, (m, value) in enumerate(zip(members, loss_values, strict=True))
+                    if m.rule.diverged(value)}
+        logging = members[0].rule.logs(step, last, False)  # the members' shared cadence (NormsProbe's too)
+        log_pos = [pos for pos, m in enumerate(members) if m.rule.logs(step, last, pos in diverged)]
         if log_pos:
             rows = _rows(ens, members, log_pos, step, t0, lrs, loss_values, outputs, y_train, classification)
-            evaluating = last or (o0.eval_every and step % o0.eval_every == 0)
             healthy = [p for p in log_pos if p not in diverged]
-            if evaluating and healthy:
+            evaluated = [p for p in log_pos if members[p].rule.evaluates(step, last, p in diverged)]
+            if evaluated:
                 tick = time.perf_counter()
-                _evaluate(ens, rows, healthy, loss_values, x_test, y_test, classification)
+                _evaluate(ens, rows, evaluated, loss_values, x_test, y_test, classification)
                 timings["eval_s"] += time.perf_counter() - tick
             if logging:  # NormsProbe's cadence is log_every (and the last step)
                 tick = time.perf_counter()
@@ -449,7 +378,7 @@ def _loop(ens: Ensemble, data: Dataset, device, dtype, timings, should_stop, on_
             for pos in sorted(diverged):
                 m = members[pos]
                 m.status = "diverged"
-                m.message = f"loss {loss_values[pos]:.4g} at step {step} (initial {m.initial_loss:.4g})"
+                m.message = m.rule.message(loss_values[pos], step)
                 m.weights = _saved_weights(ens, pos, m.spec)
             if len(diverged) == len(members):
                 return
@@ -496,10 +425,7 @@ def _rows(ens, members, log_pos, step, t0, lrs, loss_values, outputs, y_train, c
     accs = _accuracies(outputs, y_train) if classification else None
     rows = {}
     for pos in log_pos:
-        row = {"step": step, "time_s": now, "lr": lrs[pos], "loss": loss_values[pos]}
-        if classification:
-            row["train_acc"] = accs[pos]
-        rows[pos] = row
+        rows[pos] = StepRule.row(step, now, lrs[pos], loss_values[pos], accs[pos] if classification else None)
     return rows
 
 
@@ -537,7 +463,12 @@ def _norms(ens, rows, grads, last):
 
 
 def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
-    """Top Hessian eigenvalue of each member's loss on the probe batch, by batched HVPs."""
+    """Top Hessian eigenvalue of each member's loss on the probe batch, by batched HVPs, as SharpnessProbe.
+
+    Under SGD-like optimisers whose geometry is not plain GD, also the top eigenvalue of
+    D^{1/2} (H + wd I) D^{1/2} (D the lr multipliers): `precond_sharpness`, exactly as the serial probe
+    computes it (`curvature.optimizer_top_eigenvalues`), after the plain solve and from the same generator.
+    """
     index = torch.tensor(positions, device=inputs.device)
     leaves = {k: v.detach().index_select(0, index).requires_grad_() for k, v in ens.params.items()}
     buffers = {k: v.index_select(0, index) for k, v in ens.buffers.items()}
@@ -550,6 +481,11 @@ def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
     flat_grad = torch.cat([g.reshape(len(positions), -1) for g in grads], dim=1)
     loss_values = losses.detach().tolist()
     dtype = plist[0].dtype
+
+    def solver(m, v0):
+        return LanczosSolver(ens.n_params, k=1, tol=m.spec.probes.sharpness_tol, v0=v0, generator=m.probe_generator,
+                             dtype=dtype, device=flat_grad.device)
+
     solvers = {}
     for j, pos in enumerate(positions):
         m = members[pos]
@@ -557,29 +493,57 @@ def _sharpness(ens, members, rows, positions, inputs, targets, loss_fn, step):
             _probe_failed(m, rows[pos], step, f"FloatingPointError: loss_fn returned a non-finite loss "
                                               f"({loss_values[j]}); the Hessian is undefined")
             continue
-        solvers[j] = MemberLanczos(ens.n_params, m.spec.probes.sharpness_tol, dtype, m.sharpness_v, m.probe_generator,
-                                   hint=flat_grad[j])
+        solvers[j] = solver(m, m.sharpness_prev)
+    _drive(solvers, flat_grad, plist, members, rows, positions, step)
+    mults = ens.optimizer.lr_mults
+    d = torch.cat([torch.full((p[0].numel(),), mults[k], dtype=torch.float64) for k, p in leaves.items()])
+    second = {}
+    for j, s in solvers.items():
+        m = members[positions[j]]
+        res = s.result(dtype=dtype)
+        m.sharpness_prev = res
+        row = rows[positions[j]]
+        row.update(sharpness_columns(res))
+        if m.spec.optim.name not in models.SGD_LIKE:
+            continue
+        shift = sgd_geometry_shift(mults.values(), [m.spec.optim.weight_decay])
+        if shift is None:
+            second[j] = solver(m, m.precond_prev)
+        elif shift:
+            row.update({"precond_sharpness": row["sharpness"] + shift,
+                        "precond_sharpness_converged": row["sharpness_converged"]})
+    if second:
+        scale = d.sqrt().to(device=flat_grad.device, dtype=dtype)
+        shifts = {j: (members[positions[j]].spec.optim.weight_decay * d).to(device=flat_grad.device, dtype=dtype)
+                  for j in second}
+        _drive(second, flat_grad, plist, members, rows, positions, step, scale=scale, shifts=shifts)
+        for j, s in second.items():
+            m = members[positions[j]]
+            m.precond_prev = s.result(dtype=dtype)
+            rows[positions[j]].update(precond_sharpness_columns(m.precond_prev))
+
+
+def _drive(solvers: dict, flat_grad, plist, members, rows, positions, step, scale=None, shifts=None) -> None:
+    """Run the members' solvers in lockstep on batched products (of scale H scale + shift when given)."""
+    n = flat_grad.shape[1]
     while any(not s.done for s in solvers.values()):
-        vectors = torch.zeros(len(positions), ens.n_params, dtype=torch.float64)
+        vectors = torch.zeros(len(positions), n, dtype=flat_grad.dtype, device=flat_grad.device)
         for j, s in solvers.items():
             if not s.done:
                 vectors[j] = s.pending
-        products = _batched_hvp(flat_grad, plist, vectors.to(device=flat_grad.device, dtype=dtype))
-        products = products.detach().to(device="cpu", dtype=torch.float64)
+        products = _batched_hvp(flat_grad, plist, vectors if scale is None else vectors * scale).detach()
+        if scale is not None:
+            products = products * scale
         for j, s in list(solvers.items()):
             if s.done:
                 continue
-            if not bool(torch.isfinite(products[j]).all()):
+            w = products[j] if shifts is None else products[j] + shifts[j] * vectors[j]
+            if not bool(torch.isfinite(w).all()):
                 _probe_failed(members[positions[j]], rows[positions[j]], step,
                               "FloatingPointError: a Hessian-vector product is not finite")
                 del solvers[j]
                 continue
-            s.feed(products[j])
-    for j, s in solvers.items():
-        m = members[positions[j]]
-        value, vector = s.result()
-        m.sharpness_v = vector.to(dtype=dtype)
-        rows[positions[j]].update({"sharpness": value, "sharpness_hvps": s.n_hvp})
+            s.feed(w)
 
 
 def _batched_hvp(flat_grad: torch.Tensor, params: list[torch.Tensor], vectors: torch.Tensor) -> torch.Tensor:
@@ -594,5 +558,5 @@ def _batched_hvp(flat_grad: torch.Tensor, params: list[torch.Tensor], vectors: t
 
 def _probe_failed(member: _Member, row: dict, step: int, reason: str) -> None:
     """Record a failed sharpness measurement as the serial loop does (NaN plus a reason)."""
-    row.update({"sharpness": float("nan"), "sharpness_hvps": float("nan")})
+    row.update({name: float("nan") for name in SharpnessProbe.columns})
     member.probe_errors.append(f"step {step}: sharpness: {reason}")

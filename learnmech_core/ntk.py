@@ -1,9 +1,17 @@
-"""Empirical neural tangent kernel Theta = J J^T of a model on a batch, its spectrum and kernel distance.
+"""Empirical neural tangent kernel Theta = J D J^T of a model on a batch, its spectrum and kernel distance.
 
 The Jacobian J is of the model's outputs with respect to its parameters, one example at a time
 (``torch.func.vmap`` over ``jacrev`` of ``functional_call``), so the model must treat examples
 independently: put models with batch norm or dropout in ``eval()`` mode first.
 Outputs of shape ``(batch, ...)`` are flattened to ``(batch, o)``; a 1-D output has ``o = 1``.
+
+D is the diagonal of per-parameter learning-rate multipliers, so Theta is the kernel that drives
+gradient descent: with per-layer rates eta * D, the outputs move by df = -eta J D J^T dL/df. By
+default D comes from the model itself (`model_lr_multipliers`: the ``lr_mult`` of learnmech's
+parametrised layers, muP's per-layer rates away from its base width; 1 for every other parameter),
+so for SP, NTK and any plain ``nn.Module`` Theta = J J^T. Pass ``lr_mults={}`` for J J^T always.
+The multipliers a learnmech model carries are those of its optimiser family (SGD-like or Adam-like);
+only under SGD-like optimisers is J D J^T the kernel of the training dynamics.
 """
 
 from __future__ import annotations
@@ -42,8 +50,34 @@ def _differentiated(model: nn.Module, params: Mapping[str, torch.Tensor] | None)
     return chosen
 
 
-def _jacobian_fn(model: nn.Module, diff: dict[str, torch.Tensor]):
-    """Function inputs -> per-example Jacobian (batch, o, P) with respect to `diff`, in model dtype."""
+def model_lr_multipliers(model: nn.Module) -> dict[str, float]:
+    """Per-parameter learning-rate multipliers the model carries: each module's ``lr_mult`` (none: absent)."""
+    out = {}
+    for module_name, module in model.named_modules():
+        mult = getattr(module, "lr_mult", None)
+        if mult is None:
+            continue
+        for name, _ in module.named_parameters(recurse=False):
+            out[f"{module_name}.{name}" if module_name else name] = float(mult)
+    return out
+
+
+def _scales(lr_mults: Mapping[str, float], diff: dict[str, torch.Tensor]) -> dict[str, float]:
+    """sqrt of each differentiated parameter's multiplier (1 where lr_mults has none), checked."""
+    if not isinstance(lr_mults, Mapping):
+        raise ValueError("lr_mults must be a mapping of parameter names to multipliers "
+                         f"(got {type(lr_mults).__name__})")
+    out = {}
+    for name in diff:
+        mult = lr_mults.get(name, 1.0)
+        if not isinstance(mult, (int, float)) or not mult > 0 or not np.isfinite(mult):
+            raise ValueError(f"lr_mults[{name!r}] must be a finite positive number (got {mult!r})")
+        out[name] = float(mult) ** 0.5
+    return out
+
+
+def _jacobian_fn(model: nn.Module, diff: dict[str, torch.Tensor], scales: dict[str, float]):
+    """Function inputs -> per-example Jacobian J D^{1/2} (batch, o, P) with respect to `diff`, in model dtype."""
     fixed = {k: v.detach() for k, v in model.named_parameters() if k not in diff}
     fixed.update({k: v.detach() for k, v in model.named_buffers()})
 
@@ -54,7 +88,7 @@ def _jacobian_fn(model: nn.Module, diff: dict[str, torch.Tensor]):
 
     def jacobian(x: torch.Tensor) -> torch.Tensor:
         blocks = per_example(diff, x)
-        return torch.cat([blocks[k].reshape(x.shape[0], blocks[k].shape[1], -1) for k in diff], dim=2)
+        return torch.cat([blocks[k].reshape(x.shape[0], blocks[k].shape[1], -1) * scales[k] for k in diff], dim=2)
 
     return jacobian
 
@@ -66,9 +100,12 @@ def empirical_ntk(
     per_output: bool = False,
     chunk_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    lr_mults: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """Empirical NTK: (n, n) trace over outputs sum_k J_k J_k^T, or (n*o, n*o) per output (index i*o + k).
+    """Empirical NTK: (n, n) trace over outputs sum_k J_k D J_k^T, or (n*o, n*o) per output (index i*o + k).
 
+    ``lr_mults`` (name -> multiplier) sets D; None takes the model's own (`model_lr_multipliers`, see
+    the module docstring), ``{}`` gives the unweighted J J^T.
     ``params`` (name -> tensor, a subset of the model's parameters) chooses the parameters to
     differentiate and the point at which to do so; the default is every parameter requiring
     grad, at its current value. Jacobians are computed in blocks of examples; when all of them
@@ -80,7 +117,7 @@ def empirical_ntk(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None (got {chunk_size!r})")
     diff = _differentiated(model, params)
-    jacobian = _jacobian_fn(model, diff)
+    jacobian = _jacobian_fn(model, diff, _scales(model_lr_multipliers(model) if lr_mults is None else lr_mults, diff))
     n = inputs.shape[0]
     n_out = jacobian(inputs[:1]).shape[1]
     n_params = sum(v.numel() for v in diff.values())

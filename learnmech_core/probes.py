@@ -96,28 +96,75 @@ class LayerNormsProbe(Probe):
         return out, []
 
 
+def sharpness_columns(res) -> dict:
+    """History columns of one sharpness measurement (an EigResult): value, HVPs spent, whether certified.
+
+    `sharpness` is the top Ritz value even when Lanczos stopped at its product cap before the residual
+    certified it; `sharpness_converged` says which (1.0 certified, 0.0 not; missing where nothing was
+    measured; a number, so histories stay numeric for the store): figures draw uncertified values
+    hollow, and analyses that need certified numbers drop the rows where it is 0.
+    """
+    return {"sharpness": float(res.values[0]), "sharpness_hvps": res.n_hvp, "sharpness_converged": float(res.converged)}
+
+
+def precond_sharpness_columns(res) -> dict:
+    """History columns of the sharpness in the optimiser's geometry (an EigResult), as `sharpness_columns`."""
+    return {"precond_sharpness": float(res.values[0]), "precond_sharpness_converged": float(res.converged)}
+
+
+def sgd_geometry_shift(lr_mults, weight_decays) -> float | None:
+    """precond_sharpness - sharpness for an SGD-like optimiser, when no second eigensolve is needed.
+
+    With every lr multiplier 1 the optimiser's matrix is H + wd I, whose top eigenvalue is exactly
+    lambda_max(H) + wd for one weight decay wd: the shift (0: plain GD, nothing to record). Per-group
+    multipliers (muP away from its base width) or mixed decays: None, the operator must be solved.
+    """
+    mults, decays = set(lr_mults), set(weight_decays)
+    if mults <= {1.0} and len(decays) <= 1:
+        return float(next(iter(decays), 0.0))
+    return None
+
+
 class SharpnessProbe(Probe):
-    """Top Hessian eigenvalue of the training loss, warm-started from the previous top vector."""
+    """Top Hessian eigenvalue of the training loss, warm-started from the previous measurement's Ritz vectors.
+
+    Under SGD-like optimisers whose geometry is not plain GD (per-group lr multipliers, weight decay) it
+    also records `precond_sharpness`, the top eigenvalue of P^-1 (H + wd I) that `stability_threshold`
+    (2/eta, (2+2 mu)/eta) refers to (`curvature.optimizer_top_eigenvalues`), unless a
+    PrecondSharpnessProbe runs too (`precond=False`).
+    """
 
     name = "sharpness"
-    columns = ("sharpness", "sharpness_hvps")
+    columns = ("sharpness", "sharpness_hvps", "sharpness_converged")
 
-    def __init__(self, every: int, tol: float):
+    def __init__(self, every: int, tol: float, precond: bool = True):
         super().__init__(every)
         self.tol = tol
+        self.precond = precond
 
     def measure(self, ctx):
-        from .curvature import top_eigenvalues
+        from .curvature import SGD_LIKE, optimizer_top_eigenvalues, top_eigenvalues
 
-        # the whole previous result, not just its vector: its gap estimate lets the warm start stop early
         res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=1, tol=self.tol,
                               v0=ctx.state.get("sharpness_prev"), generator=ctx.generator)
         ctx.state["sharpness_prev"] = res
-        return {"sharpness": float(res.values[0]), "sharpness_hvps": res.n_hvp}, []
+        out = sharpness_columns(res)
+        if self.precond and isinstance(ctx.optimizer, SGD_LIKE):
+            groups = [g for g in ctx.optimizer.param_groups if g["params"]]
+            shift = sgd_geometry_shift([g.get("lr_mult", 1.0) for g in groups], [g["weight_decay"] for g in groups])
+            if shift is None:
+                pre = optimizer_top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, ctx.optimizer,
+                                                tol=self.tol, v0=ctx.state.get("precond_prev"), generator=ctx.generator)
+                ctx.state["precond_prev"] = pre
+                out.update(precond_sharpness_columns(pre))
+            elif shift:
+                out.update({"precond_sharpness": out["sharpness"] + shift,
+                            "precond_sharpness_converged": out["sharpness_converged"]})
+        return out, []
 
 
 class TopKProbe(Probe):
-    """Top-k Hessian eigenvalues (largest algebraic) as spectra rows of kind `hessian_topk`."""
+    """Top-k Hessian eigenvalues (largest algebraic) as spectra rows of kind `hessian_topk` (NaN: not certified)."""
 
     name = "hessian_topk"
 
@@ -130,8 +177,9 @@ class TopKProbe(Probe):
 
         res = top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, k=self.k, tol=1e-3,
                               v0=ctx.state.get("topk_v"), generator=ctx.generator)
-        ctx.state["topk_v"] = res.vectors.detach()
-        return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(res.values)]
+        ctx.state["topk_v"] = res  # its Ritz vectors seed the next measurement
+        values = np.where(res.errors <= 1e-3, res.values, np.nan)
+        return {}, [("hessian_topk", "all", i, float(v)) for i, v in enumerate(values)]
 
 
 class GaussNewtonProbe(Probe):
@@ -164,19 +212,25 @@ class GaussNewtonProbe(Probe):
 
 
 class PrecondSharpnessProbe(Probe):
-    """Top eigenvalue of P^-1 H with Adam's current preconditioner (Cohen et al. 2022)."""
+    """Top eigenvalue of the optimiser's P^-1 (H + wd I): Adam's preconditioner (Cohen et al. 2022), or SGD's
+    per-group lr multipliers; the quantity `universality.stability_threshold` is the threshold of."""
 
     name = "precond_sharpness"
-    columns = ("precond_sharpness",)
+    columns = ("precond_sharpness", "precond_sharpness_converged")
+
+    def __init__(self, every: int, tol: float = 1e-3):
+        super().__init__(every)
+        self.tol = tol
 
     def measure(self, ctx):
-        from .curvature import preconditioned_sharpness
+        from .curvature import ADAM_LIKE, optimizer_top_eigenvalues
 
-        if not ctx.optimizer.state:
+        if isinstance(ctx.optimizer, ADAM_LIKE) and not ctx.optimizer.state:
             return {"precond_sharpness": float("nan")}, []  # no Adam statistics before the first update
-        value = preconditioned_sharpness(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, ctx.optimizer,
-                                         generator=ctx.generator)
-        return {"precond_sharpness": float(value)}, []
+        res = optimizer_top_eigenvalues(ctx.model, ctx.loss_fn, ctx.inputs, ctx.targets, ctx.optimizer, tol=self.tol,
+                                        v0=ctx.state.get("precond_prev"), generator=ctx.generator)
+        ctx.state["precond_prev"] = res
+        return precond_sharpness_columns(res), []
 
 
 class DensityProbe(Probe):
@@ -315,13 +369,14 @@ def build_probes(spec: ProbeSpec) -> list[Probe]:
     if spec.layer_norms:
         probes.append(LayerNormsProbe(spec.log_every))
     if spec.sharpness_every:
-        probes.append(SharpnessProbe(spec.sharpness_every, spec.sharpness_tol))
+        probes.append(SharpnessProbe(spec.sharpness_every, spec.sharpness_tol,
+                                     precond=not spec.precond_sharpness_every))
     if spec.topk_every:
         probes.append(TopKProbe(spec.topk_every, spec.topk))
     if spec.gauss_newton_k:
         probes.append(GaussNewtonProbe(spec.gauss_newton_k))
     if spec.precond_sharpness_every:
-        probes.append(PrecondSharpnessProbe(spec.precond_sharpness_every))
+        probes.append(PrecondSharpnessProbe(spec.precond_sharpness_every, spec.sharpness_tol))
     if spec.density_every:
         probes.append(DensityProbe(spec.density_every))
     if spec.esd_every:

@@ -32,10 +32,10 @@ import sqlite3
 import time
 import uuid
 import zipfile
+from collections.abc import Iterable
 from contextlib import closing
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -44,9 +44,8 @@ import pyarrow.parquet as pq
 
 from .config import RunSpec
 from .environment import environment
-from .train import SPECTRA_COLUMNS, Progress, Run, train
+from .records import SPECTRA_COLUMNS, STATUSES, Run
 
-STATUSES = ("ok", "diverged", "stopped", "failed")
 _MEMBERS = ("spec.json", "meta.json", "history.parquet", "spectra.parquet", "weights.npz", "snapshots.npz")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 SPECTRA_SCHEMA = pa.schema([("step", pa.int64()), ("kind", pa.string()), ("layer", pa.string()),
@@ -264,20 +263,9 @@ class RunStore:
         return self.import_bytes(Path(path).read_bytes(), tags=tags)
 
     # ------------------------------------------------------------------------------------------
-    def get_or_train(self, spec: RunSpec, on_progress: Callable[[Progress], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None, tags: Iterable[str] = ()) -> Run:
-        """The stored run for this spec, else train it and store the result (stopped runs are not stored)."""
-        key = spec.key()
-        if self.has(key):
-            run = self.get(key)
-            if run is not None:
-                if tags and not self.readonly:
-                    self._index(key, tags=list(tags))
-                return run
-        run = train(spec, on_progress=on_progress, should_stop=should_stop)
-        if run.status != "stopped" and not self.readonly:
-            self.put(run, tags=tags)
-        return run
+    def tag(self, key: str, tags: Iterable[str]) -> None:
+        """Add tags to a stored run's index entry (`train.get_or_train` tags a run it finds)."""
+        self._index(key, tags=list(tags))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from traceback import format_exc
-from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -34,65 +32,7 @@ from . import models
 from .config import RunSpec, current_caps
 from .data import Dataset, load
 from .probes import ProbeContext, build_probes, collected_snapshots
-
-SPECTRA_COLUMNS = ["step", "kind", "layer", "index", "value"]
-MAX_SAVED_PARAMS = 2_000_000  # larger models keep no final weights in the Run
-
-
-@dataclass
-class Progress:
-    """What a progress callback receives after each logged step."""
-
-    step: int
-    total: int
-    row: dict
-    elapsed_s: float
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / max(self.total, 1))
-
-    @property
-    def eta_s(self) -> float:
-        """Seconds left at the current pace."""
-        return self.elapsed_s / self.fraction - self.elapsed_s if self.fraction > 0 else float("nan")
-
-
-@dataclass
-class Run:
-    """A finished (or diverged / stopped / failed) run: spec, tidy history and spectra, status, timings."""
-
-    spec: RunSpec
-    history: pd.DataFrame
-    spectra: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SPECTRA_COLUMNS))
-    status: str = "ok"
-    timings: dict = field(default_factory=dict)
-    message: str = ""
-    weights: dict[str, np.ndarray] | None = None
-    probe_errors: list[str] = field(default_factory=list)
-    traceback: str = ""  # of the exception that failed the run (status "failed"), for meta.json and bug reports
-    environment: dict = field(default_factory=dict)  # versions, device, commit: filled when first stored
-    snapshots: dict[str, np.ndarray] | None = None  # probes.snapshot_every: {"step": (T,), "weights": (T, n)}
-
-    @property
-    def key(self) -> str:
-        return self.spec.key()
-
-    def __repr__(self) -> str:
-        """One line: key, status, length, final loss, table sizes and the spec's changed fields."""
-        steps = int(self.history["step"].max()) if "step" in self.history and len(self.history) else 0
-        message = f", message={self.message[:80]!r}" if self.message else ""
-        weights = f"{len(self.weights)} arrays" if self.weights else "none"
-        return (f"Run(key={self.key!r}, status={self.status!r}{message}, steps={steps}, "
-                f"final_loss={self.final('loss'):.4g}, history={self.history.shape[0]}x{self.history.shape[1]}, "
-                f"spectra={len(self.spectra)} rows, weights={weights}, spec={self.spec!r})")
-
-    def final(self, column: str) -> float:
-        """Last non-missing value of a history column (NaN if none)."""
-        if column not in self.history:
-            return float("nan")
-        values = self.history[column].dropna()
-        return float(values.iloc[-1]) if len(values) else float("nan")
+from .records import MAX_SAVED_PARAMS, SPECTRA_COLUMNS, Progress, Run, StepRule  # also re-exported from here
 
 
 def probe_generator(seed: int) -> torch.Generator:
@@ -200,6 +140,22 @@ def train(spec: RunSpec, on_progress: Callable[[Progress], None] | None = None,
     return run
 
 
+def get_or_train(store, spec: RunSpec, on_progress: Callable[[Progress], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, tags: Iterable[str] = ()) -> Run:
+    """The run `store` (a `store.RunStore`) holds for this spec, else train it and store it (not when stopped)."""
+    key = spec.key()
+    if store.has(key):
+        run = store.get(key)
+        if run is not None:
+            if tags and not store.readonly:
+                store.tag(key, tags)
+            return run
+    run = train(spec, on_progress=on_progress, should_stop=should_stop)
+    if run.status != "stopped" and not store.readonly:
+        store.put(run, tags=tags)
+    return run
+
+
 def device_split(data, loss: str, device, dtype) -> tuple[torch.Tensor, ...]:
     """(x_train, x_test, y_train, y_test) on the run's device, floating tensors in its dtype, targets for the loss."""
 
@@ -228,15 +184,16 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
     probes = build_probes(spec.probes)
     n_probe = spec.probes.probe_batch or len(x_train)
     ctx = ProbeContext(model=model, loss_fn=loss_fn, inputs=x_train[:n_probe], targets=y_train[:n_probe],
-                       x_test=x_test, y_test=y_test, optimizer=optimizer, spec=spec, generator=probe_generator(spec.seed),
-                       init_params=init_params, init_norm=init_norm, classification=classification)
+                       x_test=x_test, y_test=y_test, optimizer=optimizer, spec=spec,
+                       generator=probe_generator(spec.seed), init_params=init_params, init_norm=init_norm,
+                       classification=classification)
     batches = _Batches(len(x_train), spec.optim.batch_size, generator)
     model.train()
     timings = run.timings
     timings.update(train_s=0.0, eval_s=0.0, probe_s={})
-    o, steps, log_every = spec.optim, spec.optim.steps, spec.probes.log_every
+    o, steps = spec.optim, spec.optim.steps
     changes = dict(o.lr_changes) if changes is None else changes
-    initial_loss = None
+    rule = StepRule(spec)
     t0 = time.perf_counter()
 
     for step in range(steps + 1):
@@ -258,16 +215,11 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
             outputs, loss = outputs.detach(), loss.detach()
         loss_value = loss.item()
         timings["train_s"] += time.perf_counter() - tick
-        if initial_loss is None:
-            initial_loss = loss_value
-        diverged = not math.isfinite(loss_value) or loss_value > o.diverge_factor * max(initial_loss, 1.0)
-        logging = step % log_every == 0 or last or diverged
-        if logging:
-            row = {"step": step, "time_s": time.perf_counter() - t0, "lr": lr, "loss": loss_value}
-            if idx is None and classification:
-                row["train_acc"] = accuracy(outputs.detach(), yb)
-            evaluating = last or diverged or (o.eval_every and step % o.eval_every == 0)
-            if evaluating and not diverged:
+        diverged = rule.diverged(loss_value)
+        if rule.logs(step, last, diverged):
+            acc = accuracy(outputs.detach(), yb) if idx is None and classification else None
+            row = rule.row(step, time.perf_counter() - t0, lr, loss_value, acc)
+            if rule.evaluates(step, last, diverged):
                 tick = time.perf_counter()
                 row.update(_evaluate(model, loss_fn, x_train, y_train, x_test, y_test, classification,
                                      full_done=idx is None, train_loss=loss_value))
@@ -290,8 +242,7 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
             if on_progress is not None:
                 on_progress(Progress(step=step, total=steps, row=row, elapsed_s=time.perf_counter() - started))
         if diverged:
-            run.status = "diverged"
-            run.message = f"loss {loss_value:.4g} at step {step} (initial {initial_loss:.4g})"
+            run.status, run.message = "diverged", rule.message(loss_value, step)
             break
         if last:
             break
@@ -320,7 +271,8 @@ def _evaluate(model, loss_fn, x_train, y_train, x_test, y_test, classification, 
     """Full training loss/accuracy (reused when the step was full batch) and test loss/accuracy."""
     model.eval()
     try:
-        return _evaluate_metrics(model, loss_fn, x_train, y_train, x_test, y_test, classification, full_done, train_loss)
+        return _evaluate_metrics(model, loss_fn, x_train, y_train, x_test, y_test, classification, full_done,
+                                 train_loss)
     finally:
         model.train()
 

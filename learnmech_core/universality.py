@@ -16,7 +16,7 @@ used and the axis labels. Kinds:
 
 | kind | column | x_norm | y_norm |
 |---|---|---|---|
-| `sharpness` | sharpness | eta x step | sharpness / stability threshold (2/eta for GD) |
+| `sharpness` | sharpness | eta x step | `optimiser_sharpness` / stability threshold (2/eta for GD) |
 | `precond_sharpness` | precond_sharpness | eta x step | lambda_max(P^-1 H) / ((2 + 2 beta1) / ((1 - beta1) eta)) |
 | `loss_initial` | loss | effective time | loss / loss at step 0 |
 | `loss_final` | loss | fraction of training | loss / final loss |
@@ -75,8 +75,13 @@ KINDS = MappingProxyType({
 def stability_threshold(spec, lr: float | np.ndarray | None = None) -> float | np.ndarray:
     """Largest stable sharpness at learning rate lr (default spec.optim.lr) for the spec's optimiser.
 
-    GD/SGD: 2/eta. Heavy-ball momentum (torch convention): (2 + 2 mu) / eta. Adam/AdamW, for the
-    preconditioned sharpness: (2 + 2 beta1) / ((1 - beta1) eta) (Cohen et al. 2022).
+    GD/SGD: 2/eta. Heavy-ball momentum (torch convention): (2 + 2 mu) / eta. Adam/AdamW:
+    (2 + 2 beta1) / ((1 - beta1) eta) (Cohen et al. 2022). The sharpness it bounds is the top
+    eigenvalue of the Hessian in the optimiser's own geometry, lambda_max(P^-1 (H + wd I)) with P from
+    the per-group lr multipliers (and Adam's second moments) and wd a weight decay coupled into the
+    gradient (`curvature.optimizer_top_eigenvalues`): the history's `precond_sharpness` where a run
+    recorded it (Adam, or SGD under muP away from its base width or with weight decay), which for
+    plain GD is the `sharpness` itself (see `optimiser_sharpness`).
     """
     o = spec.optim
     eta = np.asarray(o.lr if lr is None else lr, dtype=float)
@@ -87,6 +92,13 @@ def stability_threshold(spec, lr: float | np.ndarray | None = None) -> float | n
     else:
         value = 2.0 / eta
     return float(value) if value.ndim == 0 else value
+
+
+def optimiser_sharpness(history: pd.DataFrame, column: str = "sharpness") -> np.ndarray:
+    """Per row, the sharpness that `stability_threshold` bounds: `precond_sharpness` where the history has
+    that column (the top eigenvalue in the optimiser's own geometry), else `column` (plain GD's sharpness)."""
+    name = "precond_sharpness" if "precond_sharpness" in history else column
+    return history[name].to_numpy(dtype=float)
 
 
 def lr_time(history: pd.DataFrame) -> np.ndarray:
@@ -146,7 +158,7 @@ def normalise(history: pd.DataFrame, spec, kind: str, irreducible: float = 0.0) 
                         "y": values[keep], "x_norm": x_norm_all[keep]})
     if kind in ("sharpness", "precond_sharpness"):
         lrs = history["lr"].to_numpy(dtype=float)[keep]
-        out["y_norm"] = out["y"].to_numpy() / stability_threshold(spec, lrs)
+        out["y_norm"] = optimiser_sharpness(history, column)[keep] / stability_threshold(spec, lrs)
     elif kind == "loss_initial":
         first = out["y"].iloc[0] if len(out) else np.nan
         out["y_norm"] = out["y"] / first if first else np.nan

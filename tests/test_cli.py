@@ -65,6 +65,7 @@ def test_gallery_build_times_trained_runs_keeps_time_when_reusing_and_strips_wei
     from learnmech_core import phenomena
     from learnmech_core.cli_gallery import build_gallery, phenomena_markdown
     from learnmech_core.store import RunStore
+    from learnmech_core.train import get_or_train
 
     first = build_gallery(tmp_path, ["saxe_dynamics"], size="tiny", log=lambda s: None, seeds=(0,))["saxe_dynamics"]
     assert first["seconds"] > 0 and first["threads"] >= 1
@@ -85,9 +86,9 @@ def test_gallery_build_times_trained_runs_keeps_time_when_reusing_and_strips_wei
     assert phenomena.get("representation_convergence").needs_weights  # its verdict rebuilds the trained models
     # a run no verdict reads (an earlier grid's) is removed by the next build
     stray = phenomena.get("saxe_dynamics").specs("tiny")[0].replace(seed=99)
-    RunStore(tmp_path).get_or_train(stray, tags=["phenomenon:saxe_dynamics"])
+    get_or_train(RunStore(tmp_path), stray, tags=["phenomenon:saxe_dynamics"])
     own = stray.replace(seed=98)  # a run that is not a phenomenon's stays
-    RunStore(tmp_path).get_or_train(own)
+    get_or_train(RunStore(tmp_path), own)
     build_gallery(tmp_path, ["saxe_dynamics"], size="tiny", log=lambda s: None, seeds=(0,))
     assert not RunStore(tmp_path).has(stray.key()) and all(RunStore(tmp_path).has(k) for k in keys)
     assert RunStore(tmp_path).has(own.key())

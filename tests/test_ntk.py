@@ -105,3 +105,45 @@ def test_kernel_distance():
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_default_kernel_is_the_one_gd_follows_under_per_layer_rates():
+    """muP away from its base width: Theta = J D J^T (D the per-layer lr multipliers) predicts a GD step."""
+    from learnmech_core import ModelSpec, OptimSpec, RunSpec, models
+    from learnmech_core.data import DataInfo
+    from learnmech_core.train import loss_function, make_optimizer
+
+    spec = RunSpec(model=ModelSpec(arch="mlp", width=8, base_width=2, depth=2, activation="tanh", param="mup"),
+                   optim=OptimSpec(name="gd", lr=1e-4, loss="mse"))
+    model = models.build(spec.model, DataInfo("own", "regression", "vector", (4,), 2, None), "gd",
+                         torch.Generator().manual_seed(0), dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 2, generator=g, dtype=torch.float64)
+    mults = ntk.model_lr_multipliers(model)
+    assert set(mults.values()) == {4.0, 1.0, 0.25}
+    jac = explicit_jacobian(model, x)
+    d = np.concatenate([np.full(p.numel(), mults[n]) for n, p in model.named_parameters()])
+    per_output = ntk.empirical_ntk(model, x, per_output=True)
+    np.testing.assert_allclose(per_output, (jac * d) @ jac.T, rtol=1e-10)
+    np.testing.assert_allclose(ntk.empirical_ntk(model, x, lr_mults={}, per_output=True), jac @ jac.T, rtol=1e-10)
+    # one GD step of the trainer's optimiser moves the outputs by -eta Theta dL/df (to first order in eta)
+    loss_fn = loss_function("mse")
+    before = model(x).detach()
+    residual = ((before - y) / len(x)).reshape(-1)
+    opt = make_optimizer(spec, model)
+    opt.zero_grad()
+    loss_fn(model(x), y).backward()
+    opt.step()
+    moved = (model(x).detach() - before).reshape(-1).numpy()
+    predicted = -1e-4 * per_output @ residual.numpy()
+    np.testing.assert_allclose(moved, predicted, rtol=1e-3, atol=1e-12)
+    unweighted = -1e-4 * (jac @ jac.T) @ residual.numpy()
+    assert np.abs(moved - unweighted).max() > 100 * np.abs(moved - predicted).max()
+
+
+def test_lr_mults_are_checked():
+    model, x = small_model(), torch.ones(2, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="lr_mults"):
+        ntk.empirical_ntk(model, x, lr_mults={"0.weight": -1.0})
+    with pytest.raises(ValueError, match="lr_mults"):
+        ntk.empirical_ntk(model, x, lr_mults=[1.0])

@@ -55,12 +55,15 @@ def test_density_ntk_noise_collapse_and_esd_columns(run):
     assert run.history["ntk_distance"].iloc[0] == pytest.approx(0.0, abs=1e-12)
     assert run.history["ntk_distance"].iloc[-1] > 0
     model, x, y = _final_model_and_batch(run)
-    assert run.history["noise_scale"].iloc[-1] == pytest.approx(noise_scale(model, loss_function("ce"), x, y).b_simple, rel=1e-9)
-    nc = neural_collapse(penultimate_features(model, x), y.numpy(), classifier_weight=classifier_layer(model).weight.detach())
+    b_simple = noise_scale(model, loss_function("ce"), x, y).b_simple
+    assert run.history["noise_scale"].iloc[-1] == pytest.approx(b_simple, rel=1e-9)
+    readout = classifier_layer(model).weight.detach()
+    nc = neural_collapse(penultimate_features(model, x), y.numpy(), classifier_weight=readout)
     assert run.history["nc1"].iloc[-1] == pytest.approx(nc.nc1, rel=1e-9)
     summary = layer_summaries(model)
     for _, row in summary.iterrows():
-        np.testing.assert_allclose(run.history[f"alpha_{row['layer']}"].iloc[-1], row["alpha"], rtol=1e-9, equal_nan=True)
+        alpha = run.history[f"alpha_{row['layer']}"].iloc[-1]
+        np.testing.assert_allclose(alpha, row["alpha"], rtol=1e-9, equal_nan=True)
         assert run.history[f"mp_ks_{row['layer']}"].iloc[-1] == pytest.approx(row["mp_ks"], rel=1e-9)
 
 
@@ -92,7 +95,8 @@ def test_sharpness_probe_warm_starts_from_its_previous_result():
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
     loss_fn = torch.nn.CrossEntropyLoss()
     ctx = SimpleNamespace(model=model, loss_fn=loss_fn, inputs=x, targets=y, state={},
-                          generator=torch.Generator().manual_seed(1))
+                          generator=torch.Generator().manual_seed(1),
+                          optimizer=torch.optim.SGD(model.parameters(), lr=0.1))  # plain GD: no second solve
     probe = SharpnessProbe(every=1, tol=1e-6)
     first, _ = probe.measure(ctx)
     assert isinstance(ctx.state["sharpness_prev"], EigResult) and ctx.state["sharpness_prev"].vectors.shape == (1, 67)
@@ -103,13 +107,40 @@ def test_sharpness_probe_warm_starts_from_its_previous_result():
     exact = torch.linalg.eigvalsh(full_hessian(model, loss_fn, x, y))[-1].item()
     assert second["sharpness"] == pytest.approx(exact, rel=1e-5)
     assert second["sharpness_hvps"] < first["sharpness_hvps"]
+    assert first["sharpness_converged"] == 1.0 and second["sharpness_converged"] == 1.0
+    assert "precond_sharpness" not in second  # plain GD's geometry: the sharpness is the one 2/eta bounds
+
+
+def test_an_uncertified_sharpness_is_stored_flagged(monkeypatch, tmp_path):
+    from learnmech_core.curvature import eigensolver
+
+    monkeypatch.setattr(eigensolver, "DEFAULT_MAX_ITER", 3)  # the product cap is hit before tol 1e-7
+    run = train(SPEC.replace(**{"probes.topk_every": 0, "probes.density_every": 0}))
+    h = run.history.dropna(subset=["sharpness"])
+    assert run.status == "ok" and len(h) == 3
+    assert h["sharpness_converged"].tolist() == [0.0] * 3
+    assert (h["sharpness_hvps"] == 3).all() and (h["sharpness"] > 0).all()  # the best estimate, flagged
+    assert run.history["sharpness_converged"].isna().sum() == len(run.history) - 3  # absent where not measured
+    from learnmech_core.store import RunStore
+
+    store = RunStore(tmp_path)
+    store.put(run)
+    assert store.get(run.key).history["sharpness_converged"].equals(run.history["sharpness_converged"])
+    from learnmech_core.plots import phenomena_curvature, runs
+    from learnmech_core.plots.style import UNCERTIFIED_NAME
+
+    for fig in (runs.sharpness_figure([run]), runs.sharpness_figure([run], normalised=True),
+                phenomena_curvature.sharpness_overlay([run])):
+        hollow = [t for t in fig.data if t.name == UNCERTIFIED_NAME]
+        assert len(hollow) == 1 and len(hollow[0].x) == 3 and hollow[0].marker.symbol == "circle-open"
 
 
 def test_noise_scale_probe_equals_the_dense_reference_and_stops_at_the_target(monkeypatch):
     from learnmech_core.phenomena import critical_batch_size as cbs
 
     monkeypatch.setattr(cbs, "N_RADEMACHER", 2000)
-    spec = SPEC.replace(**{"optim.steps": 30, "optim.loss": "mse", "probes.extra": (cbs.PROBE,), "probes.extra_every": 1,
+    spec = SPEC.replace(**{"optim.steps": 30, "optim.loss": "mse", "probes.extra": (cbs.PROBE,),
+                           "probes.extra_every": 1,
                            "probes.sharpness_every": 0, "probes.topk_every": 0, "probes.esd_every": 0,
                            "probes.ntk_every": 0, "probes.noise_every": 0, "probes.collapse_every": 0,
                            "probes.density_every": 0})

@@ -42,18 +42,31 @@ def test_round_trip_keeps_every_number(tmp_path):
 
 
 def test_get_or_train_trains_once(tmp_path, monkeypatch):
-    store = RunStore(tmp_path)
-    first = store.get_or_train(tiny())
-    import learnmech_core.store as store_module
+    import importlib
 
-    monkeypatch.setattr(store_module, "train", lambda *a, **k: pytest.fail("trained again"))
-    assert store.get_or_train(tiny()).history.equals(first.history)
+    train_module = importlib.import_module("learnmech_core.train")  # the package binds `train` to the function
+    store = RunStore(tmp_path)
+    first = train_module.get_or_train(store, tiny())
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("trained again"))
+    assert train_module.get_or_train(store, tiny(), tags=["again"]).history.equals(first.history)
+    assert store.list(tag="again").shape[0] == 1
 
 
 def test_stopped_runs_are_not_stored(tmp_path):
+    from learnmech_core.train import get_or_train
+
     store = RunStore(tmp_path)
-    run = store.get_or_train(tiny(steps=50), should_stop=lambda: True)
+    run = get_or_train(store, tiny(steps=50), should_stop=lambda: True)
     assert run.status == "stopped" and not store.has(run.key)
+
+
+def test_the_store_imports_nothing_that_trains():
+    import ast
+
+    tree = ast.parse((ROOT / "learnmech_core" / "store.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not imported & {"train", "ensemble", "sweep", "probes", "learnmech_core.train"}
 
 
 WRITER = """

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import phenomena as registry  # looked up at call time (tests swap the registry)
+from ..records import Run
 from ..store import RunStore
-from ..train import Run
+from ..train import get_or_train
 from .base import Verdict, combine_seeds
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -95,7 +96,7 @@ def run_phenomenon(name: str, size: str = "quick", archs=None, datasets=None, st
         for spec in grid:
             run = next((src.get(spec.key()) for src in (sources or []) if src.has(spec.key())), None)
             if run is None:
-                run = store.get_or_train(spec, should_stop=should_stop, tags=tag(name, size))
+                run = get_or_train(store, spec, should_stop=should_stop, tags=tag(name, size))
             runs.append(run)
             done += 1
             if on_progress:

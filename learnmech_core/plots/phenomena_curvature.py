@@ -15,7 +15,19 @@ import plotly.graph_objects as go
 
 from ..data import display_name
 from ..universality import KINDS, normalise, stability_threshold
-from .style import PREDICTION_COLOR, arch_color, dataset_dash, downsample, family_color, layout, reference_line, spec_hover
+from .style import (
+    PREDICTION_COLOR,
+    UNCERTIFIED_NAME,
+    arch_color,
+    dataset_dash,
+    downsample,
+    family_color,
+    layout,
+    reference_line,
+    spec_hover,
+    uncertified,
+    uncertified_trace,
+)
 
 Y_CLIP = 3.0  # normalised sharpness axes stop here (the first steps of Adam can reach 100x the threshold)
 LOSS_CLIP = 1e3  # loss axes stop at this multiple of the initial loss (diverged runs leave the chart)
@@ -68,6 +80,11 @@ def sharpness_overlay(runs, kind: str = "sharpness", normalised: bool = True, pr
             continue
         x, y = (table["x_norm"], table["y_norm"]) if normalised else (table["x"], table["y"])
         fig.add_trace(_line(run, run_label(run.spec), x, y, opacity=_opacity(run.spec), mode="lines+markers"))
+        flags = uncertified(run.history, info.column)
+        if flags.any():
+            mask = np.isin(table["step"].to_numpy(), run.history["step"].to_numpy()[flags])
+            fig.add_trace(uncertified_trace(np.asarray(x)[mask], np.asarray(y)[mask], arch_color(run.spec.model.arch),
+                                            show_legend=not any(t.name == UNCERTIFIED_NAME for t in fig.data)))
         thresholds[run.spec.optim.lr] = stability_threshold(run.spec)
     name = "2/\u03b7" if kind == "sharpness" else "(2+2\u03b2\u2081)/((1-\u03b2\u2081)\u03b7)"
     if normalised:

@@ -26,6 +26,7 @@ from .. import universality
 from ..data import display_name
 from .style import (
     PREDICTION_COLOR,
+    UNCERTIFIED_NAME,
     arch_color,
     array,
     dataset_dash,
@@ -35,6 +36,8 @@ from .style import (
     log_ticks,
     reference_line,
     spec_hover,
+    uncertified,
+    uncertified_trace,
 )
 
 X_AXES = {
@@ -89,7 +92,7 @@ METRIC_QUESTIONS = {
 }
 
 # columns that are bookkeeping, not measurements worth a chart of their own
-_NOT_METRICS = {"step", "time_s", "sharpness_hvps"}
+_NOT_METRICS = {"step", "time_s", "sharpness_hvps", "sharpness_converged", "precond_sharpness_converged"}
 _ORDER = ["loss", "train_loss", "test_loss", "train_acc", "test_acc", "sharpness", "precond_sharpness",
           "grad_norm", "weight_change", "param_norm", "lr"]
 _SHORT = {"model.width": "w", "model.depth": "d", "optim.lr": "η", "optim.batch_size": "B", "seed": "seed",
@@ -224,6 +227,19 @@ def _series(run, metric: str, x: str, transform=None, series=None) -> tuple[np.n
     return xs, ys
 
 
+def _uncertified_points(run, metric: str, x: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the run's `metric` values that their instrument did not certify (drawn hollow)."""
+    h = run.history
+    own = transform is _over_threshold and "precond_sharpness" in h  # the values drawn are precond_sharpness
+    flags = uncertified(h, "precond_sharpness" if own else metric)
+    if not flags.any() or "step" not in h and x != "time_s":
+        return np.zeros(0), np.zeros(0)
+    xs, ys = x_values(h, run.spec, x), h[metric].to_numpy(dtype=float)
+    ys = transform(ys, run) if transform is not None else ys
+    keep = flags & np.isfinite(xs) & np.isfinite(ys)
+    return xs[keep], ys[keep]
+
+
 def _hex_to_rgba(color: str, alpha: float) -> str:
     c = color.lstrip("#")
     r, g, b = int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
@@ -273,6 +289,10 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
             hovertemplate=f"{X_AXES[x]}=%{{x:.4g}}<br>{metric}=%{{y:.4g}}<br>{hover}<extra>{label}</extra>",
         ))
         drawn.append(ys_d)
+        ux, uy = _uncertified_points(run, metric, x, transform)
+        if len(ux):
+            fig.add_trace(uncertified_trace(ux, uy, color, run.spec.key(), show_legend=not any(
+                t.name == UNCERTIFIED_NAME for t in fig.data)))
         if getattr(run, "status", "ok") == "diverged":
             finite = np.flatnonzero(np.isfinite(ys))
             if len(finite):
@@ -349,16 +369,22 @@ def _legend_below_if_crowded(fig: go.Figure, limit: int = 4) -> None:
 
 def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness") -> list[tuple[float, str]]:
     """Stability thresholds (2/η for GD and SGD, (2+2μ)/η with momentum; for `precond_sharpness`, Adam's
-    (2+2β₁)/((1−β₁)η)) of the runs' distinct settings, at most `limit` lines."""
+    (2+2β₁)/((1−β₁)η)) of the runs' distinct settings, at most `limit` lines. A threshold bounds the
+    sharpness in the optimiser's geometry: where a GD run recorded `precond_sharpness` (lr multipliers,
+    weight decay), its line on the raw `sharpness` chart says so."""
     seen: dict[float, str] = {}
     for r in runs:
         adam = r.spec.optim.name in ("adam", "adamw")
-        if adam != (column == "precond_sharpness"):
+        own = "precond_sharpness" in r.history
+        if adam and column != "precond_sharpness":
             continue  # raw sharpness of Adam has no fixed threshold
         if lr_change_points(r):
             continue  # its threshold moves with η: drawn by threshold_traces
+        if not adam and column == "precond_sharpness" and not own:
+            continue
         value = float(universality.stability_threshold(r.spec))
-        seen.setdefault(round(value, 12), f"{_threshold_name(r.spec)} = {value:.3g}"
+        note = " (bounds λₘₐₓ(P⁻¹(H+wd)), not λₘₐₓ(H))" if own and not adam and column == "sharpness" else ""
+        seen.setdefault(round(value, 12), f"{_threshold_name(r.spec)} = {value:.3g}" + note
                         + (f" (η = {r.spec.optim.lr:g})" if len({x.spec.optim.lr for x in runs}) > 1 else ""))
     if len(seen) > limit:
         return []
@@ -368,6 +394,8 @@ def two_over_eta_lines(runs: Sequence, limit: int = 4, column: str = "sharpness"
 def _over_threshold(y: np.ndarray, run) -> np.ndarray:
     h = run.history
     lr = h["lr"].to_numpy(dtype=float) if "lr" in h and len(h) == len(y) else None
+    if len(h) == len(y):  # the sharpness in the optimiser's own geometry, where the run recorded it
+        y = universality.optimiser_sharpness(h)
     return y / universality.stability_threshold(run.spec, lr)
 
 
@@ -375,11 +403,12 @@ def sharpness_figure(runs: Sequence, x: str = "step", normalised: bool = False, 
                      smoothing: float = 0.0, column: str = "sharpness", labels=None, height=None) -> go.Figure:
     """Sharpness with its stability threshold (2/η for GD); normalised divides by the threshold (line at 1)."""
     if normalised:
+        own = column == "sharpness" and any("precond_sharpness" in r.history for r in runs)
+        y_title = "λₘₐₓ(P⁻¹(H+wd)) / threshold" if own else f"{metric_label(column)} / threshold"
         return curves_figure(runs, column, x, title="Does sharpness stop at 2/η? (normalised: λₘₐₓ / (2/η))",
                              transform=_over_threshold, log_y=False,
                              references=[(1.0, "stability threshold (edge of stability)")], presentation=presentation,
-                             smoothing=smoothing, y_title=f"{metric_label(column)} / threshold", labels=labels,
-                             height=height)
+                             smoothing=smoothing, y_title=y_title, labels=labels, height=height)
     fig = curves_figure(runs, column, x, title="Does sharpness stop at 2/η?", log_y=False,
                         references=two_over_eta_lines(runs, column=column), presentation=presentation,
                         smoothing=smoothing, labels=labels, height=height)

@@ -203,3 +203,21 @@ def reference_line(fig: go.Figure, y: float, label: str, row=None, col=None) -> 
     """Horizontal prediction line (e.g. 2/eta), drawn in the prediction colour with its label."""
     fig.add_hline(y=y, line_dash="dash", line_color=PREDICTION_COLOR, annotation_text=label,
                   annotation_position="top left", row=row, col=col)
+
+
+UNCERTIFIED_NAME = "hollow: not certified (eigensolver stopped before its tolerance)"
+
+
+def uncertified(history, column: str):
+    """Boolean mask of the history rows whose `column` its instrument did not certify (`<column>_converged` 0)."""
+    flag = f"{column}_converged"
+    if flag not in history:
+        return np.zeros(len(history), dtype=bool)
+    return (history[flag].to_numpy(dtype=float) == 0.0)
+
+
+def uncertified_trace(x, y, color: str, legendgroup: str | None = None, show_legend: bool = True) -> go.Scatter:
+    """Hollow markers over the points a run's instrument did not certify."""
+    return go.Scatter(x=x, y=y, mode="markers", name=UNCERTIFIED_NAME, legendgroup=legendgroup,
+                      showlegend=show_legend, hoverinfo="x+y+name",
+                      marker={"symbol": "circle-open", "size": 11, "color": color, "line": {"width": 2}})
