@@ -6,22 +6,55 @@ training) from the same runs. Nothing is computed when the page is served: the f
 gallery version and shared by all sessions. An image is shown only while the runs it was drawn from
 are the runs the verdict lists; otherwise the card says how to redraw it. The interactive figures are on
 the phenomenon's own page.
+
+This module is on the path of a fresh server's first page, so it imports nothing from `learnmech_core`:
+importing any of it imports the package, and with it torch (1-3 s on a busy 2-core machine). The gallery
+folder and the research directions are therefore found here without it (tests check they agree with
+`learnmech_core.store.gallery_root` and `learnmech_core.phenomena.DIRECTIONS`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from learnmech_core.store import gallery_root
-
 from . import ui
 
 REDRAW = "python -m learnmech_core gallery thumbnails"
+
+# The five research directions of learning mechanics, in catalogue order: (title, one sentence). The titles
+# are `learnmech_core.phenomena.DIRECTIONS` (tests/test_app.py checks they stay the same).
+DIRECTIONS = {
+    "solvable": ("Solvable idealised settings",
+                 "Settings simple enough to solve exactly (deep linear networks, kernels, modular arithmetic), "
+                 "where theory predicts whole learning curves."),
+    "limits": ("Tractable limits",
+               "Infinite width, depth or data: limits such as the neural tangent kernel and mean field in which "
+               "training becomes tractable, and where real networks sit between them."),
+    "laws": ("Simple macroscopic laws",
+             "Macroscopic regularities (scaling laws, conservation laws) that hold whatever the microscopic details."),
+    "hyperparameters": ("Hyperparameter theories",
+                        "Theories that say how to set learning rate, batch size and width, and how settings transfer "
+                        "from small models to large ones."),
+    "universal": ("Universal behaviours",
+                  "Behaviours seen across architectures and datasets: the edge of stability, heavy-tailed spectra, "
+                  "Hessian outliers, neural collapse."),
+}
+
+
+def gallery_root() -> Path:
+    """The shipped gallery folder, as `learnmech_core.store.gallery_root` finds it (LEARNMECH_GALLERY, else
+    the package's `gallery` folder), located without importing the package."""
+    if os.environ.get("LEARNMECH_GALLERY"):
+        return Path(os.environ["LEARNMECH_GALLERY"]).expanduser()
+    spec = importlib.util.find_spec("learnmech_core")  # a top-level package: found, not executed
+    return Path(next(iter(spec.submodule_search_locations))) / "gallery"
 
 
 @dataclass(frozen=True)

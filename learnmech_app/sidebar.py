@@ -1,11 +1,14 @@
-"""The sidebar every page shares: presentation mode, device, store, profile, and the training queue."""
+"""The sidebar every page shares: presentation mode, device, store, profile, and the training queue.
+
+app.py draws it after a page that imports nothing heavy (the home page) and before every other page: its
+device line and queue need torch and the training pool, which a fresh server loads only then.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from . import resources, ui
-from .live import session_job
 
 
 def render() -> bool:
@@ -26,6 +29,8 @@ def render() -> bool:
 
 
 def _queue() -> None:
+    from .live import session_job
+
     active = [j for j in (session_job("explore"), session_job("phenomena")) if j is not None and not j.done]
     if active:
         _queue_live()
@@ -39,6 +44,8 @@ def _queue_live() -> None:
 
 
 def _queue_body() -> None:
+    from .live import session_job
+
     pool = resources.pool()
     running, waiting = pool.load()
     slots = pool.slots
