@@ -4,11 +4,10 @@ Entry point: page setup, the shared sidebar, and navigation over the pages in `p
 page shows comes from the core (`learnmech_core`) and its figure builders (`learnmech_core.plots`).
 
 Order of a script run. The home page (the first page a visitor sees) imports nothing heavy: its cards are
-the gallery's files. So on a fresh server it is drawn first, and only then does the process load torch, the
-measurement modules and the training pool (`resources.configure_process`, seconds, once per process) and
-draw the sidebar, whose device line and queue need them; the visitor sees the cards meanwhile. Every other
-page needs them, and may stop early (`st.stop`), so for it the process is configured and the sidebar drawn
-before the page.
+the gallery's files. So it is drawn first, then the sidebar; on a fresh server the sidebar's timer loads
+torch, the measurement modules and the training pool (`resources.configure_process`, seconds, once per
+process) a moment later, once the browser has drawn the cards. Every other page needs them and may stop
+early (`st.stop`): for it the process is configured and the sidebar drawn before the page.
 """
 
 import logging
@@ -44,7 +43,6 @@ PAGES = {
 }
 
 
-
 def run(page) -> None:
     try:
         page.run()
@@ -55,11 +53,15 @@ def run(page) -> None:
 
 
 page = st.navigation(PAGES)
-light = page.url_path == HOME.url_path  # imports nothing heavy and never stops early
-if light:
+testing = TESTING_KEY in st.session_state  # under AppTest the test process keeps its own torch settings
+if page.url_path == HOME.url_path:  # imports nothing heavy and never stops early
     run(page)
-if TESTING_KEY not in st.session_state:  # under AppTest the test process keeps its own torch settings
-    resources.configure_process()
-sidebar.render()
-if not light:
+    if testing or resources.configured():
+        sidebar.render()
+    else:
+        sidebar.render_then_configure()
+else:
+    if not testing:
+        resources.configure_process()
+    sidebar.render()
     run(page)

@@ -86,7 +86,7 @@ def live_chart_delay() -> tuple[float, float, int]:
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
-CARDS_VISIBLE = ("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
+CARDS_VISIBLE = ("() => [...document.querySelectorAll('img.card-figure')]"
                  ".filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length")
 
 

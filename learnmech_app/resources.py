@@ -267,11 +267,19 @@ def torch_threads_for_app() -> int:
     return max(1, int(quota.available_cpus()) // max(current_caps().max_concurrent_runs, 1))
 
 
+_CONFIGURED = threading.Event()
+
+
+def configured() -> bool:
+    """Whether `configure_process` has run in this process."""
+    return _CONFIGURED.is_set()
+
+
 @st.cache_resource(show_spinner=False)
 def configure_process() -> int:
     """Once per server process: torch's thread count, the training pool (its workers start in the
     background), the measurement modules imported, the gallery's run listing read in the background.
-    app.py calls it after the home page and before any other page.
+    app.py calls it before every page but the home page, which needs none of it (see sidebar.py).
 
     Importing the modules here, in a script thread, means no other thread imports (and compiles) code
     while a script is being parsed (CPython 3.11 can raise 'AST constructor recursion depth mismatch'
@@ -290,6 +298,7 @@ def configure_process() -> int:
     training_here = trainer_mode() == "thread"
     pool()
     threading.Thread(target=_warm_everything, args=(training_here,), name="learnmech-warm-up", daemon=True).start()
+    _CONFIGURED.set()
     return threads
 
 
