@@ -18,6 +18,7 @@ machine they vary several-fold. Never asserted by tests.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -86,7 +87,8 @@ def live_chart_delay() -> tuple[float, float, int]:
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
-CARDS_VISIBLE = ("() => [...document.querySelectorAll('img.card-figure')]"
+# every image in the main area: the home page has none but the cards' figures (img.card-figure; st.image before)
+CARDS_VISIBLE = ("() => [...document.querySelectorAll('[data-testid=stMain] img')]"
                  ".filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length")
 
 
@@ -116,19 +118,20 @@ def start_server(home: str, script: str = "app.py") -> tuple[subprocess.Popen, s
     raise RuntimeError("streamlit did not become healthy in 180 s")
 
 
-def browser_home(expected: int, repeat: int) -> tuple[float, list[float], list[float]]:
+def browser_home(expected: int, repeat: int, cold_repeat: int = 3) -> tuple[list[float], list[float], list[float]]:
     """(cold, warm, floor) seconds from navigation until `expected` card figures are visible in Chromium.
 
-    cold: the first visit to a fresh server; warm: later visits, each in a new browser context (a classmate
-    opening the link); floor: a bare Streamlit page (a title and a line) on its own server, visited in turn
-    with the warm visits: what any Streamlit page costs in this browser on this machine now.
+    cold: the first visit to a fresh server, `cold_repeat` times (a new server each); warm: later visits to the
+    last of them, each in a new browser context (a classmate opening the link); floor: a bare Streamlit page (a
+    title and a line) on its own server, visited in turn with the warm visits: what any Streamlit page costs in
+    this browser on this machine now.
     """
     from playwright.sync_api import sync_playwright
 
     bare = Path(tempfile.mkdtemp(prefix="learnmech_bench_bare_")) / "bare.py"
     bare.write_text(BARE_APP)
-    proc, url = start_server(tempfile.mkdtemp(prefix="learnmech_bench_browser_"))
     floor_proc, floor_url = start_server(tempfile.mkdtemp(prefix="learnmech_bench_browser_"), str(bare))
+    servers = [floor_proc]
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
@@ -144,18 +147,58 @@ def browser_home(expected: int, repeat: int) -> tuple[float, list[float], list[f
 
             home_ready = f"() => ({CARDS_VISIBLE})() >= {expected}"
             bare_ready = "() => !!document.querySelector('h1')"
-            cold = visit(url, home_ready)
             visit(floor_url, bare_ready)  # the bare server's own first visit, not counted
+            cold = []
+            for _ in range(max(cold_repeat, 1)):
+                if len(servers) > 1:  # the previous fresh server: only the last one stays for the warm visits
+                    os.killpg(servers[-1].pid, signal.SIGTERM)
+                    servers.pop().wait(15)
+                proc, url = start_server(tempfile.mkdtemp(prefix="learnmech_bench_browser_"))
+                servers.append(proc)
+                cold.append(visit(url, home_ready))
+            settle(proc.pid)  # the fresh server loads torch and starts its training workers after the first page
             warm, floor = [], []
             for _ in range(max(repeat, 1)):
                 warm.append(visit(url, home_ready))
                 floor.append(visit(floor_url, bare_ready))
             browser.close()
     finally:
-        for process in (proc, floor_proc):
+        for process in servers:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(15)
     return cold, warm, floor
+
+
+def cpu_seconds(group: int) -> float:
+    """CPU time used so far by the processes of a process group (the server and its training workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(group: int, busy: float = 0.1, timeout: float = 120.0) -> None:
+    """Wait until the server's processes use less than `busy` of a core (over 1 s), so warm visits measure a
+    warm server rather than one still loading torch in its workers."""
+    deadline = time.time() + timeout
+    before = cpu_seconds(group)
+    while time.time() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds(group)
+        if now - before < busy:
+            return
+        before = now
+
+
+def server_flavour() -> str:
+    """The event loop and HTTP parser of Streamlit's server here (`streamlit[performance]` brings the fast ones)."""
+    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name) is not None]
+    return " + ".join(fast) if fast else "asyncio + h11 (no streamlit[performance])"
 
 
 def main() -> int:
@@ -163,22 +206,28 @@ def main() -> int:
     parser.add_argument("--gallery", help="gallery folder (default: the shipped gallery)")
     parser.add_argument("--repeat", type=int, default=3, help="warm renders per page (median reported)")
     parser.add_argument("--browser-repeat", type=int, default=5, help="warm home visits in the browser")
+    parser.add_argument("--cold-repeat", type=int, default=3, help="cold home visits, each to a fresh server")
     parser.add_argument("--no-browser", action="store_true", help="skip the browser timings")
+    parser.add_argument("--browser-only", action="store_true", help="only the browser timings")
     args = parser.parse_args()
     from learnmech_core.store import gallery_root
 
     if not args.no_browser:
         cards = json.loads((Path(args.gallery or gallery_root()) / "cards" / "index.json").read_text())
         load = os.getloadavg()[0]
-        cold, warm, floor = browser_home(len(cards), args.browser_repeat)
+        cold, warm, floor = browser_home(len(cards), args.browser_repeat, args.cold_repeat)
         print(f"browser, home until all {len(cards)} card figures are visible (Chromium, 1440 px; load average "
-              f"{load:.1f} on {os.cpu_count()} cores): cold (fresh server) {cold:.2f} s, warm median "
-              f"{statistics.median(warm):.2f} s (min {min(warm):.2f}, max {max(warm):.2f}, {len(warm)} visits)")
+              f"{load:.1f} on {os.cpu_count()} cores; server on {server_flavour()}):")
+        print(f"  cold (first visit, fresh server) median {statistics.median(cold):.2f} s "
+              f"({', '.join(f'{c:.2f}' for c in cold)}); warm median {statistics.median(warm):.2f} s "
+              f"(min {min(warm):.2f}, max {max(warm):.2f}, {len(warm)} visits)")
         print(f"  floor: a bare Streamlit page (title and one line) until its title shows, visited in turn: median "
               f"{statistics.median(floor):.2f} s; home warm / floor = "
               f"{statistics.median(warm) / statistics.median(floor):.2f}")
         if args.gallery:
             print("  (the browser visits use the server's own gallery, learnmech_core/gallery)")
+    if args.browser_only:
+        return 0
     os.environ["LEARNMECH_HOME"] = tempfile.mkdtemp(prefix="learnmech_bench_")
     import learnmech_app.cards as cards_module
     import learnmech_app.resources as res

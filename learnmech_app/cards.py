@@ -145,15 +145,13 @@ def card(name: str) -> Card:
 def show(name: str, title: str) -> None:
     """One card: the phenomenon's question, its image, the verdict line and a link to its page.
 
-    The question and the image are one markdown element, the image inline (an `<img>` of the SVG's data URI)
-    rather than an `st.image`: the browser draws 16 cards with less work, without first fetching the code of
-    Streamlit's image viewer, and the server does not import numpy for it on a fresh start."""
+    The image is an `<img>` of the SVG's data URI in `st.html` rather than an `st.image`: on a fresh server the
+    first `st.image` imports numpy, and the browser fetches the image viewer's code before drawing it."""
     info = card(name)
-    head = f"**{_escape(title)}**"
+    st.markdown(f"**{title}**")
     if info.image is not None:
-        head += f'\n\n<img class="card-figure" src="{info.image}" alt="{_escape(title)}" width="100%">'
-    st.markdown(head, unsafe_allow_html=True)
-    if info.image is None and info.note:
+        st.html(f'<img class="card-figure" src="{info.image}" alt="{html.escape(title)}" style="width: 100%">')
+    elif info.note:
         st.caption(info.note)
     if info.state == "ok":
         st.markdown(f"{ui.verdict_badge(info.passed)} {info.summary}")
@@ -164,7 +162,3 @@ def show(name: str, title: str) -> None:
     st.page_link("pages/phenomena.py", label="Open", icon=":material/arrow_forward:",
                  query_params={"phenomenon": name})
 
-
-def _escape(text: str) -> str:
-    """Text for a markdown element that allows HTML: '<', '>' and '&' shown as they are, markdown kept."""
-    return html.escape(text, quote=True)

@@ -392,8 +392,8 @@ def tiny_gallery(folder: Path, card_keys=None) -> list[Run]:
 
 
 def card_images(at: AppTest) -> list[str]:
-    """The data URIs of the card figures (inline images in the cards' markdown)."""
-    return [u for m in at.markdown for u in re.findall(r'<img class="card-figure" src="([^"]+)"', m.value)]
+    """The data URIs of the card figures (an <img> in st.html each)."""
+    return [u for el in at.html for u in re.findall(r'<img class="card-figure" src="([^"]+)"', el.value)]
 
 
 def test_home_shows_card_image_and_recorded_verdict_at_once(app_env):
@@ -480,7 +480,7 @@ def test_home_page_is_drawn_before_anything_heavy_is_imported():
         f"sidebar.render = lambda: seen.append([m for m in {HEAVY!r} if m in sys.modules])\n"
         "at = AppTest.from_file('app.py', default_timeout=60)\n"
         "at.run()\n"
-        "figures = sum(m.value.count('<img class=\"card-figure\"') for m in at.markdown)\n"
+        "figures = sum(el.value.count('<img class=\"card-figure\"') for el in at.html)\n"
         "print(json.dumps([figures, len(at.exception), seen]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "LEARNMECH_GALLERY"} | {"PYTHONPATH": str(ROOT)}
