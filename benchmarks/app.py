@@ -17,16 +17,19 @@
 nothing is left behind. The machine's load average is printed beside the numbers: on a shared 2-core
 machine they vary several-fold. Never asserted by tests.
 
-Measured (2 cores shared with other agents; this benchmark, --browser-repeat 7, the same instrument on both):
+Measured (2 cores shared with other agents; --browser-repeat 7; "before" is 3aa1d2c measured with this file):
 
-| | load | cold median (3 fresh servers) | warm median | bare floor |
-|---|---|---|---|---|
-| before (3aa1d2c; asyncio + h11) | 4.4 | 3.77 s (3.73-3.79) | 1.30 s | 0.83 s |
-| after (uvloop + httptools) | 3.2 | 1.48 s (1.40-1.68) | 1.52 s | 0.99 s |
+| run | load | cold median (3 fresh servers) | warm median | bare floor | server |
+|---|---|---|---|---|---|
+| before | 4.4 | 3.77 s (3.73-3.79) | 1.30 s | 0.83 s | asyncio + h11 |
+| after | 3.2 | 1.48 s (1.40-1.68) | 1.52 s | 0.99 s | uvloop + httptools |
+| after | 2.9 | 1.52 s (1.50-1.78) | 1.34 s | 0.82 s | uvloop + httptools |
+| before | 4.6 | 4.42 s (4.09-4.54) | 1.27 s | 0.85 s | asyncio + h11 |
+| after | 3.5 | 1.26 s (1.24-1.38) | 1.21 s | 0.83 s | asyncio + h11 |
 
-The load moved between those runs (the floor with it). Warm visits interleaved, 9 to each server after it
-settled, load 8.3: before 1.65 s, after 1.38 s (1.59 s without streamlit[performance]); floor 1.12 s, 0.87 s
-with it.
+Runs one after another move with the load (see the floor). Warm visits interleaved (11 to each server, after
+it settled, load 5): before 1.27 s, after 1.22 s on the same server; the after code 1.26 s -> 1.12 s with
+streamlit[performance], the bare floor 0.87 s -> 0.67 s.
 
 Where the time went. Cold: the first script run imported torch and the rest of `learnmech_core` (app.py ->
 resources -> learnmech_core.config -> the package -> compat -> data -> torch), the measurement modules and the
@@ -37,11 +40,12 @@ fresh interpreter), and a sidebar timer loads the rest a second later: loading i
 the same run, still held back the page's messages (the GIL) by ~0.2 s. Warm: a bare Streamlit page
 already costs 0.65-1.1 s here, mostly the browser waiting for ~60 script files from the Python server (6
 connections at a time; the main thread is idle ~70% of that time); Streamlit's own `performance` extra
-(uvloop, httptools) takes ~0.25 s off it. The home page adds 0.35-0.55 s over that floor: rendering ~110
-elements (React, emotion, markdown) and decoding 16 SVG images; drawing the cards with fewer elements (one
-st.html per direction, no links) saved ~0.1 s in a mock-up, not enough to reach 1 s, and the links are needed.
-So warm <= 1 s is below what this machine gives any Streamlit page under this load; cold <= 1.5 s holds at
-load ~3, not at load 8.
+(uvloop, httptools) takes 0.2-0.25 s off it. The home page adds ~0.4 s over that floor: the browser renders
+~110 elements (React, emotion, markdown parsing: ~0.6 s of main-thread script per visit) and decodes 16 SVG
+images. In a mock-up (load 5, 11 visits each) the same cards with four elements each took 1.22 s, with two
+(st.html + link) 1.16 s, and one st.html per direction without links or columns 1.08 s, floor 0.85 s: fewer
+elements cannot close the gap, and the links are needed. So warm <= 1 s is below what this machine gives
+under this load (it needs a floor of ~0.6 s); cold <= 1.5 s holds at load 3-5, not at load 8.
 """
 
 from __future__ import annotations
