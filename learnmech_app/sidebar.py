@@ -35,7 +35,7 @@ def render_then_configure() -> bool:
     """On a page that needs nothing heavy, while the process is not configured yet: presentation mode now, and a
     fragment whose timer, `CONFIGURE_AFTER_S` later, configures the process and reruns the app (which then draws
     the whole sidebar). Loading torch in the same run, right after the page, held back the page's messages and the
-    browser's scripts (the GIL, 2 cores): a fresh server's first home visit took 0.2 s longer (benchmarks/app.py)."""
+    browser's scripts (the GIL, 2 cores): a fresh server's first home visit took 0.1-0.2 s longer (benchmarks/app)."""
     with st.sidebar:
         present = _presentation_toggle()
         st.session_state[_WAITING] = True
