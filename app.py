@@ -2,6 +2,12 @@
 
 Entry point: page setup, the shared sidebar, and navigation over the pages in `pages/`. Everything a
 page shows comes from the core (`learnmech_core`) and its figure builders (`learnmech_core.plots`).
+
+Order of a script run. The home page (the first page a visitor sees) imports nothing heavy: its cards are
+the gallery's files. So it is drawn first, then the sidebar; on a fresh server the sidebar's timer loads
+torch, the measurement modules and the training pool (`resources.configure_process`, seconds, once per
+process) a moment later, once the browser has drawn the cards. Every other page needs them and may stop
+early (`st.stop`): for it the process is configured and the sidebar drawn before the page.
 """
 
 import logging
@@ -16,9 +22,10 @@ PRESENTING = str(st.query_params.get("present", "")).lower() in ("true", "1")
 st.set_page_config(page_title="learnmech: learning mechanics explorer", page_icon=":material/insights:",
                    layout="wide", initial_sidebar_state="collapsed" if PRESENTING else "auto")
 
+HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 PAGES = {
     "Learning mechanics": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        HOME,
         st.Page("pages/phenomena.py", title="Phenomena", icon=":material/science:"),
     ],
     "Experiment": [
@@ -35,13 +42,26 @@ PAGES = {
     ],
 }
 
-if TESTING_KEY not in st.session_state:  # under AppTest the test process keeps its own torch settings
-    resources.configure_process()
+
+def run(page) -> None:
+    try:
+        page.run()
+    except Exception as err:  # a safety net: a message in the page, the traceback only in the server log
+        logging.getLogger("learnmech.app").exception("page %s failed", page.title)
+        st.error(f"Unexpected problem on this page ({type(err).__name__}: {err}). Reload the page; if it happens "
+                 "again, please report it with this message.", icon=":material/error:")
+
+
 page = st.navigation(PAGES)
-sidebar.render()
-try:
-    page.run()
-except Exception as err:  # a safety net: a message in the page, the traceback only in the server log
-    logging.getLogger("learnmech.app").exception("page %s failed", page.title)
-    st.error(f"Unexpected problem on this page ({type(err).__name__}: {err}). Reload the page; if it happens "
-             "again, please report it with this message.", icon=":material/error:")
+testing = TESTING_KEY in st.session_state  # under AppTest the test process keeps its own torch settings
+if page.url_path == HOME.url_path:  # imports nothing heavy and never stops early
+    run(page)
+    if testing or resources.configured():
+        sidebar.render()
+    else:
+        sidebar.render_then_configure()
+else:
+    if not testing:
+        resources.configure_process()
+    sidebar.render()
+    run(page)

@@ -6,22 +6,57 @@ training) from the same runs. Nothing is computed when the page is served: the f
 gallery version and shared by all sessions. An image is shown only while the runs it was drawn from
 are the runs the verdict lists; otherwise the card says how to redraw it. The interactive figures are on
 the phenomenon's own page.
+
+This module is on the path of a fresh server's first page, so it imports nothing from `learnmech_core`:
+importing any of it imports the package, and with it torch (1-3 s on a busy 2-core machine). The gallery
+folder and the research directions are therefore found here without it (tests check they agree with
+`learnmech_core.store.gallery_root` and `learnmech_core.phenomena.DIRECTIONS`).
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import importlib.util
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from learnmech_core.store import gallery_root
-
 from . import ui
 
 REDRAW = "python -m learnmech_core gallery thumbnails"
+
+# The five research directions of learning mechanics, in catalogue order: (title, one sentence). The titles
+# are `learnmech_core.phenomena.DIRECTIONS` (tests/test_app.py checks they stay the same).
+DIRECTIONS = {
+    "solvable": ("Solvable idealised settings",
+                 "Settings simple enough to solve exactly (deep linear networks, kernels, modular arithmetic), "
+                 "where theory predicts whole learning curves."),
+    "limits": ("Tractable limits",
+               "Infinite width, depth or data: limits such as the neural tangent kernel and mean field in which "
+               "training becomes tractable, and where real networks sit between them."),
+    "laws": ("Simple macroscopic laws",
+             "Macroscopic regularities (scaling laws, conservation laws) that hold whatever the microscopic details."),
+    "hyperparameters": ("Hyperparameter theories",
+                        "Theories that say how to set learning rate, batch size and width, and how settings transfer "
+                        "from small models to large ones."),
+    "universal": ("Universal behaviours",
+                  "Behaviours seen across architectures and datasets: the edge of stability, heavy-tailed spectra, "
+                  "Hessian outliers, neural collapse."),
+}
+
+
+def gallery_root() -> Path:
+    """The shipped gallery folder, as `learnmech_core.store.gallery_root` finds it (LEARNMECH_GALLERY, else
+    the package's `gallery` folder), located without importing the package."""
+    if os.environ.get("LEARNMECH_GALLERY"):
+        return Path(os.environ["LEARNMECH_GALLERY"]).expanduser()
+    spec = importlib.util.find_spec("learnmech_core")  # a top-level package: found, not executed
+    return Path(next(iter(spec.submodule_search_locations))) / "gallery"
 
 
 @dataclass(frozen=True)
@@ -29,7 +64,7 @@ class Card:
     state: str  # "ok" (a recorded verdict), "absent" (not in the gallery), "error" (unreadable)
     passed: bool | None = None
     summary: str = ""
-    image: str | None = None  # SVG text
+    image: str | None = None  # the SVG as a data: URI
     note: str = ""  # why there is no image, in words
 
 
@@ -78,7 +113,7 @@ def _cards(root: str, stamp: tuple) -> dict[str, Card]:
         keys = (recorded.get("seeds") or [{}])[0].get("keys") or [r.get("key") for r in recorded.get("runs", [])]
         svg = folder / "cards" / f"{name}.svg"
         if entry and entry.get("runs") == keys and svg.exists():
-            image, note = svg.read_text(), ""
+            image, note = "data:image/svg+xml;base64," + base64.b64encode(svg.read_bytes()).decode(), ""
         elif entry:
             note = f"The card image is older than the gallery's runs: `{REDRAW}` redraws it."
         out[name] = Card("ok", bool(recorded.get("passed")), line, image, note)
@@ -108,11 +143,14 @@ def card(name: str) -> Card:
 
 
 def show(name: str, title: str) -> None:
-    """One card: the phenomenon's question, its image, the verdict line and a link to its page."""
+    """One card: the phenomenon's question, its image, the verdict line and a link to its page.
+
+    The image is an `<img>` of the SVG's data URI in `st.html` rather than an `st.image`: on a fresh server the
+    first `st.image` imports numpy, and the browser fetches the image viewer's code before drawing it."""
     info = card(name)
     st.markdown(f"**{title}**")
     if info.image is not None:
-        st.image(info.image, width="stretch")
+        st.html(f'<img class="card-figure" src="{info.image}" alt="{html.escape(title)}" style="width: 100%">')
     elif info.note:
         st.caption(info.note)
     if info.state == "ok":
@@ -123,3 +161,4 @@ def show(name: str, title: str) -> None:
         st.caption(f"Not available: {info.note}")
     st.page_link("pages/phenomena.py", label="Open", icon=":material/arrow_forward:",
                  query_params={"phenomenon": name})
+

@@ -19,19 +19,6 @@ from learnmech_core.phenomena.base import Verdict, combine_seeds
 
 from . import resources
 
-DIRECTION_TEXT = {
-    "solvable": "Settings simple enough to solve exactly (deep linear networks, kernels, modular arithmetic), where "
-                "theory predicts whole learning curves.",
-    "limits": "Infinite width, depth or data: limits such as the neural tangent kernel and mean field in which "
-              "training becomes tractable, and where real networks sit between them.",
-    "laws": "Macroscopic regularities (scaling laws, conservation laws) that hold whatever the microscopic details.",
-    "hyperparameters": "Theories that say how to set learning rate, batch size and width, and how settings transfer "
-                       "from small models to large ones.",
-    "universal": "Behaviours seen across architectures and datasets: the edge of stability, heavy-tailed spectra, "
-                 "Hessian outliers, neural collapse.",
-}
-
-
 def safe_names() -> list[str]:
     """Registered phenomena; an empty list (not an exception) while modules are being written."""
     try:

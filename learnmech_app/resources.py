@@ -10,6 +10,10 @@ the container really has (quota.py): one worker per CPU, at most `max_concurrent
 `max_worker_mb` of memory. `LEARNMECH_TRAINER=thread` trains on threads of the server instead (the
 design before the pool; AppTest uses it too, since its script runs inside the test process);
 `LEARNMECH_WORKERS` overrides the number of workers.
+
+Importing this module is cheap: app.py imports it on the way to a fresh server's first page, so pandas,
+torch (with any of `learnmech_core`) and the pool are imported by the functions that use them, and
+`configure_process` loads them once per process, after the home page (see app.py).
 """
 
 from __future__ import annotations
@@ -18,17 +22,21 @@ import contextlib
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
 
-from learnmech_core.config import current_caps
-from learnmech_core.footprint import refusal
-from learnmech_core.store import RunStore, default_root, gallery_root
-from learnmech_core.train import Run
-
 from . import quota
-from .pool import TrainingPool
+from .cards import gallery_root  # the gallery folder, found without importing learnmech_core
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from learnmech_core.config import Caps
+    from learnmech_core.store import RunStore
+    from learnmech_core.train import Run
+
+    from .pool import TrainingPool
 
 SECRET_SETTINGS = ("LEARNMECH_PROFILE", "LEARNMECH_TRAINER", "LEARNMECH_WORKERS", "LEARNMECH_WORKER_NICE",
                    "LEARNMECH_TORCH_THREADS", "LEARNMECH_HOME", "LEARNMECH_DATA_DIR")
@@ -58,8 +66,24 @@ def apply_secrets() -> None:
         settings_from_secrets(st.secrets)
 
 
+def current_caps() -> Caps:
+    """The profile's caps (`learnmech_core.config.current_caps`)."""
+    from learnmech_core.config import current_caps as caps
+
+    return caps()
+
+
+def default_root() -> Path:
+    """Where the writable store lives (`learnmech_core.store.default_root`)."""
+    from learnmech_core.store import default_root as root
+
+    return root()
+
+
 @st.cache_resource(show_spinner=False)
 def _store_at(root: str) -> RunStore:
+    from learnmech_core.store import RunStore
+
     return RunStore(root)
 
 
@@ -70,6 +94,8 @@ def store() -> RunStore:
 
 @st.cache_resource(show_spinner=False)
 def _gallery_at(root: str) -> RunStore:
+    from learnmech_core.store import RunStore
+
     return RunStore(root, readonly=True)
 
 
@@ -114,6 +140,8 @@ def worker_nice() -> int:
 
 @st.cache_resource(show_spinner=False)
 def _pool(profile: str, mode: str, workers: int, threads: int, cap_mb: float, root: str, nice: int) -> TrainingPool:
+    from .pool import TrainingPool
+
     pool = TrainingPool(workers, mode, store=_store_at(root), memory_cap_mb=cap_mb, threads=threads, profile=profile,
                         nice=nice)
     if mode == "process":  # start the forkserver (it imports torch: seconds) and the workers now, not at the first Run
@@ -131,6 +159,8 @@ def pool() -> TrainingPool:
 
 def refuse(spec) -> str:
     """Why a run is not trained here ('' when it fits the profile's memory cap per run)."""
+    from learnmech_core.footprint import refusal
+
     caps = current_caps()
     try:
         return refusal(spec, caps.max_worker_mb, caps.profile)
@@ -194,6 +224,8 @@ def _gallery_listing(root: str, mtime: float) -> pd.DataFrame:
 
 def run_index() -> pd.DataFrame:
     """All runs of the store and the gallery: index columns plus `source` (store | gallery)."""
+    import pandas as pd
+
     parts = []
     try:
         mine = store().list()
@@ -235,10 +267,19 @@ def torch_threads_for_app() -> int:
     return max(1, int(quota.available_cpus()) // max(current_caps().max_concurrent_runs, 1))
 
 
+_CONFIGURED = threading.Event()
+
+
+def configured() -> bool:
+    """Whether `configure_process` has run in this process."""
+    return _CONFIGURED.is_set()
+
+
 @st.cache_resource(show_spinner=False)
 def configure_process() -> int:
     """Once per server process: torch's thread count, the training pool (its workers start in the
-    background), the measurement modules imported, the home page's cards drawn in the background.
+    background), the measurement modules imported, the gallery's run listing read in the background.
+    app.py calls it before every page but the home page, which needs none of it (see sidebar.py).
 
     Importing the modules here, in a script thread, means no other thread imports (and compiles) code
     while a script is being parsed (CPython 3.11 can raise 'AST constructor recursion depth mismatch'
@@ -257,6 +298,7 @@ def configure_process() -> int:
     training_here = trainer_mode() == "thread"
     pool()
     threading.Thread(target=_warm_everything, args=(training_here,), name="learnmech-warm-up", daemon=True).start()
+    _CONFIGURED.set()
     return threads
 
 

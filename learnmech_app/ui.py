@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
+
+if TYPE_CHECKING:  # the home page uses this module; pandas and plotly's figures load with the pages that draw
+    import pandas as pd
+    import plotly.graph_objects as go
 
 PRESENT_KEY = "present"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import os
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -390,7 +392,8 @@ def tiny_gallery(folder: Path, card_keys=None) -> list[Run]:
 
 
 def card_images(at: AppTest) -> list[str]:
-    return [img.url for el in at.get("image") for img in el.proto.imgs]
+    """The data URIs of the card figures (an <img> in st.html each)."""
+    return [u for el in at.html for u in re.findall(r'<img class="card-figure" src="([^"]+)"', el.value)]
 
 
 def test_home_shows_card_image_and_recorded_verdict_at_once(app_env):
@@ -441,6 +444,51 @@ def test_shipped_card_index_names_every_phenomenon_with_its_current_title():
     for name in json.loads((gallery_root() / "verdicts.json").read_text()):
         ph = real._load(name)
         assert (index[name]["title"], index[name]["direction"]) == (ph.title, ph.direction), name
+
+
+def test_cards_find_the_gallery_and_the_directions_as_the_core_does(monkeypatch, tmp_path):
+    """cards.py locates the gallery and names the research directions without importing learnmech_core (torch):
+    both must agree with the core's own."""
+    import learnmech_app.cards as cards
+    from learnmech_core import store
+    from learnmech_core.phenomena.base import DIRECTIONS
+
+    real = importlib.reload(cards)  # the module itself, not the fixture's stand-in
+    monkeypatch.delenv("LEARNMECH_GALLERY", raising=False)
+    assert real.gallery_root() == store.gallery_root() and real.gallery_root().is_dir()
+    monkeypatch.setenv("LEARNMECH_GALLERY", str(tmp_path))
+    assert real.gallery_root() == store.gallery_root() == tmp_path
+    assert list(real.DIRECTIONS) == list(DIRECTIONS)  # same keys, same order
+    assert {k: title for k, (title, _) in real.DIRECTIONS.items()} == DIRECTIONS
+
+
+HEAVY = ("torch", "pandas", "pyarrow", "numpy", "scipy", "learnmech_core", "learnmech_app.pool")
+
+
+def test_home_page_is_drawn_before_anything_heavy_is_imported():
+    """A fresh server draws the home page before it loads torch: app.py's imports and the home page itself, with
+    the shipped gallery, import none of torch, pandas, pyarrow, numpy or learnmech_core before the sidebar is
+    drawn (which needs them). Run in a fresh interpreter (this one has them all), the sidebar replaced by a probe."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        "import learnmech_app.sidebar as sidebar\n"
+        "seen = []\n"
+        f"sidebar.render = lambda: seen.append([m for m in {HEAVY!r} if m in sys.modules])\n"
+        "at = AppTest.from_file('app.py', default_timeout=60)\n"
+        "at.run()\n"
+        "figures = sum(el.value.count('<img class=\"card-figure\"') for el in at.html)\n"
+        "print(json.dumps([figures, len(at.exception), seen]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LEARNMECH_GALLERY"} | {"PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures, errors, seen = json.loads(out.stdout.strip().splitlines()[-1])
+    shipped = json.loads((ROOT / "learnmech_core" / "gallery" / "cards" / "index.json").read_text())
+    assert (figures, errors, seen) == (len(shipped), 0, [[]])
 
 
 def test_home_without_gallery_says_so():

@@ -20,7 +20,7 @@ from learnmech_core.store import RunStore, gallery_root
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's Chromium at "
                                                               "/usr/bin/chromium")
 CARDS = gallery_root() / "cards"
-VISIBLE = ("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
+VISIBLE = ("() => [...document.querySelectorAll('img.card-figure')]"
            ".filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length")
 
 
@@ -39,6 +39,10 @@ def test_cold_home_shows_every_card_figure(server, page):  # noqa: F811 -- first
     assert page.evaluate(VISIBLE) == len(names)
     assert page.get_by_text("No card image yet").count() == 0
     assert page.get_by_text("older than the gallery").count() == 0
+    assert page.locator(EXCEPTION).count() == 0
+    # the fresh server loads torch and the training pool after the cards are drawn; the sidebar then shows them
+    page.get_by_text("Training now").wait_for(timeout=120_000)
+    assert page.get_by_text("Device:").count() == 1
     assert page.locator(EXCEPTION).count() == 0
 
 

@@ -96,6 +96,8 @@ def plot_titles(page) -> list[str]:
 
 def test_the_hosted_profile_comes_from_the_secret(hosted, browser):
     page = session(browser, hosted["url"])
+    # a fresh server's home page loads torch and the pool a moment after the cards; the sidebar then says them
+    page.get_by_text("Training now").wait_for(timeout=LONG)
     sidebar = page.locator("[data-testid='stSidebar']").inner_text()
     assert "hosted profile: 2 runs train at once in worker processes" in sidebar
     assert page.locator(EXCEPTION).count() == 0
