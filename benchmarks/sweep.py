@@ -100,7 +100,7 @@ def max_rel_diff(runs_a, runs_b, upto: int = 200) -> float:
     serial runs with 1 and 2 torch threads differ just as much there.
     """
     worst = 0.0
-    for ra, rb in zip(runs_a, runs_b):
+    for ra, rb in zip(runs_a, runs_b, strict=True):
         a = ra.history["loss"].to_numpy()[:upto]
         b = rb.history["loss"].to_numpy()[:upto]
         n = min(len(a), len(b))

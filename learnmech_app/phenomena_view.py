@@ -19,6 +19,7 @@ from learnmech_core.phenomena.base import Verdict, combine_seeds
 
 from . import resources
 
+
 def safe_names() -> list[str]:
     """Registered phenomena; an empty list (not an exception) while modules are being written."""
     try:
@@ -71,7 +72,7 @@ def result(ph, size: str, archs, datasets, seeds=(0,)) -> tuple[list, Result | N
 def _result(name: str, seeds: tuple, keys: tuple, where: tuple) -> Result:
     """Runs and verdicts of a complete set of stored runs (shared read-only by all sessions)."""
     ph = safe_get(name)
-    seed_runs = {s: [resources.load_run(k)[0] for k in grid] for s, grid in zip(seeds, keys)}
+    seed_runs = {s: [resources.load_run(k)[0] for k in grid] for s, grid in zip(seeds, keys, strict=True)}
     runs = [r for grid in seed_runs.values() for r in grid]
     if any(r is None for r in runs) or ph is None:
         return Result([r for r in runs if r is not None], None, "some runs could not be read", list(where))

@@ -169,7 +169,7 @@ def write_thumbnails(root: Path, names: list[str] | None = None, log=print) -> d
             if not figs:
                 continue
             card = renderer.freeze_ranges(thumbnail(figs[0], height=CARD_HEIGHT), CARD_WIDTH, CARD_HEIGHT)
-            card = renderer.place_annotations(log_ticks(card, small=True), CARD_WIDTH, CARD_HEIGHT)
+            card = renderer.place_annotations(log_ticks(card, small=True), CARD_WIDTH, CARD_HEIGHT, drop=True)
             (folder / f"{name}.svg").write_text(renderer.svg(card, CARD_WIDTH, CARD_HEIGHT))
             problems = renderer.problems(card, CARD_WIDTH, CARD_HEIGHT)
             index[name] = {"runs": keys, "width": CARD_WIDTH, "height": CARD_HEIGHT, "problems": problems,
@@ -192,7 +192,8 @@ def phenomena_markdown(verdicts: dict) -> str:
              "2 of 3 seeds, each clause judged by the criterion written in its module before the runs. "
              "`seconds` is the wall time per seed when the runs were last trained, with `threads` torch threads. "
              "A failed prediction is shown as failed.", "",
-             "| phenomenon | direction | headline (median over seeds) | criterion | seeds holding | verdict | runs per seed "
+             "| phenomenon | direction | headline (median over seeds) | criterion | seeds holding | verdict "
+             "| runs per seed "
              "| seconds per seed | threads |",
              "|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
@@ -221,7 +222,8 @@ def phenomena_markdown(verdicts: dict) -> str:
                                                                           "dataset)")]
         if v is not None:
             lines.append(f"- Verdict at quick size: **{'holds' if v['passed'] else 'fails'}**; seeds: " + ", ".join(
-                f"{s['seed']} {'holds' if s['passed'] else 'fails'} ({fmt(s['measured'])})" for s in v.get("seeds", [])))
+                f"{s['seed']} {'holds' if s['passed'] else 'fails'} ({fmt(s['measured'])})"
+                for s in v.get("seeds", [])))
             for c in v.get("clauses", []):
                 word = {True: "holds", False: "fails", None: "not tested at quick" +
                         (f" ({c['needs']})" if c.get("needs") else "")}[c["passed"]]

@@ -135,7 +135,8 @@ class ModelSpec:
         if not isinstance(self.bias, bool):
             raise ValueError(f"model.bias must be true or false (got {self.bias!r})")
         if self.arch == "transformer" and self.width % self.heads:
-            raise ValueError(f"model.width must be divisible by model.heads={self.heads} for a transformer (got {self.width})")
+            raise ValueError(f"model.width must be divisible by model.heads={self.heads} for a transformer "
+                             f"(got {self.width})")
         if self.arch == "transformer" and self.depth > 4:
             raise ValueError(f"model.depth must be between 1 and 4 for a transformer (got {self.depth})")
 
@@ -145,7 +146,8 @@ class DataSpec:
     """Dataset by registry name, its size and generator settings.
 
     Generator settings apply to the datasets that use them: `dim`, `n_classes`, `separation`,
-    `noise` (gaussian_mixture: noise added to the unit-variance clusters), `dim`, `teacher_width`, `noise` (teacher_student), `dim`, `singular_values`,
+    `noise` (gaussian_mixture: noise added to the unit-variance clusters), `dim`, `teacher_width`, `noise`
+    (teacher_student), `dim`, `singular_values`,
     `noise` (linear_lowrank), `noise` (moons, spirals, circles), `modulus`, `op` (modular_arithmetic:
     n_train + n_test pairs drawn without replacement from all pairs). `classes` keeps only those labels.
     """
@@ -184,7 +186,8 @@ class DataSpec:
         _set(self, "teacher_width", _int("data.teacher_width", self.teacher_width, 1, 4096))
         svals = tuple(_float("data.singular_values", s, 0.0, 1e3, lo_open=True) for s in self.singular_values)
         if not svals or len(svals) > self.dim:
-            raise ValueError(f"data.singular_values must have between 1 and data.dim={self.dim} entries (got {len(svals)})")
+            raise ValueError(f"data.singular_values must have between 1 and data.dim={self.dim} entries "
+                             f"(got {len(svals)})")
         _set(self, "singular_values", svals)
         _set(self, "modulus", _int("data.modulus", self.modulus, 3, 211))
         allowed("data.op", self.op, MODULAR_OPS)
@@ -376,12 +379,12 @@ class RunSpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunSpec":
+    def from_dict(cls, data: dict) -> RunSpec:
         """Build (and validate) a spec from a nested dict; unknown fields are an error."""
         return _from_dict(cls, data, "")
 
     @classmethod
-    def from_json(cls, text: str) -> "RunSpec":
+    def from_json(cls, text: str) -> RunSpec:
         """Inverse of to_json."""
         try:
             data = json.loads(text)
@@ -403,7 +406,7 @@ class RunSpec:
         return out
 
     @classmethod
-    def from_query(cls, params: typing.Mapping[str, str]) -> "RunSpec":
+    def from_query(cls, params: typing.Mapping[str, str]) -> RunSpec:
         """Inverse of to_query; keys are dotted field paths (`model.width`), values strings."""
         data = RunSpec().to_dict()
         hints = _field_types()
@@ -418,7 +421,7 @@ class RunSpec:
         """Every field by dotted path ("model.arch", "optim.lr", "seed"), lists as tuples: one table row."""
         return {path: tuple(v) if isinstance(v, list) else v for path, v in _flatten(self.to_dict())}
 
-    def replace(self, **changes) -> "RunSpec":
+    def replace(self, **changes) -> RunSpec:
         """A copy with dotted-path fields changed: spec.replace(**{"optim.lr": 0.1})."""
         data = self.to_dict()
         hints = _field_types()

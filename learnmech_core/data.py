@@ -376,7 +376,8 @@ def _read_disk(name: str):
         yte = read_idx(_find(folder, "t10k-labels-idx1-ubyte"))
         if xtr.ndim != 3 or len(xtr) != len(ytr) or len(xte) != len(yte):
             raise ValueError(f"{folder}: image and label files disagree")
-        return (xtr[:, None].astype(np.float64), ytr.astype(np.int64), xte[:, None].astype(np.float64), yte.astype(np.int64))
+        return (xtr[:, None].astype(np.float64), ytr.astype(np.int64),
+                xte[:, None].astype(np.float64), yte.astype(np.int64))
     folder = root / "cifar10"
     if (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"

@@ -97,7 +97,8 @@ def noise_scale(
     gradient norm by ``tr(Sigma) / n`` on average; with ``unbiased=True`` it is ``|mean|^2 - tr(Sigma) / n``
     instead. When the batch is drawn without replacement from a finite set of ``population`` examples
     (a training set), the overestimate is ``(1 - n / population) tr(Sigma) / n`` and that is subtracted
-    (nothing when the batch is the whole set, whose mean gradient is exact). Chunks are merged with Chan et al.'s pairwise update (float64), so memory is one chunk.
+    (nothing when the batch is the whole set, whose mean gradient is exact). Chunks are merged with Chan et al.'s
+    pairwise update (float64), so memory is one chunk.
     """
     _check(model, inputs, targets, chunk_size)
     n = inputs.shape[0]

@@ -135,7 +135,8 @@ class RunStore:
         spec = RunSpec.from_json((self._dir(key) / "spec.json").read_text())
         with closing(self._connect()) as db, db:
             old = db.execute("SELECT tags FROM runs WHERE key=?", (key,)).fetchone()
-            merged = sorted(set(meta.get("tags", [])) | set(tags) | set((old[0] or "").split(",") if old else []) - {""})
+            stored = set((old[0] or "").split(",") if old else [])
+            merged = sorted(set(meta.get("tags", [])) | set(tags) | stored - {""})
             row = _index_row(spec, meta, merged)
             db.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(row))})", row)
 

@@ -29,9 +29,9 @@ below 1 the normalisation collapses the curves (0.2 = five times less spread).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,13 +55,16 @@ class Normalisation:
 KINDS = MappingProxyType({
     "sharpness": Normalisation(
         "sharpness", "sharpness", "step", "sharpness (top Hessian eigenvalue)", "\u03b7 \u00d7 step",
-        "sharpness / (2/\u03b7)", "sharpness divided by the stability threshold 2/\u03b7 (momentum: (2+2\u03bc)/\u03b7)"),
+        "sharpness / (2/\u03b7)",
+        "sharpness divided by the stability threshold 2/\u03b7 (momentum: (2+2\u03bc)/\u03b7)"),
     "precond_sharpness": Normalisation(
-        "precond_sharpness", "precond_sharpness", "step", "preconditioned sharpness \u03bb\u2098\u2090\u2093(P\u207b\u00b9H)",
-        "\u03b7 \u00d7 step", "\u03bb\u2098\u2090\u2093(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1\u2212\u03b2\u2081)\u03b7))",
+        "precond_sharpness", "precond_sharpness", "step",
+        "preconditioned sharpness \u03bb\u2098\u2090\u2093(P\u207b\u00b9H)", "\u03b7 \u00d7 step",
+        "\u03bb\u2098\u2090\u2093(P\u207b\u00b9H) / ((2+2\u03b2\u2081)/((1\u2212\u03b2\u2081)\u03b7))",
         "Adam's preconditioned sharpness divided by its stability threshold (38/\u03b7 for \u03b2\u2081 = 0.9)"),
     "loss_initial": Normalisation(
-        "loss_initial", "loss", "step", "training loss", "effective time \u03b7 \u00d7 step (/(1 - \u03bc) with momentum)",
+        "loss_initial", "loss", "step", "training loss",
+        "effective time \u03b7 \u00d7 step (/(1 - \u03bc) with momentum)",
         "loss / initial loss", "loss divided by its value at step 0, against the effective time"),
     "loss_final": Normalisation(
         "loss_final", "loss", "step", "training loss", "fraction of training", "loss / final loss",

@@ -53,7 +53,8 @@ with ui.controls("Runs"):
     data_options = list(ph.allowed_datasets or ph.datasets)
     labels = dataset_options()
     # the user's own data, where the phenomenon can use data of its task
-    data_options += [n for n, meta in uploads().items() if meta.get("task") in ph.upload_tasks and n not in data_options]
+    data_options += [n for n, meta in uploads().items()
+                     if meta.get("task") in ph.upload_tasks and n not in data_options]
     datasets = choice(cols[1].multiselect, "Datasets", data_options, default=list(ph.datasets), key="datasets",
                       format_func=lambda n: labels.get(n, n),
                       help="Your own uploaded data appears here when this phenomenon can use it "
@@ -115,7 +116,7 @@ if res is not None:
     long_titles = any(len(str(f.layout.title.text or "")) > 55 for f in figs)
     per_row = 1 if present or len(figs) == 1 or long_titles else 2
     for i in range(0, len(figs), per_row):
-        for col, (j, fig) in zip(st.columns(per_row), list(enumerate(figs))[i:i + per_row]):
+        for col, (j, fig) in zip(st.columns(per_row), list(enumerate(figs))[i:i + per_row], strict=False):
             with col:
                 ui.show_figure(fig, key=f"ph_{name}_{j}", name=f"{name}_{j}")
     vv.per_run(ph, res)

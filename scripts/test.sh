@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests use (Python packages; Debian's Chromium for the browser tests, when
-# run as root) and runs the whole suite. README's second command and CI's .ci/run call this.
+# run as root), lints the tree and runs the whole suite. README's second command and CI's .ci/run call this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements-test.txt
@@ -11,4 +11,5 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "note: browser tests need Debian's Chromium (sudo apt-get install chromium); they will be skipped" >&2
   fi
 fi
+python -m ruff check .  # lint first: a finding fails the run before the slow tests start
 exec python -m pytest "$@"

@@ -153,7 +153,7 @@ def assert_clean(at: AppTest) -> None:
 def wait_for_job(at: AppTest, name: str, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = at.session_state[f"job:{name}"] if f"job:{name}" in at.session_state else None
+        job = at.session_state.get(f"job:{name}", None)
         if job is not None and job.done:
             break
         time.sleep(0.3)

@@ -8,6 +8,7 @@ to `test-artifacts/` (git-ignored). Skipped, with the reason, only when /usr/bin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,8 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -46,7 +47,7 @@ def server(tmp_path_factory):
     port = free_port()
     home = tmp_path_factory.mktemp("learnmech_home")
     env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": "local"}
-    log = open(home / "server.log", "w")
+    log = open(home / "server.log", "w")  # noqa: SIM115 (closed in the finally below, after the server stops)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -56,7 +57,8 @@ def server(tmp_path_factory):
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}: {(home / 'server.log').read_text()[-2000:]}")
+                tail = (home / "server.log").read_text()[-2000:]
+                raise RuntimeError(f"streamlit exited with {proc.returncode}: {tail}")
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                     if r.read().strip() == b"ok":
@@ -68,10 +70,8 @@ def server(tmp_path_factory):
             time.sleep(0.5)
         yield {"url": url, "home": home}
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # the server and only its own children
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:

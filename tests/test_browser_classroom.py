@@ -65,6 +65,25 @@ def test_the_overlap_check_can_fail(renderer):
     assert any("covers data points" in p for p in problems)
 
 
+def test_a_label_that_fits_nowhere_is_moved_or_hidden_only_when_asked(renderer):
+    # a vertical line's label wider than the plot on either side of the line, over a wall of markers
+    xs = np.repeat(np.linspace(0, 10, 21), 9)
+    ys = np.tile(np.linspace(0, 10, 9), 21)
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="markers", marker={"size": 10}))
+    fig.add_vline(x=5, annotation_text="a label far too long to sit anywhere beside this line, on either side",
+                  annotation_position="top right")
+    kept = renderer.place_annotations(go.Figure(fig), 320, 240)
+    assert kept.layout.annotations[0].visible is not False and renderer.problems(kept, 320, 240)
+    dropped = renderer.place_annotations(go.Figure(fig), 320, 240, drop=True)
+    assert dropped.layout.annotations[0].visible is False
+    assert not [p for p in renderer.problems(dropped, 320, 240) if "annotation" in p]
+    free = go.Figure(go.Scatter(x=[0, 10], y=[0, 0], mode="markers"))  # room above the points: moved, kept
+    free.add_vline(x=5, annotation_text="short", annotation_position="bottom right")
+    placed = renderer.place_annotations(free, 300, 200, drop=True)
+    assert placed.layout.annotations[0].visible is not False
+    assert not [p for p in renderer.problems(placed, 300, 200) if "annotation" in p]
+
+
 def test_shipped_card_images_have_no_overlapping_or_clipped_labels(renderer):
     from learnmech_core.plots.render import layout_problems
 

@@ -29,7 +29,7 @@ def test_curves_colour_by_arch_dash_by_dataset_and_hover_spec():
     lines = [t for t in fig.data if t.mode == "lines"]
     assert [t.line.color for t in lines] == [arch_color("mlp"), arch_color("cnn"), arch_color("mlp")]
     assert [t.line.dash for t in lines] == [dataset_dash("digits"), dataset_dash("digits"), dataset_dash("moons")]
-    assert all(r.spec.key() in t.hovertemplate for r, t in zip(runs, lines))
+    assert all(r.spec.key() in t.hovertemplate for r, t in zip(runs, lines, strict=True))
     assert fig.layout.yaxis.type == "log"  # positive losses
     assert "?" in fig.layout.title.text
 

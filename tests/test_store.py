@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -74,7 +73,8 @@ import sys
 from learnmech_core import DataSpec, ModelSpec, OptimSpec, RunSpec, train
 from learnmech_core.store import RunStore
 store = RunStore(sys.argv[1])
-base = train(RunSpec(model=ModelSpec(width=8, depth=1), data=DataSpec(n_train=32, n_test=8), optim=OptimSpec(steps=100)))
+base = train(RunSpec(model=ModelSpec(width=8, depth=1), data=DataSpec(n_train=32, n_test=8),
+                     optim=OptimSpec(steps=100)))
 print("ready", flush=True)
 for seed in range(int(sys.argv[2]), int(sys.argv[2]) + int(sys.argv[3])):
     base.spec = base.spec.replace(seed=seed)
@@ -135,7 +135,8 @@ def test_export_import_and_validation(tmp_path):
         other.import_bytes(b"garbage")
 
     def rezip(change):
-        files = {n: zipfile.ZipFile(io.BytesIO(payload)).read(n) for n in zipfile.ZipFile(io.BytesIO(payload)).namelist()}
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+        files = {n: archive.read(n) for n in archive.namelist()}
         change(files)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:

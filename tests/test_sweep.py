@@ -114,7 +114,7 @@ def test_vmap_ensemble_equals_serial_runs_including_sharpness(base, axes):
     """Loss histories, norms, accuracies and sharpness (both at tol 1e-7) within 1e-5 relative."""
     specs = SweepSpec(base, axes).specs()
     assert len({ensemble_group(s) for s in specs}) == 1
-    for member, serial in zip(train_ensemble(specs), [train(s) for s in specs]):
+    for member, serial in zip(train_ensemble(specs), [train(s) for s in specs], strict=True):
         assert member.status == "ok" and "sharpness" in member.history
         assert_same_run(member, serial, skip=("time_s", "sharpness_hvps"))
         assert member.weights.keys() == serial.weights.keys()
@@ -125,7 +125,7 @@ def test_vmap_ensemble_equals_serial_runs_including_sharpness(base, axes):
 def test_adam_ensemble_with_per_member_betas_equals_serial():
     base = TINY.replace(**{"optim.name": "adamw", "optim.lr": 0.01, "optim.weight_decay": 0.1})
     specs = SweepSpec(base, {"optim.beta2": [0.99, 0.999], "optim.lr": [0.01, 0.03]}).specs()
-    for member, serial in zip(train_ensemble(specs), [train(s) for s in specs]):
+    for member, serial in zip(train_ensemble(specs), [train(s) for s in specs], strict=True):
         assert_same_run(member, serial)
 
 
@@ -137,7 +137,7 @@ def test_a_diverging_member_is_frozen_and_does_not_affect_the_others():
     assert_same_run(runs[1], serial_diverged)
     assert runs[1].message == serial_diverged.message and runs[1].history["step"].max() < 20
     alone = train_ensemble([specs[0], specs[2]])  # the same members without the diverging one
-    for with_it, without in zip([runs[0], runs[2]], alone):
+    for with_it, without in zip([runs[0], runs[2]], alone, strict=True):
         assert_same_run(with_it, without, rtol=1e-6)
         assert with_it.history["step"].max() == 20
 
@@ -194,16 +194,16 @@ def test_a_stop_between_ensemble_steps_stores_nothing_and_the_rerun_trains_the_e
     sweep = SweepSpec(TINY, {"seed": [0, 1]})
     steps = []
     runs = run_sweep(sweep, backend="vmap", store=store, should_stop=lambda: len(steps) > 3 or steps.append(1))
-    assert [r.status for r in runs] == ["stopped", "stopped"] and not any(store.has(k) for k in sweep.keys())
+    assert [r.status for r in runs] == ["stopped", "stopped"] and not any(store.has(k) for k in sweep.keys())  # noqa: SIM118 (run keys, not a dict)
     runs = run_sweep(sweep, backend="vmap", store=store)
-    assert [r.status for r in runs] == ["ok", "ok"] and all(store.has(k) for k in sweep.keys())
+    assert [r.status for r in runs] == ["ok", "ok"] and all(store.has(k) for k in sweep.keys())  # noqa: SIM118 (run keys, not a dict)
     assert runs[0].timings["backend"] == "vmap" and runs[0].timings["ensemble_size"] == 2
 
 
 def test_process_backend_equals_serial():
     sweep = SweepSpec(TINY, {"model.width": [4, 8], "seed": [3]})
     runs = run_sweep(sweep, backend="process", store=False, workers=2)
-    for pooled, spec in zip(runs, sweep.specs()):
+    for pooled, spec in zip(runs, sweep.specs(), strict=True):
         assert_same_run(pooled, train(spec))
 
 
@@ -215,9 +215,9 @@ def test_ray_backend_equals_serial_on_a_local_instance(monkeypatch):
         store = RunStore()
         sweep = SweepSpec(TINY, {"seed": [0, 1]})
         runs = run_sweep(sweep, backend="ray", store=store)
-        assert all(store.has(k) for k in sweep.keys())
+        assert all(store.has(k) for k in sweep.keys())  # noqa: SIM118 (run keys, not a dict)
         assert ray.is_initialized()  # the caller's instance is left running
-        for remote, spec in zip(runs, sweep.specs()):
+        for remote, spec in zip(runs, sweep.specs(), strict=True):
             assert_same_run(remote, train(spec))
     finally:
         ray.shutdown()

@@ -170,7 +170,8 @@ def sharpening_curves(runs, verdict=None, normalised: bool = True, presentation:
         name = run_label(run.spec) + f" w={m.width} d={m.depth}" + (f" (\u03c1={rho:.2f})" if _finite(rho) else "")
         fig.add_trace(_line(run, name, x, y, opacity=_opacity(run.spec), mode="lines+markers"))
         if not normalised:
-            reference_line(fig, stability_threshold(run.spec), f"2/\u03b7 (\u03b7={run.spec.optim.lr:g}): never reached")
+            reference_line(fig, stability_threshold(run.spec),
+                           f"2/\u03b7 (\u03b7={run.spec.optim.lr:g}): never reached")
     if normalised:
         reference_line(fig, 1.0, "initial sharpness (prediction: rises above it)")
     return layout(fig, "Does sharpness keep rising while \u03b7 is too small to reach 2/\u03b7?",
@@ -259,8 +260,8 @@ def catapult_phase_diagram(verdict, presentation: bool = False) -> go.Figure:
     fig.update_yaxes(range=[-0.6, len({_setup(r) for r in rows}) - 0.4])
     fig.update_layout(legend_title_text="measured phase")
     return layout(fig, "Does a large learning rate catapult the network into a flatter region?",
-                  "\u03b7\u03bb\u2080/2 (shaded: predicted phases; dotted: measured edges)", "architecture", presentation,
-                  log_x=True)
+                  "\u03b7\u03bb\u2080/2 (shaded: predicted phases; dotted: measured edges)", "architecture",
+                  presentation, log_x=True)
 
 
 def _setup(row: dict) -> str:
@@ -358,7 +359,7 @@ def hessian_topk(runs, verdict=None, normalised: bool = True, presentation: bool
     fig.add_traces(rings)  # over every run's line, one legend entry last
     if normalised:
         fig.add_vline(x=1.0, line_dash="dash", line_color=PREDICTION_COLOR,
-                      annotation_text="C-1 or C outliers to the left (prediction)", annotation_position="top right")
+                      annotation_text="\u2190 predicted: C\u22121 or C", annotation_position="top right")
     else:
         for c in sorted(classes):
             fig.add_vline(x=c + 0.5, line_dash="dash", line_color=PREDICTION_COLOR,

@@ -80,8 +80,8 @@ def grokking_fourier(runs, summaries: dict, presentation: bool = False) -> go.Fi
         label = f"{run.spec.model.arch} seed {run.spec.seed}"
         if "fourier_concentration" in h:
             f = h.dropna(subset=["fourier_concentration"])
-            fig.add_trace(_line(run, f"{label} Fourier concentration", np.maximum(f["step"], 1), f["fourier_concentration"],
-                                mode="lines+markers"), secondary_y=False)
+            fig.add_trace(_line(run, f"{label} Fourier concentration", np.maximum(f["step"], 1),
+                                f["fourier_concentration"], mode="lines+markers"), secondary_y=False)
         if "param_norm" in h:
             n = h.dropna(subset=["param_norm"])
             fig.add_trace(_line(run, f"{label} parameter norm", np.maximum(n["step"], 1), n["param_norm"],
@@ -146,7 +146,8 @@ def critical_tradeoff(fits: list[dict], normalised: bool = True, presentation: b
                                  textposition=["top right"] * (len(b) - 1) + ["top left"],
                                  name=f"{_group_label(fit)} (labels: batch size B)",
                                  marker={"color": arch_color(fit["arch"]), "size": 10},
-                                 hovertext=[f"B={int(v)}: S={si:.3g}, E={ei:.4g}" for v, si, ei in zip(b, s, e)]))
+                                 hovertext=[f"B={int(v)}: S={si:.3g}, E={ei:.4g}"
+                                            for v, si, ei in zip(b, s, e, strict=True)]))
         u = np.geomspace(1.02, max(float(np.max(e / fit["e_min"])) * 1.5, 3.0), 200)
         curve_y = 1.0 + 1.0 / (u - 1.0)
         cx, cy = (u, curve_y) if normalised else (u * fit["e_min"], curve_y * fit["s_min"])
@@ -216,15 +217,17 @@ def critical_noise(fits: list[dict], presentation: bool = False) -> go.Figure:
                   and math.isfinite(e["steps"])]  # those that reached the target
         for i, e in enumerate(others):  # the other full-batch runs: how much B_noise depends on the lr
             rows = e["run"].history.dropna(subset=["train_loss", "b_noise"])
-            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B<sub>noise</sub> at lr {e['lr']:.3g}", rows["train_loss"],
-                                rows["b_noise"], dash="dot", mode="lines", opacity=_opacity_ramp(i, len(others)) * 0.6,
-                                width=1.5))
+            fig.add_trace(_line(e["run"], f"{_group_label(fit)} B<sub>noise</sub> at lr {e['lr']:.3g}",
+                                rows["train_loss"], rows["b_noise"], dash="dot", mode="lines",
+                                opacity=_opacity_ramp(i, len(others)) * 0.6, width=1.5))
         if _finite(fit["b_crit"]):
-            reference_line(fig, fit["b_crit"], f"B<sub>crit</sub> = E<sub>min</sub>/S<sub>min</sub> = {fit['b_crit']:.3g} (fit)")
+            reference_line(fig, fit["b_crit"],
+                           f"B<sub>crit</sub> = E<sub>min</sub>/S<sub>min</sub> = {fit['b_crit']:.3g} (fit)")
         if _finite(fit["b_noise_mean"]):
             reference_line(fig, fit["b_noise_mean"], f"mean B<sub>noise</sub> to target = {fit['b_noise_mean']:.3g}")
     fig = layout(fig, "How large is the gradient noise scale on the way to the target loss?",
-                 "full training loss (falls to the right)", "noise scale (examples)", presentation, log_x=True, log_y=True)
+                 "full training loss (falls to the right)", "noise scale (examples)", presentation,
+                 log_x=True, log_y=True)
     fig.update_xaxes(autorange="reversed")
     return fig
 
@@ -328,7 +331,8 @@ def collapse_nc1(runs, onsets: dict, fall_min: float, normalised: bool = True, p
         if _finite(onset):
             step = max(onset, 1.0)
             fig.add_vline(x=step, line_dash="dot", line_color=arch_color(run.spec.model.arch),
-                          annotation_text="99.9% train" if step not in marked else "", annotation_position="bottom left")
+                          annotation_text="99.9% train" if step not in marked else "",
+                          annotation_position="bottom left")
             marked.add(step)
     if normalised:
         reference_line(fig, 1.0 / fall_min, f"predicted: below 1/{fall_min:g} of its onset value by the end")
@@ -396,8 +400,9 @@ def esd_before_after(run, layer: str | None, presentation: bool = False) -> go.F
         centres = np.sqrt(edges[:-1] * edges[1:])
         keep = density > 0
         fig.add_trace(go.Scatter(x=centres[keep], y=density[keep], mode="lines+markers", opacity=opacity,
-                                 name=f"{layer} {when} (step {int(step)})", line={"color": arch_color(run.spec.model.arch),
-                                                                                  "dash": "dot" if when == "init" else "solid"},
+                                 name=f"{layer} {when} (step {int(step)})",
+                                 line={"color": arch_color(run.spec.model.arch),
+                                       "dash": "dot" if when == "init" else "solid"},
                                  hovertext=spec_hover(run.spec)))
         if when == "init":
             try:

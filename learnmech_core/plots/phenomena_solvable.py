@@ -244,7 +244,7 @@ def mup_lr_figure(summary: dict, normalised: bool = True, presentation: bool = F
         best = summary["base_best_log2_lr"].get((arch, dataset), float("nan"))
         if np.isfinite(best):
             fig.add_vline(x=2.0**best, line_dash="dash", line_color=PREDICTION_COLOR, row=1, col=col,
-                          annotation_text="\u03bcP prediction: best lr of the base width" if col == len(panels) else "",
+                          annotation_text="predicted: base width's best \u03b7" if col == len(panels) else "",
                           annotation_position="bottom left")
     ylabel = ("training loss / best loss at that width" if normalised
               else "training loss (mean of the last 20% of steps)")

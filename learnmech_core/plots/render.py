@@ -170,13 +170,14 @@ class Renderer:
                 fig.layout[name].update(range=value, autorange=False)
         return fig
 
-    def place_annotations(self, fig: go.Figure, width: int, height: int) -> go.Figure:
+    def place_annotations(self, fig: go.Figure, width: int, height: int, drop: bool = False) -> go.Figure:
         """Move each annotation that collides with something to the candidate spot with the fewest problems.
 
         A label of a horizontal line may sit at its left, middle or right end, above or below it; a label
         of a vertical line at its top, middle or bottom, left or right of it; a label at a data point on
         any side of the point. Annotations are tried one at a time, first to last; each keeps its spot
-        when no candidate is better. Changes `fig` in place and returns it.
+        when no candidate is better. With `drop`, one that still collides wherever it goes is hidden (a
+        card image leaves it to the page's full-size figure). Changes `fig` in place and returns it.
         """
         for i, ann in enumerate(fig.layout.annotations):
             best = _score(self.texts(fig, width, height), i)
@@ -191,6 +192,8 @@ class Renderer:
                 if best == 0:
                     break
             fig.layout.annotations[i].update(start)
+            if drop and best > 0 and _candidates(start):
+                fig.layout.annotations[i].update(visible=False)
         return fig
 
 

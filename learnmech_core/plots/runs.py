@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -171,7 +172,7 @@ def run_labels(runs: Sequence) -> list[str]:
     labels = [run_label(s, varying_fields(specs)) for s in specs]
     twice = {lab for lab in labels if labels.count(lab) > 1}
     # runs that still look alike (they differ in fields left out of the label): add the key
-    return [f"{lab} [{s.key()[:6]}]" if lab in twice else lab for lab, s in zip(labels, specs)]
+    return [f"{lab} [{s.key()[:6]}]" if lab in twice else lab for lab, s in zip(labels, specs, strict=True)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def curves_figure(runs: Sequence, metric: str, x: str = "step", title: str | Non
     labels = list(labels) if labels is not None else run_labels(runs)
     fig = go.Figure()
     drawn = []
-    for run, label in zip(runs, labels):
+    for run, label in zip(runs, labels, strict=True):
         xs, ys = _series(run, metric, x, transform)
         if not len(xs):
             continue
@@ -357,7 +358,8 @@ def threshold_traces(fig: go.Figure, runs: Sequence, x: str = "step") -> None:
 
 
 def _threshold_name(spec) -> str:
-    return {"momentum": "(2+2μ)/η", "adam": "(2+2β₁)/((1−β₁)η)", "adamw": "(2+2β₁)/((1−β₁)η)"}.get(spec.optim.name, "2/η")
+    adam = "(2+2β₁)/((1−β₁)η)"
+    return {"momentum": "(2+2μ)/η", "adam": adam, "adamw": adam}.get(spec.optim.name, "2/η")
 
 
 def _legend_below_if_crowded(fig: go.Figure, limit: int = 4) -> None:
@@ -486,7 +488,8 @@ def band_figure(groups: Sequence[tuple[str, list]], metric: str, x: str = "step"
             idx = downsample(cy)
             fig.add_trace(go.Scatter(x=cx[idx], y=cy[idx], mode="lines", name=label,
                                      line={"color": color, "dash": dash, "width": 2.5},
-                                     hovertemplate=f"%{{x:.4g}}, %{{y:.4g}}<br>{spec_hover(members[0].spec)}<extra>{label}</extra>"))
+                                     hovertemplate=f"%{{x:.4g}}, %{{y:.4g}}<br>{spec_hover(members[0].spec)}"
+                                                   f"<extra>{label}</extra>"))
             drawn.append(cy)
             continue
         grid = common_grid(curves)
@@ -574,13 +577,17 @@ def _two_lines(text: str | None, limit: int) -> str | None:
     return text[:cut] + "<br>" + text[cut + 1:]
 
 
+def _last_value(h: pd.DataFrame, c: str) -> float:
+    return float(h[c].dropna().iloc[-1]) if c in h and h[c].notna().any() else float("nan")
+
+
 def status_table(runs: Sequence) -> pd.DataFrame:
     """One row per run: key, label, status, steps done, final loss and accuracy, message."""
     labels = run_labels(runs)
     rows = []
-    for run, label in zip(runs, labels):
+    for run, label in zip(runs, labels, strict=True):
         h = run.history
-        last = lambda c: float(h[c].dropna().iloc[-1]) if c in h and h[c].notna().any() else float("nan")  # noqa: E731
+        last = partial(_last_value, h)
         rows.append({"run": label, "key": run.spec.key(), "status": getattr(run, "status", ""),
                      "steps": int(h["step"].max()) if "step" in h and len(h) else 0,
                      "final loss": last("loss"), "final test acc": last("test_acc"),

@@ -129,7 +129,8 @@ def esd_figure(eigenvalues: np.ndarray, layer: str, mp=None, power_law=None, pre
         share = max(len(ev) - max(mp.n_outliers, 0), 1) / len(ev)
         ys = share * mp_density(xs, mp.sigma2, mp.aspect_ratio)
         ok = ys > ymin * 1e-2
-        fig.add_trace(go.Scatter(x=xs[ok], y=ys[ok], mode="lines", name=f"Marchenko–Pastur (σ²={mp.sigma2:.3g}, q={mp.aspect_ratio:.2g})",
+        fig.add_trace(go.Scatter(x=xs[ok], y=ys[ok], mode="lines",
+                                 name=f"Marchenko–Pastur (σ²={mp.sigma2:.3g}, q={mp.aspect_ratio:.2g})",
                                  line={"color": PREDICTION_COLOR, "width": 2.5}))
         fig.add_vline(x=mp.lambda_plus, line_dash="dot", line_color=PREDICTION_COLOR,
                       annotation_text=f"λ₊ ({mp.n_outliers} outliers above)", annotation_position="top")
@@ -169,7 +170,8 @@ def alpha_figure(history: pd.DataFrame, presentation: bool = False, step: int | 
                   "power-law exponent α (smaller = heavier tail)", presentation=presentation, height=height)
 
 
-def landscape_1d_figure(table: pd.DataFrame, presentation: bool = False, x_title: str = "α (distance along the direction)",
+def landscape_1d_figure(table: pd.DataFrame, presentation: bool = False,
+                        x_title: str = "α (distance along the direction)",
                         title: str = "Is the minimum wide or sharp along this direction?", log_y: bool = False,
                         height: int | None = None) -> go.Figure:
     """Loss along 1-D slices: columns (alpha, loss[, direction]); one line per direction."""
@@ -191,7 +193,8 @@ def landscape_2d_figure(table: pd.DataFrame, kind: str = "contour", presentation
     """Loss on a 2-D grid (columns alpha, beta, loss) as a contour map or a 3-D surface."""
     if kind not in ("contour", "surface"):
         raise ValueError(f"kind must be contour or surface (got {kind!r})")
-    grid = table.pivot_table(index="beta", columns="alpha", values="loss", aggfunc="first").sort_index().sort_index(axis=1)
+    grid = table.pivot_table(index="beta", columns="alpha", values="loss", aggfunc="first")
+    grid = grid.sort_index().sort_index(axis=1)
     z = grid.to_numpy(dtype=float)
     z = np.where(np.isfinite(z), z, np.nan)
     label = "loss"
@@ -201,7 +204,8 @@ def landscape_2d_figure(table: pd.DataFrame, kind: str = "contour", presentation
     fig = go.Figure()
     if kind == "contour":
         fig.add_trace(go.Contour(x=xs, y=ys, z=z, colorscale="Viridis", colorbar={"title": {"text": label}},
-                                 contours={"showlabels": True}, hovertemplate="α=%{x:.3g}<br>β=%{y:.3g}<br>%{z:.4g}<extra></extra>"))
+                                 contours={"showlabels": True},
+                                 hovertemplate="α=%{x:.3g}<br>β=%{y:.3g}<br>%{z:.4g}<extra></extra>"))
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker={"symbol": "x", "size": 12, "color": "white",
                                  "line": {"width": 2, "color": "black"}}, name="trained weights"))
         fig = layout(fig, title, x_title, y_title, presentation=presentation, height=height)
