@@ -114,7 +114,7 @@ def register(commands: dict) -> None:
         p.add_argument("--device", choices=DEVICES, help="override the runs' device")
         p.add_argument("--seeds", default="0,1,2",
                        help="replicates of the whole grid, e.g. 0,1,2 or 0..4 (default 0,1,2); the prediction holds "
-                            "when each clause holds on at least 2 of 3 seeds")
+                            "when every clause holds together on at least 2 of 3 seeds")
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     commands["phenomena"] = (lambda p: p.add_argument("--json", action="store_true", help="one JSON card a line"),

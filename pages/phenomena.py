@@ -15,7 +15,8 @@ ui.header(
     "Phenomena: does the prediction hold?",
     "Each phenomenon is a claim from the learning-mechanics literature turned into a number that can be measured: "
     "the sentence of its source that is tested, each clause of the claim with the criterion fixed before the runs, "
-    "and a verdict computed from training runs on three seeds (it holds when every clause holds on at least 2 of 3). "
+    "and a verdict computed from training runs on three seeds (it holds when every clause holds together on at "
+    "least 2 of the 3). "
     "Results appear at once when the runs are stored (the gallery holds every phenomenon at the *quick* size on "
     "seeds 0, 1 and 2); otherwise press "
     "**Run** to train them here. Change the architectures and datasets to test whether the behaviour is universal, "

@@ -302,6 +302,25 @@ def test_progressive_sharpening_comparisons_are_clauses_that_can_fail():
     assert _clause(left_out, "narrower").measured is None and _clause(left_out, "narrower").passed is False
 
 
+def test_three_seeds_each_failing_a_different_clause_do_not_make_a_prediction_hold():
+    from learnmech_core.phenomena.base import Clause, Verdict, at_least, combine_seeds
+
+    def seed(fails: int | None) -> Verdict:
+        return Verdict.of([Clause(f"clause {i}", f"q{i}", at_least(1.0), 0.5 if i == fails else 2.0,
+                                  i != fails) for i in range(3)], "synthetic")
+
+    per_seed = {0: seed(0), 1: seed(1), 2: seed(2)}
+    combined = combine_seeds(per_seed)
+    assert [c.passed for c in combined.clauses] == [True, True, True]  # each clause holds on 2 of 3 seeds
+    assert not combined.passed and combined.details["pass_fraction"] == 0
+    assert combined.summary().endswith("every clause together on 0 of 3 seeds: fails")
+    per_seed[2] = seed(None)
+    assert not combine_seeds(per_seed).passed  # the whole claim on 1 of 3 seeds
+    per_seed[1] = seed(None)
+    both = combine_seeds(per_seed)
+    assert both.passed and both.details["pass_fraction"] == 2 / 3 and "holds on 2 of 3 (seed 1, 2)" in both.explanation
+
+
 def test_progressive_sharpening_comparison_holds_on_two_of_three_seeds():
     from learnmech_core.phenomena.base import combine_seeds
 

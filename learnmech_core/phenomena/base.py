@@ -9,7 +9,7 @@ phenomenon) and `full` (command line / GPU, closer to the papers).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -245,6 +245,10 @@ class Verdict:
         failed = [c for c in self.clauses if c.passed is False]
         if others and failed and not (len(failed) == 1 and failed[0] is head):
             text += f"; {len(failed)} of {len(self.clauses)} clauses fail"
+        seeds = sum(k.startswith("seed") and k.endswith("_measured") for k in self.details)
+        if seeds and not self.passed and not failed:  # each clause held on most seeds, the whole claim did not
+            whole = round(self.details.get("pass_fraction", 0.0) * seeds)
+            text += f"; every clause together on {whole} of {seeds} seeds"
         return f"{text}: {self.word()}"
 
     def to_dict(self) -> dict:
@@ -257,14 +261,19 @@ class Verdict:
 
 
 def combine_seeds(verdicts: dict[int, Verdict], min_fraction: float = 2 / 3) -> Verdict:
-    """One verdict over seeds: each clause holds when it holds on at least `min_fraction` of the seeds.
+    """One verdict over seeds: the prediction holds when it holds whole (every clause) on at least `min_fraction`
+    of the seeds, each seed judged from its own runs alone (`pass_fraction` in the details).
 
-    A clause's measured number is the median over seeds (its per-seed values are in the note); per-run rows
-    of every seed are kept (each carries its `seed`). With one seed this is that seed's verdict.
+    Each clause is listed with its per-seed results in its note; its own mark says whether it held on at least
+    `min_fraction` of the seeds, and its measured number is the median over seeds. Clause marks alone never make
+    the verdict: three seeds that each fail a different clause give three ticked clauses and a failed prediction
+    (no seed reproduced the whole claim). Per-run rows of every seed are kept (each carries its `seed`). With one
+    seed this is that seed's verdict.
     """
     seeds = sorted(verdicts)
     if len(seeds) == 1:
         return verdicts[seeds[0]]
+    need = math.ceil(min_fraction * len(seeds) - 1e-9)
     first = verdicts[seeds[0]]
     clauses = []
     for i, head in enumerate(first.clauses):
@@ -277,15 +286,18 @@ def combine_seeds(verdicts: dict[int, Verdict], min_fraction: float = 2 / 3) -> 
             for s, c in zip(seeds, per, strict=True))
         clauses.append(Clause(head.claim, head.quantity, head.criterion,
                               float(np.median(values)) if values else None, passed, note, head.needs))
-    passes = sum(verdicts[s].passed for s in seeds)
-    explanation = (f"Seeds {', '.join(map(str, seeds))}: the prediction holds on {passes} of {len(seeds)} "
-                   f"(needs each clause to hold on at least {math.ceil(min_fraction * len(seeds) - 1e-9)}). "
+    holding = [s for s in seeds if verdicts[s].passed]
+    explanation = (f"Seeds {', '.join(map(str, seeds))}: the whole prediction (every clause) holds on "
+                   f"{len(holding)} of {len(seeds)}" + (f" (seed {', '.join(map(str, holding))})" if holding else "")
+                   + f"; it needs {need}. "
                    + " ".join(f"Seed {s}: {verdicts[s].explanation}" for s in seeds[:1]))
     rows = [r for s in seeds for r in verdicts[s].per_run]
-    details = {"pass_fraction": passes / len(seeds), **{f"seed{s}_measured": verdicts[s].measured for s in seeds}}
+    details = {"pass_fraction": len(holding) / len(seeds),
+               **{f"seed{s}_measured": verdicts[s].measured for s in seeds}}
     if not clauses:
         return Verdict(False, float("nan"), float("nan"), float("nan"), explanation, rows, details)
-    return Verdict.of(clauses, explanation, rows, details)
+    combined = Verdict.of(clauses, explanation, rows, details)
+    return replace(combined, passed=len(holding) >= need)
 
 
 def _mark(passed) -> str:

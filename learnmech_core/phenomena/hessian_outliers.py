@@ -29,7 +29,7 @@ Clauses:
    Measured by the probe `probes.gauss_newton_k` = 2C at the last step only (the runs keep no weights):
    `gauss_newton.curvature_split` of the final weights on the training set (Lanczos tol 1e-3 from a fixed
    seed); a run whose split did not converge counts as unmeasured, and the clause then fails.
-Each clause holds on the whole when it holds on at least 2 of 3 seeds (`combine_seeds`).
+The prediction holds when every clause holds together on at least 2 of 3 seeds (`combine_seeds`).
 
 Measured at quick, seeds 0, 1, 2 (4 runs a seed; 8.3-8.5 s user CPU a seed for the whole
 `verify --seeds S` process on 1 thread (LEARNMECH_THREADS=1), 33-37 s wall at load 10-11; the split

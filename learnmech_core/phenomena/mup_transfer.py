@@ -29,7 +29,8 @@ Measured at quick (seeds 0, 1, 2; 1 torch thread, load average 10-12 on 2 cores:
 the three seeds): muP argmin shift 1 / 0 / 0 steps; SP argmin (narrowest -> widest) -5 -> -7, -6 -> -8,
 -6 -> -7, i.e. 2 / 2 / 1 steps (seed 2 fails); spread ratio 0.376 / 0.542 / 0.365; muP coordinate
 |slope| 0.086 / 0.018 / 0.034; SP largest slope 0.742 / 0.239 / 0.319 (seed 1 fails). Each clause holds
-on at least 2 of 3 seeds; all five together on seed 0 only.
+on at least 2 of 3 seeds, but all five together on seed 0 only: the prediction fails on the three-seed
+rule (the whole claim on >= 2 of 3 seeds).
 """
 
 from __future__ import annotations

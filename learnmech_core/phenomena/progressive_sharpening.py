@@ -22,7 +22,7 @@ stability, not a test of this claim, and is left out of every clause):
    S_final / S(10%) of the narrower net over the wider one's >= 1 (median over pairs);
 4. deeper nets sharpen more: the same ratio, deeper over shallower, >= 1;
 5. MSE sharpens more than cross-entropy: the same ratio, MSE over cross-entropy, >= 1.
-Each clause holds on the whole when it holds on at least 2 of 3 seeds (`combine_seeds`). Pairs are the
+The prediction holds when every clause holds together on at least 2 of 3 seeds (`combine_seeds`). Pairs are the
 tanh MLP (64 wide, 3 hidden layers) of the last dataset against a 32-wide, a 1-hidden-layer and a
 cross-entropy copy (`full` adds a 256-wide and a 5-layer one); at `tiny` there are no pairs and clauses
 3-5 are not tested.

@@ -1,8 +1,8 @@
 """Running a phenomenon: its specs through the store (train what is missing), then its verdict, per seed.
 
 Each seed is an independent replicate of the whole grid (`Phenomenon.specs(..., seed=s)`); the verdict
-of each seed is computed from that seed's runs alone, and `combine_seeds` judges each clause over seeds
-(it holds when it holds on at least 2 of 3 seeds).
+of each seed is computed from that seed's runs alone, and `combine_seeds` joins them: the prediction holds
+when the whole claim (every clause) holds on at least 2 of 3 seeds.
 """
 
 from __future__ import annotations

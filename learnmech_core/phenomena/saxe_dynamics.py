@@ -36,9 +36,9 @@ gradient-flow times beyond quick at depth 4 (the weakest mode had not reached 80
 Measured at quick (width 32, seeds 0, 1, 2; 1 torch thread, load average 10: 6.6 s CPU, 25 s wall for the
 three seeds): two-layer RMS 0.011 / 0.014 / 0.0067 of s; modes out of
 order 0 / 0 / 1 (seed 2, depth 4); depth-3 ratio error 0.028 / 0.255 / 0.0098; depth-4 ratio error
-0.048 / 0.065 / 0.214. Each clause holds on at least 2 of 3 seeds; all clauses hold together on seed 0
-only (coupling through the narrow hidden layers, off-diagonal of U^T W V up to 0.36-0.37, and the
-initial imbalance above).
+0.048 / 0.065 / 0.214. Each clause holds on at least 2 of 3 seeds, but all clauses hold together on seed 0
+only, so the prediction fails on the three-seed rule (the whole claim on >= 2 of 3 seeds) (coupling through
+the narrow hidden layers, off-diagonal of U^T W V up to 0.36-0.37, and the initial imbalance above).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ Measured at quick (this version, widths 8-256; 1 torch thread, load 12-17):
 | 1 | 0.0394 / 0.0225 / 0.0099 | 0.962 | 0.508 | 9.4 | 17.3 + 16.1 |
 | 2 | 0.0573 / 0.0270 / 0.0101 | 0.965 | 0.675 | 13.9 | 18.1 + 15.7 |
 
-Every clause holds on at least 2 of 3 seeds, so the prediction holds (pass fraction 2/3); seed 0 reproduces
+The whole claim holds on seeds 1 and 2 (pass fraction 2/3), so the prediction holds; seed 0 reproduces
 the kink at width 8 that had it dropped (R^2 0.915; 0.917 in the earlier calibration). The system time is
 building the 65,536-example teacher data set and its per-width copies; wall 70-186 s at that load.
 """
