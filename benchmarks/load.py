@@ -45,6 +45,14 @@ before,process,before,process --browser`, interleaved rounds:
     before   2.9   20/20   6.62 s / 20.0 s      49.5 s / 97.5 s      101 s    617 MB (624)      13.6 s
     process  3.2   20/20   0.13 s /  0.14 s     18.0 s / 28.7 s       30 s   1141 MB (1744)      6.1 s
 
+Re-measured after the home cards became static images (`gallery build` draws them; the Chromium visitor
+now waits until every card image is loaded and laid out), `--trainer before,process --browser`, 2026-12-05,
+load average 0.3-1.6 at the start (nothing else running):
+
+    round    load  done  home (ws) med/worst  1st chart med/worst  last run  PSS (RSS sum)  Chromium home
+    before   0.3   20/20   4.26 s / 23.2 s      45.3 s / 47.6 s       51 s    596 MB (603)       3.11 s
+    process  1.4   20/20   0.04 s /  0.04 s     10.8 s / 16.9 s       18 s   1068 MB (1643)      1.94 s
+
 0 exceptions in every round. "home (ws)" is the new visitor's wait until the home page's script has
 finished with every card drawn, over the websocket; "Chromium home" adds the browser fetching the
 JavaScript and drawing the 16 card figures, on the same 2 busy cores (the cards are being made static
@@ -64,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -258,19 +267,20 @@ async def scenario(url: str, sessions: int, visitors: int, steps: int, timeout: 
     return {"runs": out, "home": waits, "browser": seen}
 
 
-# the page's script has finished, no card still says "drawing the figure", and figures are drawn (Plotly
-# charts rendered by the browser, or images)
-FIGURES_DRAWN = """() => {
-  const app = document.querySelector("[data-testid='stApp']");
-  const figures = document.querySelectorAll(
-    "[data-testid='stPlotlyChart'] .js-plotly-plot, [data-testid='stImage'] img");
-  return app && app.getAttribute("data-test-script-state") === "notRunning" && figures.length > 0
-    && !document.body.innerText.includes("drawing the figure");
-}"""
+def cards_drawn() -> str:
+    """A page condition: the script has finished and every home card's figure (a static image drawn by
+    `gallery build`, one per phenomenon in the gallery's card index) is loaded and laid out."""
+    from benchmarks.app import CARDS_VISIBLE
+    from learnmech_core.store import gallery_root
+
+    expected = len(json.loads((gallery_root() / "cards" / "index.json").read_text()))
+    return (f"() => document.querySelector(\"[data-testid='stApp']\")?.getAttribute('data-test-script-state')"
+            f" === 'notRunning' && ({CARDS_VISIBLE})() >= {expected}")
+
 
 
 def browser_home(url: str, timeout: float, shots: str = "") -> float:
-    """One Chromium visitor: seconds until every card's figure is visible (no 'drawing the figure');
+    """One Chromium visitor: seconds until every card's figure is visible;
     saves a screenshot of the page as `<shots>/home_during_load.png` when `shots` names a folder."""
     from playwright.sync_api import sync_playwright
 
@@ -282,7 +292,7 @@ def browser_home(url: str, timeout: float, shots: str = "") -> float:
         started = time.perf_counter()
         page.goto(url)
         page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout * 1000)
-        page.wait_for_function(FIGURES_DRAWN, timeout=timeout * 1000)
+        page.wait_for_function(cards_drawn(), timeout=timeout * 1000)
         seconds = time.perf_counter() - started
         if shots and shots != "-":
             Path(shots).mkdir(parents=True, exist_ok=True)
