@@ -22,8 +22,12 @@ def verdict(ph, res: pv.Result, present: bool) -> None:
     if v is None:
         return
     st.markdown(f"### {ui.verdict_badge(v.passed)} {pv.summary(v)}")
-    for c in v.clauses:
+    seeds = sorted(res.per_seed)
+    for i, c in enumerate(v.clauses):
         mark = {True: ":green[holds]", False: ":red[fails]"}.get(c.passed, ":gray[not tested here]")
+        judged = [res.per_seed[s].clauses[i].passed for s in seeds if i < len(res.per_seed[s].clauses)]
+        if len(judged) > 1 and c.passed is not None:  # a clause's mark is a majority: say of how many seeds
+            mark += f" on {sum(p is True for p in judged)} of {len(judged)} seeds"
         st.markdown(f"- **{c.claim}**: {c.quantity} = {pv._fmt(c.measured)} (predicted: {c.criterion.text}): {mark}"
                     + (f" \u2014 {c.note}" if c.note else "") + (f" ({c.needs})" if c.needs else ""))
     st.caption(v.explanation)

@@ -365,6 +365,9 @@ def test_phenomenon_runs_live_then_shows_verdict_and_table():
                for m in at.markdown)  # the clause, read as its criterion reads
     seeds = at.dataframe[0].value  # one row per seed
     assert list(seeds["seed"]) == [0, 1] and set(seeds["verdict"]) <= {"holds", "fails"}
+    clause = next(m.value for m in at.markdown if m.value.startswith("- **") and "largest final" in m.value)
+    held = sum(seeds["verdict"] == "holds")  # one clause: it held on as many seeds as the whole claim did
+    assert f" on {held} of 2 seeds" in clause
     table = at.dataframe[1].value  # one row per run, each with its own criterion
     assert sorted(table["seed"]) == [0, 1] and set(table["criterion"]) == {"\u2264 1"}
     assert {"measured", "criterion", "verdict"} <= set(table) and "expected" not in table
