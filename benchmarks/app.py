@@ -26,6 +26,10 @@ Measured (2 cores shared with other agents; --browser-repeat 7; "before" is 3aa1
 | after | 2.9 | 1.52 s (1.50-1.78) | 1.34 s | 0.82 s | uvloop + httptools |
 | before | 4.6 | 4.42 s (4.09-4.54) | 1.27 s | 0.85 s | asyncio + h11 |
 | after | 3.5 | 1.26 s (1.24-1.38) | 1.21 s | 0.83 s | asyncio + h11 |
+| final | 0.6 | 1.18 s (1.11-1.19) | 1.08 s (1.02-1.11) | 0.60 s | uvloop + httptools |
+
+"final": the shipped three-seed gallery (529 runs, 16 card images), 2026-12-05, nothing else running: cold
+<= 1.5 s met; warm 1.08 s, over the 1 s target by 0.08 s (home warm / floor = 1.79).
 
 Runs one after another move with the load (see the floor). Warm visits interleaved (11 to each server, after
 it settled, load 5): before 1.27 s, after 1.22 s on the same server; the after code 1.26 s -> 1.12 s with
