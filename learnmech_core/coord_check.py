@@ -22,23 +22,10 @@ import torch
 from . import models
 from .config import RunSpec
 from .data import load
+from .representations import layer_features
 from .train import device_split, loss_function, make_optimizer
 
 COLUMNS = ["param", "width", "seed", "step", "layer", "role", "change", "size"]
-
-
-def _layer_outputs(model: torch.nn.Module, layers: list[tuple[str, torch.nn.Module]], inputs: torch.Tensor) -> dict:
-    """Each weight layer's output on `inputs` (no grad), by layer name."""
-    seen: dict[str, torch.Tensor] = {}
-    handles = [layer.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach()))
-               for name, layer in layers]
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen
 
 
 def coord_check_run(spec: RunSpec, steps: int = 4, n_examples: int = 64, data=None) -> pd.DataFrame:
@@ -55,7 +42,8 @@ def coord_check_run(spec: RunSpec, steps: int = 4, n_examples: int = 64, data=No
     loss_fn = loss_function(spec.optim.loss)
     layers = models.weight_layers(model)
     probe = x_train[:n_examples]
-    start = _layer_outputs(model, layers, probe)
+    names = [name for name, _ in layers]
+    start = layer_features(model, probe, names)
     n, batch = len(x_train), spec.optim.batch_size
     rows = []
     for step in range(1, steps + 1):
@@ -63,10 +51,10 @@ def coord_check_run(spec: RunSpec, steps: int = 4, n_examples: int = 64, data=No
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(x_train[idx]), y_train[idx]).backward()
         optimizer.step()
-        now = _layer_outputs(model, layers, probe)
+        now = layer_features(model, probe, names)
         for name, layer in layers:
-            change = float((now[name] - start[name]).abs().double().mean())
-            rows.append((step, name, layer.role, change, float(now[name].abs().double().mean())))
+            change = float(np.abs(now[name].astype(np.float64) - start[name]).mean())
+            rows.append((step, name, layer.role, change, float(np.abs(now[name].astype(np.float64)).mean())))
     return pd.DataFrame(rows, columns=["step", "layer", "role", "change", "size"])
 
 

@@ -42,42 +42,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_server(script: str, env: dict, log_path: Path, *args: str):
+    """`streamlit run script` on a free localhost port, its own process group; yields the URL once
+    /_stcore/health answers ok (RuntimeError, with the log's tail, when it exits or takes 180 s). On exit the
+    server and its children (a forkserver, training workers) get SIGTERM, then SIGKILL after 30 s."""
     port = free_port()
-    home = tmp_path_factory.mktemp("learnmech_home")
-    env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": "local"}
-    log = open(home / "server.log", "w")  # noqa: SIM115 (closed in the finally below, after the server stops)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    try:
-        while True:
-            if proc.poll() is not None:
-                tail = (home / "server.log").read_text()[-2000:]
-                raise RuntimeError(f"streamlit exited with {proc.returncode}: {tail}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 180
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+                with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                     if r.read().strip() == b"ok":
                         break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("streamlit did not become healthy in 180 s")
-            time.sleep(0.5)
+                if time.time() > deadline:
+                    raise RuntimeError(f"streamlit did not become healthy in 180 s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)  # the server and only its own children
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("learnmech_home")
+    env = {**os.environ, "LEARNMECH_HOME": str(home), "LEARNMECH_PROFILE": "local"}
+    with streamlit_server("app.py", env, home / "server.log") as url:
         yield {"url": url, "home": home}
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and only its own children
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")

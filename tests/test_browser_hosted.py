@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from learnmech_core.store import RunStore
-from tests.test_browser import CHROMIUM, EXCEPTION, READY, ROOT, browser, free_port, open_ready, shot
+from tests.test_browser import CHROMIUM, EXCEPTION, READY, browser, open_ready, shot, streamlit_server
 
 __all__ = ["browser"]  # the Chromium fixture of test_browser.py, used here too
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's Chromium, /usr/bin/chromium")
@@ -30,39 +26,14 @@ MOONS = "model.width=32&model.depth=2&data.name=moons&data.n_train=256&data.n_te
 
 @pytest.fixture(scope="module")
 def hosted(tmp_path_factory):
-    port = free_port()
     home = tmp_path_factory.mktemp("learnmech_hosted")
     secrets = home / "secrets.toml"
     secrets.write_text('LEARNMECH_PROFILE = "hosted"\nLEARNMECH_WORKERS = "2"\n')
     env = {k: v for k, v in os.environ.items() if k not in ("LEARNMECH_PROFILE", "LEARNMECH_WORKERS")}
     env["LEARNMECH_HOME"] = str(home / "store")
-    with open(home / "server.log", "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "deploy/streamlit_cloud/streamlit_app.py", "--server.headless",
-             "true", "--server.port", str(port), "--server.address", "127.0.0.1", "--secrets.files", str(secrets)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited: {(home / 'server.log').read_text()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.read().strip() == b"ok":
-                            break
-                except OSError:
-                    pass
-                assert time.time() < deadline, "streamlit did not become healthy in 180 s"
-                time.sleep(0.5)
-            yield {"url": url, "store": home / "store"}
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server, its forkserver and workers (one process group)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    with streamlit_server("deploy/streamlit_cloud/streamlit_app.py", env, home / "server.log",
+                          "--secrets.files", str(secrets)) as url:
+        yield {"url": url, "store": home / "store"}
 
 
 def session(browser, url: str):
