@@ -39,7 +39,8 @@ def verdict(ph, res: pv.Result, present: bool) -> None:
             heads = [res.per_seed[s].clauses[0] if res.per_seed[s].clauses else None for s in seeds]
             fig = seed_strip(seeds, [h.measured if h else None for h in heads],
                              [h.passed if h else None for h in heads],
-                             head.criterion.bounds(), head.quantity, head.criterion.text, present)
+                             head.criterion.bounds(), head.quantity, head.criterion.text, present,
+                             whole=[res.per_seed[s].passed for s in seeds])
             ui.show_figure(fig, key=f"seeds_{ph.name}", name=f"{ph.name}_seeds", downloads=False)
         with right:
             ui.show_table(pv.seed_table(res.per_seed), f"{ph.name}_seeds", hide_index=True)

@@ -95,3 +95,17 @@ def test_markdown_math_becomes_plain_unicode_where_markdown_is_not_drawn():
     assert plain("$\\lVert W_{l+1}\\rVert^2 - \\lVert W_l\\rVert^2$") == "‖W_(l+1)‖² - ‖W_l‖²"
     assert plain("$\\lambda_0$, $B_\\mathrm{crit}$") == "λ₀, B_crit"
     assert plain("costs $ 5 and no math") == "costs $ 5 and no math"
+
+
+def test_seed_strip_colours_the_headline_and_shapes_the_whole_claim():
+    from learnmech_core.plots.verdict import FAILS, HOLDS, seed_strip
+
+    fig = seed_strip([0, 1, 2], [1.0, 1.2, 0.99], [True, False, True], (0.9, 1.1), "ratio", "within 10% of 1",
+                     whole=[True, False, False])
+    seeds = fig.data[0]
+    assert list(seeds.marker.color) == [HOLDS, FAILS, HOLDS]  # the headline inside / outside its band
+    assert list(seeds.marker.symbol) == ["circle", "x", "x"]  # seed 2: headline in band, another clause failed
+    assert list(seeds.customdata) == ["every clause holds", "a clause fails", "a clause fails"]
+    assert [t.name for t in fig.data[1:]] == ["every clause holds on this seed", "a clause fails on this seed"]
+    plain = seed_strip([0, 1], [1.0, 1.0], [True, True], (0.9, 1.1), "ratio", "within 10% of 1")
+    assert len(plain.data) == 1 and list(plain.data[0].marker.symbol) == ["circle", "circle"]
