@@ -136,7 +136,7 @@ class RunStore:
         with closing(self._connect()) as db, db:
             old = db.execute("SELECT tags FROM runs WHERE key=?", (key,)).fetchone()
             stored = set((old[0] or "").split(",") if old else [])
-            merged = sorted(set(meta.get("tags", [])) | set(tags) | stored - {""})
+            merged = sorted((set(meta.get("tags", [])) | set(tags) | stored) - {""})
             row = _index_row(spec, meta, merged)
             db.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(row))})", row)
 
