@@ -4,7 +4,7 @@ An *operator* here is any callable ``v -> A v`` on 1-D tensors with attributes `
 ``dtype`` and ``device``; :func:`~learnmech_core.curvature.lanczos` and the density tools accept any.
 :func:`hvp_operator` is the public way to get one for ``(model, loss_fn, inputs, targets)``: it builds
 the gradient once with ``create_graph=True`` and each call costs one double-backward pass
-(``torch.autograd.grad(g @ v, params, retain_graph=True)``), about 1.8 training steps. Nothing of size
+(``torch.autograd.grad(g, params, grad_outputs=v, retain_graph=True)``), about 1.8 training steps. Nothing of size
 n x n is formed, except by :func:`full_hessian`, which exists for tests on tiny models. No ``.grad``
 is written (everything goes through ``torch.autograd.grad``); a non-finite loss raises
 ``FloatingPointError``.
@@ -49,9 +49,10 @@ class HVPOperator:
         self.n = sum(p.numel() for p in self.params)
         self.offsets = np.cumsum([0] + [p.numel() for p in self.params]).tolist()
         self.n_calls = 0
-        flat = [torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1)
-                for p, g in zip(self.params, grads, strict=True)]
-        self._flat_grad = torch.cat(flat)
+        self._grads = [None if g is None else g.reshape(p.shape) for p, g in zip(self.params, grads, strict=True)]
+        # the gradients that depend on the parameters: each product back-propagates v through these alone
+        self._active = [i for i, g in enumerate(self._grads) if g is not None and g.requires_grad]
+        self._sizes = [p.numel() for p in self.params]
         self._scale = scale
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
@@ -63,11 +64,13 @@ class HVPOperator:
         if self._scale is not None:
             v = v * self._scale
         self.n_calls += 1
-        if not self._flat_grad.requires_grad:  # loss is (at most) linear in these parameters
+        if not self._active:  # loss is (at most) linear in these parameters
             return torch.zeros(self.n, dtype=self.dtype, device=self.device)
-        with torch.enable_grad():
-            parts = torch.autograd.grad(self._flat_grad @ v, self.params, retain_graph=True,
-                                        allow_unused=True, materialize_grads=True)
+        pieces = v.split(self._sizes)
+        with torch.enable_grad():  # H v = d(g . v)/dtheta, as the vector-Jacobian product of g with v
+            parts = torch.autograd.grad([self._grads[i] for i in self._active], self.params,
+                                        grad_outputs=[pieces[i].view_as(self._grads[i]) for i in self._active],
+                                        retain_graph=True, allow_unused=True, materialize_grads=True)
         hv = torch.cat([p.reshape(-1) for p in parts]).detach()
         if self._scale is not None:
             hv = hv * self._scale
@@ -75,7 +78,8 @@ class HVPOperator:
 
     def gradient(self) -> torch.Tensor:
         """The loss gradient in the operator's coordinates (P^{-1/2} g when preconditioned), detached."""
-        g = self._flat_grad.detach()
+        g = torch.cat([torch.zeros(p.numel(), dtype=self.dtype, device=self.device) if d is None
+                       else d.detach().reshape(-1) for p, d in zip(self.params, self._grads, strict=True)])
         return g * self._scale if self._scale is not None else g
 
     def restricted(self, names: Sequence[str]) -> HVPOperator:
@@ -84,8 +88,7 @@ class HVPOperator:
         idx = [i for i, n in enumerate(self.names) if n in keep]
         if not idx or self._scale is not None:
             raise ValueError("names must select parameters of an unpreconditioned operator")
-        grads = [self._flat_grad[self.offsets[i]:self.offsets[i + 1]] for i in idx]
-        return HVPOperator([self.names[i] for i in idx], [self.params[i] for i in idx], grads)
+        return HVPOperator([self.names[i] for i in idx], [self.params[i] for i in idx], [self._grads[i] for i in idx])
 
     def to_scipy(self):
         """A scipy LinearOperator (float64 numpy in and out) over this operator."""
@@ -149,7 +152,7 @@ def hvp_operator(model: nn.Module, loss_fn: LossFn, inputs: object, targets: obj
     """Operator v -> H v over the selected parameters (v -> P^{-1/2} H P^{-1/2} v with a diagonal precond P).
 
     The gradient is built once with ``create_graph=True``; each call costs one
-    ``torch.autograd.grad(g @ v, params, retain_graph=True)``. The operator holds the
+    ``torch.autograd.grad(g, params, grad_outputs=v, retain_graph=True)``. The operator holds the
     graph, so drop it when done. ``precond`` is the diagonal of P (length ``op.n``);
     the symmetric form has the same eigenvalues as P^{-1} H.
     """
