@@ -56,6 +56,13 @@ rule became the residual certificate and warm starts seed the space with the pre
           measurements, largest true error 2.9e-06; every 10 steps: warm 10-15 (mean 12.67) over 3
     [cnn] every step: warm 4-6 (mean 5.67); every 10 steps: 10 (mean 10.00)
 
+After the HVP became one vector-Jacobian product of the per-parameter gradients with v (no dot product
+through a concatenated gradient; a product now costs what PyHessian's does: 32.6 vs 31.6 ms, was 1.17x),
+--repeats 5, 1 thread, nothing else running (2026-12-05): ours cold 1.555 s median, power->1e-3 3.146 s:
+equal accuracy 0.49x on the MLP, 0.50x on the CNN; warm 0.34x / 0.23x of PyHessian on the stepped model;
+HVP counts unchanged. The rest of our time over the products is the float64 basis (orthogonalisation and
+the residual space over n = 150,794: ~20% of a solve in cProfile).
+
 Earlier runs of the same code read 0.45x and (under load 4-8) 0.32x for the MLP's equal-accuracy
 ratio, 0.51x and 0.47x for the CNN. In products alone it is 39 / 106 = 0.37x on the MLP (medians) and
 20 / 44 = 0.45x on the CNN; each of our products costs 1.2-1.4x one of power iteration's here (the
