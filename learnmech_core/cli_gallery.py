@@ -224,9 +224,13 @@ def phenomena_markdown(verdicts: dict) -> str:
             lines.append(f"- Verdict at quick size: **{'holds' if v['passed'] else 'fails'}**; seeds: " + ", ".join(
                 f"{s['seed']} {'holds' if s['passed'] else 'fails'} ({fmt(s['measured'])})"
                 for s in v.get("seeds", [])))
-            for c in v.get("clauses", []):
+            seeds = v.get("seeds", [])
+            for i, c in enumerate(v.get("clauses", [])):
                 word = {True: "holds", False: "fails", None: "not tested at quick" +
                         (f" ({c['needs']})" if c.get("needs") else "")}[c["passed"]]
+                judged = [s["clauses"][i] for s in seeds if i < len(s.get("clauses", []))]
+                if len(judged) > 1 and c["passed"] is not None:  # a clause's word is a majority over seeds
+                    word += f" on {sum(j is True for j in judged)} of {len(judged)} seeds"
                 lines.append(f"  - {c['claim']}: {c['quantity']} = {fmt(c['measured'])} (predicted: "
                              f"{c['criterion']}): {word}" + (f"; {c['note']}" if c.get("note") else ""))
             lines.append(f"- {v['explanation']}")

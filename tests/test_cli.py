@@ -92,3 +92,20 @@ def test_gallery_build_times_trained_runs_keeps_time_when_reusing_and_strips_wei
     build_gallery(tmp_path, ["saxe_dynamics"], size="tiny", log=lambda s: None, seeds=(0,))
     assert not RunStore(tmp_path).has(stray.key()) and all(RunStore(tmp_path).has(k) for k in keys)
     assert RunStore(tmp_path).has(own.key())
+
+
+def test_phenomena_markdown_says_on_how_many_seeds_each_clause_held():
+    from learnmech_core.cli_gallery import phenomena_markdown
+    from learnmech_core.store import gallery_root
+
+    entry = json.loads((gallery_root() / "verdicts.json").read_text())["catapult"]
+    entry["clauses"] = [c | {"passed": True} for c in entry["clauses"]][:4]
+    entry["passed"] = False
+    entry["seeds"] = [{"seed": 0, "passed": True, "measured": 1.0, "clauses": [True, True, True, True]},
+                      {"seed": 1, "passed": False, "measured": 1.0, "clauses": [True, True, True, False]},
+                      {"seed": 2, "passed": False, "measured": 1.0, "clauses": [True, True, False, True]}]
+    section = phenomena_markdown({"catapult": entry}).split("## catapult")[1].split("\n## ")[0]
+    clauses = [line for line in section.splitlines() if line.startswith("  - ")][:4]  # then "What we tried"
+    assert [line.count("holds on 3 of 3 seeds") for line in clauses] == [1, 1, 0, 0]
+    assert [line.count("holds on 2 of 3 seeds") for line in clauses] == [0, 0, 1, 1]
+    assert "- Verdict at quick size: **fails**" in section
