@@ -182,7 +182,7 @@ def test_mup_gd_is_stable_exactly_while_the_reported_ratio_is_below_one():
             for p, m, k in zip(params, minimum, kick, strict=True):
                 p.copy_(m + k)
         opt = make_optimizer(run_spec, model)  # the trainer's optimiser: one group per lr multiplier
-        start = float(loss_fn(model(x), y))
+        start = float(loss_fn(model(x), y).detach())
         for _ in range(200):  # long enough to grow 1e3-fold, short enough to stay in the linear regime
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
