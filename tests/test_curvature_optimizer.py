@@ -188,5 +188,5 @@ def test_mup_gd_is_stable_exactly_while_the_reported_ratio_is_below_one():
             loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
-        end = float(loss_fn(model(x), y))
+        end = float(loss_fn(model(x), y).detach())
         assert (end < start) if stable else (end > 1e3 * start), (factor, start, end)
