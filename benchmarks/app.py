@@ -33,6 +33,8 @@ Measured (2 cores shared with other agents; --browser-repeat 7; "before" is 3aa1
 <= 1.5 s met; warm (a new visitor, nothing in the browser's cache, to a warm server) 1.04-1.08 s, over the 1 s
 target by 0.04-0.08 s (home / floor = 1.8-1.9). The same visitor opening home again in the same browser (its
 cache holds Streamlit's ~60 scripts) waits 0.42 s (0.40-0.44, 7 visits): the second row's run.
+Tried after that: each card's question and image as one st.html element (16 elements fewer): warm 1.06 s
+(1.02-1.14), floor 0.59 s, no gain; not kept.
 
 Runs one after another move with the load (see the floor). Warm visits interleaved (11 to each server, after
 it settled, load 5): before 1.27 s, after 1.22 s on the same server; the after code 1.26 s -> 1.12 s with
