@@ -27,9 +27,7 @@ import pandas as pd
 from learnmech_core.config import RunSpec
 from learnmech_core.train import Run
 
-from .pool import Task, TrainingPool
-
-FINISHED = ("ok", "diverged", "stopped", "failed")
+from .pool import FINISHED, Task, TrainingPool
 
 
 @dataclass
@@ -150,8 +148,7 @@ class Job:
                                         elapsed_s=s.elapsed_s, eta_s=s.eta_s, message=s.message, run=s.run,
                                         source=s.source, grid=s.grid))
                     continue
-                state = task.state if task.state != "running" or task.rows else "running"
-                out.append(RunState(spec=task.spec, state=state, rows=list(task.rows), step=task.step,
+                out.append(RunState(spec=task.spec, state=task.state, rows=list(task.rows), step=task.step,
                                     total=task.total, elapsed_s=task.elapsed_s, eta_s=task.eta_s,
                                     queue_position=self.pool.position(task), message=task.message, run=task.run,
                                     source=task.source, grid=task.grid, paused=task.paused))

@@ -15,6 +15,7 @@ import streamlit as st
 
 from learnmech_core import phenomena
 from learnmech_core.data import display_name
+from learnmech_core.phenomena import runner
 from learnmech_core.phenomena.base import Verdict, combine_seeds
 
 from . import resources
@@ -52,14 +53,9 @@ class Result:
     seed_runs: dict = field(default_factory=dict)  # seed -> runs
 
 
-def all_specs(ph, size: str, archs, datasets, seeds) -> dict[int, list]:
-    """seed -> specs of that replicate (ValueError names a bad choice)."""
-    return {int(s): ph.specs(size, archs or None, datasets or None, seed=int(s)) for s in seeds}
-
-
 def result(ph, size: str, archs, datasets, seeds=(0,)) -> tuple[list, Result | None]:
     """(specs of every seed, result) where result is None unless every run is stored (store, then gallery)."""
-    by_seed = all_specs(ph, size, archs, datasets, seeds)
+    by_seed = runner.all_specs(ph.name, size, archs or None, datasets or None, seeds)  # ValueError names a bad choice
     specs = [s for grid in by_seed.values() for s in grid]
     keys = tuple(tuple(spec.key() for spec in grid) for grid in by_seed.values())
     where = tuple(resources.locate(k) for grid in keys for k in grid)
@@ -121,13 +117,6 @@ def summary(verdict: Verdict | None) -> str:
         return f"measured {verdict.measured}"
 
 
-def clause_table(verdict: Verdict) -> pd.DataFrame:
-    """One row per clause of the claim: the clause, what is measured, the criterion, the number, the verdict."""
-    return pd.DataFrame([{"clause": c.claim, "measured quantity": c.quantity, "criterion": c.criterion.text,
-                          "measured": c.measured, "verdict": _word(c.passed, c.needs), "per seed": c.note}
-                         for c in verdict.clauses])
-
-
 def seed_table(per_seed: dict) -> pd.DataFrame:
     """One row per seed: its headline number, its verdict and which clauses held."""
     return pd.DataFrame([{"seed": s, "headline": v.measured, "verdict": _word(v.passed),
@@ -154,8 +143,8 @@ def tried_table(ph) -> pd.DataFrame:
     return pd.DataFrame([{"set-up": t.setup, "outcome": t.outcome, "seeds": t.seeds} for t in ph.tried])
 
 
-def _word(passed, needs: str = "") -> str:
-    return {True: "holds", False: "fails"}.get(passed, f"not tested here ({needs})" if needs else "n/a")
+def _word(passed) -> str:
+    return {True: "holds", False: "fails"}.get(passed, "n/a")
 
 
 def _fmt(x) -> str:

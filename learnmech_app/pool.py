@@ -72,17 +72,10 @@ class Task:
     subscribers: int = 1
     source: str = "trained"  # "store" when it came finished from the store
     stop_requested_at: float | None = None
-    version: int = 0
 
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
-
-    def partial_run(self) -> Run:
-        """The result, or the history so far (status 'running' / 'queued') for live charts."""
-        if self.run is not None:
-            return self.run
-        return Run(spec=self.spec, history=pd.DataFrame(self.rows), status=self.state, message=self.message)
 
 
 _MAIN_LOCK = threading.Lock()
@@ -267,9 +260,7 @@ class TrainingPool:
         with self._lock:
             self._closed = True
             for w in self._workers:
-                with contextlib.suppress(OSError):
-                    w.conn.send(("exit",))
-                w.close()
+                self._send_exit(w)
             self._workers = []
         self._wake()
 
@@ -308,7 +299,6 @@ class TrainingPool:
                 return
 
     def _touch(self, task: Task) -> None:
-        task.version += 1
         self.changed.notify_all()
 
     def _finish(self, task: Task, state: str, run: Run | None = None, message: str = "") -> None:
@@ -486,8 +476,7 @@ class TrainingPool:
                 self._replace(w, kill=True)
                 self._finish(task, "stopped", self._stopped_run(task), "stopped (its training process was ended: "
                              f"a step took longer than {self.stop_grace_s:g} s)")
-            elif check_memory and w.rss_mb() > self.memory_cap_mb:
-                used = w.rss_mb()
+            elif check_memory and (used := w.rss_mb()) > self.memory_cap_mb:
                 self._replace(w, kill=True)
                 self._finish(task, "failed", message=f"stopped: it used {used:.0f} MB, more than the {self.profile} "
                                                      f"profile's cap of {self.memory_cap_mb:g} MB per run")

@@ -35,7 +35,6 @@ def verdict(ph, res: pv.Result, present: bool) -> None:
         head = v.clauses[0]
         left, right = st.columns([3, 2])
         with left:
-            seeds = sorted(res.per_seed)
             heads = [res.per_seed[s].clauses[0] if res.per_seed[s].clauses else None for s in seeds]
             fig = seed_strip(seeds, [h.measured if h else None for h in heads],
                              [h.passed if h else None for h in heads],
