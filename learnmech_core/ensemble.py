@@ -538,12 +538,11 @@ def _drive(solvers: dict, flat_grad, plist, members, rows, positions, step, scal
             if s.done:
                 continue
             w = products[j] if shifts is None else products[j] + shifts[j] * vectors[j]
-            if not bool(torch.isfinite(w).all()):
-                _probe_failed(members[positions[j]], rows[positions[j]], step,
-                              "FloatingPointError: a Hessian-vector product is not finite")
+            try:
+                s.feed(w)  # checks that the product is finite
+            except FloatingPointError as err:
+                _probe_failed(members[positions[j]], rows[positions[j]], step, f"FloatingPointError: {err}")
                 del solvers[j]
-                continue
-            s.feed(w)
 
 
 def _batched_hvp(flat_grad: torch.Tensor, params: list[torch.Tensor], vectors: torch.Tensor) -> torch.Tensor:

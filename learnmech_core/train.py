@@ -166,7 +166,7 @@ def device_split(data, loss: str, device, dtype) -> tuple[torch.Tensor, ...]:
             on_device(data.targets(data.y_test, loss)))
 
 
-def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started, control=None, changes=None):
+def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started, control, changes):
     caps = current_caps()
     device = resolve_device(spec.device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
@@ -192,7 +192,6 @@ def _loop(spec, run, rows, spectra_rows, on_progress, should_stop, data, started
     timings = run.timings
     timings.update(train_s=0.0, eval_s=0.0, probe_s={})
     o, steps = spec.optim, spec.optim.steps
-    changes = dict(o.lr_changes) if changes is None else changes
     rule = StepRule(spec)
     t0 = time.perf_counter()
 

@@ -35,8 +35,8 @@ class HVPOperator:
 
     Build it with :func:`hvp_operator` (or from any scalar loss's ``create_graph=True`` gradients).
     Attributes: ``n`` (length of v), ``dtype`` and ``device`` (the parameters'), ``names`` and
-    ``params`` (the selected parameters, in model order), ``offsets`` (where each parameter starts in
-    the flat vector) and ``n_calls`` (products so far). It holds the autograd graph: drop it when done.
+    ``params`` (the selected parameters, in model order; v is their flattened values in that order) and
+    ``n_calls`` (products so far). It holds the autograd graph: drop it when done.
     """
 
     def __init__(self, names: list[str], params: list[torch.Tensor], grads: Sequence[torch.Tensor | None],
@@ -47,7 +47,6 @@ class HVPOperator:
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.n = sum(p.numel() for p in self.params)
-        self.offsets = np.cumsum([0] + [p.numel() for p in self.params]).tolist()
         self.n_calls = 0
         self._grads = [None if g is None else g.reshape(p.shape) for p, g in zip(self.params, grads, strict=True)]
         # the gradients that depend on the parameters: each product back-propagates v through these alone
@@ -75,12 +74,6 @@ class HVPOperator:
         if self._scale is not None:
             hv = hv * self._scale
         return hv
-
-    def gradient(self) -> torch.Tensor:
-        """The loss gradient in the operator's coordinates (P^{-1/2} g when preconditioned), detached."""
-        g = torch.cat([torch.zeros(p.numel(), dtype=self.dtype, device=self.device) if d is None
-                       else d.detach().reshape(-1) for p, d in zip(self.params, self._grads, strict=True)])
-        return g * self._scale if self._scale is not None else g
 
     def restricted(self, names: Sequence[str]) -> HVPOperator:
         """The operator of the diagonal block of H belonging to a subset of this operator's parameter names."""
