@@ -260,6 +260,29 @@ class Verdict:
                 "details": {k: _num(v) if isinstance(v, float) else v for k, v in self.details.items()}}
 
 
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log y against log x over finite positive points (NaN if fewer than 3)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 3 else float("nan")
+
+
+def worst_value(values, criterion) -> float:
+    """Of several measurements of one clause (one per group), the one its criterion judges worst: NaN if any
+    is NaN or there is none, else the one deepest outside (or nearest the edge of) the accepted range."""
+    values = [float(v) for v in values]
+    if not values or not np.all(np.isfinite(values)):
+        return float("nan")
+    lo, hi = criterion.bounds()
+    return min(values, key=lambda v: min(v - lo, hi - v))
+
+
+def largest(values) -> float:
+    """The largest value, NaN if there is none or any is NaN (a group that was not measured)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.max()) if len(values) and np.all(np.isfinite(values)) else float("nan")
+
+
 def combine_seeds(verdicts: dict[int, Verdict], min_fraction: float = 2 / 3) -> Verdict:
     """One verdict over seeds: the prediction holds when it holds whole (every clause) on at least `min_fraction`
     of the seeds, each seed judged from its own runs alone (`pass_fraction` in the details).
@@ -280,7 +303,7 @@ def combine_seeds(verdicts: dict[int, Verdict], min_fraction: float = 2 / 3) -> 
         per = [verdicts[s].clauses[i] if i < len(verdicts[s].clauses) else None for s in seeds]
         values = [c.measured for c in per if c is not None and c.measured is not None]
         judged = [c.passed for c in per if c is not None and c.passed is not None]
-        passed = None if not judged else sum(judged) >= min_fraction * len(seeds)
+        passed = None if not judged else sum(judged) >= need
         note = "per seed: " + ", ".join(
             f"{s}: {_fmt(None if c is None else c.measured)} {'' if c is None else _mark(c.passed)}"
             for s, c in zip(seeds, per, strict=True))

@@ -46,8 +46,7 @@ import numpy as np
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..data import describe
 from ..models import ARCH_INPUTS
-from .base import Clause, Phenomenon, Source, Verdict, at_most, data_spec, run_row, within
-from .lazy_vs_rich import loglog_slope, worst_value
+from .base import Clause, Phenomenon, Source, Verdict, at_most, data_spec, loglog_slope, run_row, within, worst_value
 
 PROBE = "learnmech_core.phenomena.conservation_laws_probe:LayerGradProbe"
 SLOPE_EXPECTED, SLOPE_TOL = 2.0, 0.3

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from ..data import describe, display_name
-from .base import Clause, Phenomenon, Source, Tried, Verdict, at_least, at_most, run_row
+from .base import Clause, Phenomenon, Source, Tried, Verdict, at_least, at_most, largest, run_row
 from .eigenlearning_theory import learnabilities, learning_curve, solve_kappa
 
 PROBE = "learnmech_core.phenomena.eigenlearning_probe:EigenlearningProbe"
@@ -139,11 +139,6 @@ def figure_summary(runs) -> dict:
     return {"kernels": kernels, "rel_tol": REL_TOL, "learn_tol": LEARN_TOL}
 
 
-def _worst(values) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(values.max()) if len(values) and np.all(np.isfinite(values)) else float("nan")
-
-
 class Eigenlearning(Phenomenon):
     name = "eigenlearning"
     title = "Can a kernel's eigenvalues alone predict its learning curve?"
@@ -215,19 +210,19 @@ class Eigenlearning(Phenomenon):
             return Verdict.none("No runs to judge.")
         clauses = [
             Clause.judge("the eigenvalues predict the test MSE at every $n$", "largest |predicted / measured test MSE "
-                         "- 1| over n and kernels", mse_c, _worst(rels)),
+                         "- 1| over n and kernels", mse_c, largest(rels)),
             Clause.judge("... and the first-order statistics: each eigenfunction's learnability is "
                          "$\\lambda_i / (\\lambda_i + \\kappa)$",
                          "largest |measured - predicted learnability| beyond two standard errors, over modes, n and "
-                         "kernels", learn_c, _worst(excess)),
+                         "kernels", learn_c, largest(excess)),
             Clause.judge("for kernels in general", "kernels with a measured learning curve", count_c,
                          float(sum(np.isfinite(r) for r in rels))),
         ]
         failing = [c for c in clauses if not c.passed]
         lead = (f"The eigenvalues predict the learning curves of {len(rows)} kernels. " if not failing else
                 f"{len(failing)} of {len(clauses)} clauses miss the prediction. ")
-        details = {"kernels": len(rows), "worst_max_rel_error": _worst(rels), "worst_learnability_excess":
-                   _worst(excess), "worst_r2_log": min((r["r2_log"] for r in rows), default=float("nan"))}
+        details = {"kernels": len(rows), "worst_max_rel_error": largest(rels), "worst_learnability_excess":
+                   largest(excess), "worst_r2_log": min((r["r2_log"] for r in rows), default=float("nan"))}
         return Verdict.of(clauses, lead + "; ".join(notes) + ".", rows, details)
 
     def figures(self, runs, verdict=None, normalised=True, presentation=False):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Clause, Phenomenon, Source, Verdict, between, data_spec, run_row, within
+from .base import Clause, Phenomenon, Source, Verdict, between, data_spec, loglog_slope, run_row, within, worst_value
 
 PROBE = "learnmech_core.phenomena.lazy_vs_rich_probe:LazyRichProbe"
 TOL = 0.15
@@ -47,13 +47,6 @@ SIZE_SETTINGS = {
     "quick": ((128, 256, 512, 1024), 400, 128, 64, 4),  # within the hosted width cap
     "full": ((128, 256, 512, 1024, 2048, 4096), 1000, 256, 128, 10),
 }
-
-
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x over finite positive points (NaN if fewer than 3)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 3 else float("nan")
 
 
 def width_series(runs, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -85,16 +78,6 @@ def criteria(param: str) -> tuple:
     if param == "ntk":
         return within(EXPECTED_SLOPE["ntk"], TOL), between(NTK_KERNEL_RANGE[0] - TOL, NTK_KERNEL_RANGE[1] + TOL)
     return within(EXPECTED_SLOPE["mup"], TOL), within(EXPECTED_SLOPE["mup"], TOL)
-
-
-def worst_value(values, criterion) -> float:
-    """Of several measurements of one clause (one per group), the one its criterion judges worst: NaN if any
-    is NaN or there is none, else the one deepest outside (or nearest the edge of) the accepted range."""
-    values = [float(v) for v in values]
-    if not values or not np.all(np.isfinite(values)):
-        return float("nan")
-    lo, hi = criterion.bounds()
-    return min(values, key=lambda v: min(v - lo, hi - v))
 
 
 def figure_summary(runs) -> dict:

@@ -38,8 +38,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ModelSpec, OptimSpec, ProbeSpec, RunSpec
-from .base import Clause, Phenomenon, Source, Verdict, at_least, at_most, data_spec, minibatch, run_row
-from .lazy_vs_rich import loglog_slope, worst_value
+from .base import (
+    Clause,
+    Phenomenon,
+    Source,
+    Verdict,
+    at_least,
+    at_most,
+    data_spec,
+    loglog_slope,
+    minibatch,
+    run_row,
+    worst_value,
+)
 
 PROBE = "learnmech_core.phenomena.mup_transfer_probe:CoordCheckProbe"
 ARGMIN_TOL = 1.0  # grid steps (factor 2)

@@ -17,8 +17,6 @@ from ..store import RunStore
 from ..train import get_or_train
 from .base import Verdict, combine_seeds
 
-DEFAULT_SEEDS = (0, 1, 2)
-
 
 @dataclass
 class PhenomenonResult:

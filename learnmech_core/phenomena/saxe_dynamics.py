@@ -47,7 +47,7 @@ import numpy as np
 
 from ..config import DataSpec, ModelSpec, OptimSpec, ProbeSpec, RunSpec
 from . import saxe_dynamics_theory as theory
-from .base import Clause, Phenomenon, Source, Tried, Verdict, at_most, run_row
+from .base import Clause, Phenomenon, Source, Tried, Verdict, at_most, largest, run_row
 
 PROBE = "learnmech_core.phenomena.saxe_dynamics_probe:SaxeModeProbe"
 RMS_TOL = 0.05  # two layers: RMS deviation from the closed form, in units of s
@@ -66,12 +66,6 @@ SIZE_SETTINGS = {
 def _floats(values) -> list:
     """A JSON-safe list: floats, None for NaN."""
     return [float(v) if np.isfinite(v) else None for v in values]
-
-
-def _worst(values) -> float:
-    """Largest value, NaN if there is none or any is NaN (a mode that was not measured or not learned)."""
-    values = np.asarray(values, dtype=float)
-    return float(values.max()) if len(values) and np.all(np.isfinite(values)) else float("nan")
 
 
 def singular_values(spec: RunSpec) -> np.ndarray:
@@ -109,7 +103,7 @@ def two_layer_check(run) -> dict:
             continue
         pred = theory.two_layer_mode(t, s[a], u0[a])
         rms.append(float(np.sqrt(np.mean((u[:, a] - pred) ** 2)) / s[a]))
-    return {"rms": rms, "measured": _worst(rms)}
+    return {"rms": rms, "measured": largest(rms)}
 
 
 def out_of_order(half) -> float:
@@ -134,7 +128,7 @@ def deep_check(run) -> dict:
     predicted = [theory.rise_time(sa, depth) for sa in s]
     errors = [abs((rise[a] / rise[0]) / (predicted[a] / predicted[0]) - 1.0) for a in range(1, len(s))]
     return {"half": half, "rise": rise, "rise_pred": predicted, "ratio_errors": errors,
-            "out_of_order": out_of_order(half), "measured": _worst(errors)}
+            "out_of_order": out_of_order(half), "measured": largest(errors)}
 
 
 def figure_summary(runs) -> dict:
@@ -232,21 +226,21 @@ class SaxeDynamics(Phenomenon):
                                 f"{sorted({r.spec.model.depth for r in runs})}.")
         clauses = [
             Clause.judge("with two layers every mode follows Saxe's closed form $u(t)$ from its measured $u_0$",
-                         "worst RMS distance from the closed form / s (two layers)", rms_crit, _worst(shallow)),
+                         "worst RMS distance from the closed form / s (two layers)", rms_crit, largest(shallow)),
             Clause.judge("deeper nets learn the modes strongest first",
                          "mode pairs learned out of the order of their singular values (depths "
                          f"{', '.join(map(str, sorted(per_depth)))})", at_most(0),
                          float(np.sum(disorder)) if np.all(np.isfinite(disorder)) else float("nan")),
         ]
         clauses += [Clause.judge(f"at depth {d} rise times scale as $s^{{-(2-2/D)}} = s^{{-{2 - 2 / d:.3g}}}$",
-                                 f"worst relative error of rise-time ratios (depth {d})", ratio_crit, _worst(errs))
+                                 f"worst relative error of rise-time ratios (depth {d})", ratio_crit, largest(errs))
                     for d, errs in sorted(per_depth.items())]
         failing = [c for c in clauses if not c.passed]
         text = ("Modes switch on one at a time as predicted. " if not failing else
                 f"{len(failing)} of {len(clauses)} clauses miss the prediction. ")
         text += "; ".join(c.line() for c in clauses) + "."
-        details = {"two_layer_rms": _worst(shallow),
-                   "deep_ratio_error": _worst([e for errs in per_depth.values() for e in errs]),
+        details = {"two_layer_rms": largest(shallow),
+                   "deep_ratio_error": largest([e for errs in per_depth.values() for e in errs]),
                    "out_of_order_pairs": clauses[1].measured if clauses[1].measured is not None else float("nan")}
         return Verdict.of(clauses, text, rows, details)
 
