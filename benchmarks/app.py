@@ -127,8 +127,6 @@ def live_chart_delay() -> tuple[float, float, int]:
     return (first if first is not None else float("nan")), total, live
 
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]
 # every image in the main area: the home page has none but the cards' figures (img.card-figure; st.image before)
 CARDS_VISIBLE = ("() => [...document.querySelectorAll('[data-testid=stMain] img')]"
                  ".filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length")
@@ -171,13 +169,15 @@ def browser_home(expected: int, repeat: int, cold_repeat: int = 3) -> tuple[list
     """
     from playwright.sync_api import sync_playwright
 
+    from learnmech_core.plots.render import FLAGS, chromium_path
+
     bare = Path(tempfile.mkdtemp(prefix="learnmech_bench_bare_")) / "bare.py"
     bare.write_text(BARE_APP)
     floor_proc, floor_url = start_server(tempfile.mkdtemp(prefix="learnmech_bench_browser_"), str(bare))
     servers = [floor_proc]
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            browser = p.chromium.launch(executable_path=str(chromium_path()), args=FLAGS)
 
             def visit(address: str, ready: str, times: int = 1) -> float:
                 """Seconds of the last of `times` visits in one new browser context (later ones: cache kept)."""

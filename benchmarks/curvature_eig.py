@@ -257,14 +257,14 @@ def timed(fn: Callable, *args) -> tuple[float, tuple]:
     return time.perf_counter() - t0, out
 
 
-def gd_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
-    """A copy of model after one full-batch GD step at GD_LR."""
+def gd_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float = GD_LR) -> nn.Module:
+    """A copy of model after one full-batch GD step (cross-entropy) at lr."""
     stepped = copy.deepcopy(model)
     loss = nn.CrossEntropyLoss()(stepped(x), y)
     grads = torch.autograd.grad(loss, list(stepped.parameters()))
     with torch.no_grad():
         for p, g in zip(stepped.parameters(), grads, strict=True):
-            p -= GD_LR * g
+            p -= lr * g
     return stepped
 
 
@@ -313,7 +313,6 @@ def bench_trajectory(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tens
 
     Returns (mean HVPs per warm measurement, largest true relative error, measurements); the reference at
     each measurement is our Lanczos at tol 1e-8 (not timed)."""
-    model = copy.deepcopy(model)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(2**31)  # one probe stream for the run, as the trainer's
     prev, hvps, worst, cold = None, [], 0.0, 0
@@ -327,11 +326,7 @@ def bench_trajectory(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tens
             else:
                 hvps.append(res.n_hvp)
             prev = res
-        loss = loss_fn(model(x), y)
-        grads = torch.autograd.grad(loss, list(model.parameters()))
-        with torch.no_grad():
-            for p, g in zip(model.parameters(), grads, strict=True):
-                p -= lr * g
+        model = gd_step(model, x, y, lr)  # a stepped copy: the caller's model stays as it was
     mean = statistics.mean(hvps)
     print(f"  [{name}] GD lr {lr} for {steps} steps, sharpness every {every}: cold {cold} HVPs, warm "
           f"{min(hvps)}-{max(hvps)} (mean {mean:.2f}) over {len(hvps)} measurements; largest true error "

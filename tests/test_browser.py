@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from learnmech_core.plots.render import FLAGS, chromium_path
+
+CHROMIUM = chromium_path()  # /usr/bin/chromium unless LEARNMECH_CHROMIUM names another
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="browser tests need Debian's Chromium at /usr/bin/chromium "
                                        "(apt-get install chromium); scripts/test.sh installs it when run as root")
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]
 PAGES = {"home": "", "phenomena": "phenomena", "explore": "explore", "your_data": "your_data",
          "spectra": "spectra", "compare": "compare", "runs": "runs"}
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"

@@ -15,9 +15,9 @@ import time
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from test_browser import CHROMIUM, EXCEPTION, READY, browser, open_ready, shot, streamlit_server
 
 from learnmech_core.store import RunStore
-from tests.test_browser import CHROMIUM, EXCEPTION, READY, browser, open_ready, shot, streamlit_server
 
 __all__ = ["browser"]  # the Chromium fixture of test_browser.py, used here too
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="browser tests need Debian's Chromium, /usr/bin/chromium")

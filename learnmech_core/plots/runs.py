@@ -127,13 +127,9 @@ def metric_columns(runs: Iterable) -> list[str]:
 # labels
 
 
-def _flat(spec) -> dict:
-    return spec.flat()
-
-
 def varying_fields(specs: Sequence) -> list[str]:
     """Dotted spec fields whose values differ among the specs (in spec order)."""
-    flats = [_flat(s) for s in specs]
+    flats = [s.flat() for s in specs]
     if len(flats) < 2:
         return []
     return [k for k in flats[0] if len({repr(f.get(k)) for f in flats}) > 1]
@@ -155,7 +151,7 @@ LABEL_FIELDS = 3
 
 def run_label(spec, varying: Sequence[str] = (), max_fields: int = LABEL_FIELDS) -> str:
     """'mlp · digits' plus (up to max_fields of) the fields that tell this run apart from the others shown."""
-    flat = _flat(spec)
+    flat = spec.flat()
     fields = [k for k in varying if k not in ("model.arch", "data.name")]
     fields = sorted(fields, key=lambda k: _LABEL_PRIORITY.index(k) if k in _LABEL_PRIORITY else len(_LABEL_PRIORITY))
     parts = []
@@ -422,7 +418,7 @@ def group_runs(runs: Sequence, by: Sequence[str]) -> list[tuple[str, list]]:
     """Runs grouped by equal values of the given dotted spec fields (others, e.g. seed, averaged over)."""
     groups: dict[tuple, list] = {}
     for run in runs:
-        flat = _flat(run.spec)
+        flat = run.spec.flat()
         groups.setdefault(tuple(repr(flat.get(f)) for f in by), []).append(run)
     out = []
     for members in groups.values():
