@@ -42,9 +42,18 @@ def with_hessian_spectra(index: pd.DataFrame, look_at: int = 20) -> str | None:
     spectra, else the gallery's showcase run, else None."""
     mine = index[index["source"] == "store"].head(look_at)
     for key in mine["key"]:
-        run, _ = resources.load_run(key)
-        if run is not None and len(run.spectra) and run.spectra["kind"].astype(str).str.startswith("hessian").any():
+        if _has_hessian_spectra(key):
             return key
     tags = index["tags"].fillna("").astype(str)
     showcase = index[tags.str.contains(SHOWCASE_TAG, regex=False)]
     return str(showcase["key"].iloc[0]) if len(showcase) else None
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _has_hessian_spectra(key: str) -> bool:
+    """Whether a stored run recorded Hessian spectra (a run's key fixes its content, so the answer is kept:
+    the Spectra page asks on every rerun, and reading a whole run to answer costs far more)."""
+    run, _ = resources.load_run(key)
+    if run is None or not len(run.spectra):
+        return False
+    return bool(run.spectra["kind"].astype(str).str.startswith("hessian").any())
